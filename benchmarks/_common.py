@@ -1,0 +1,38 @@
+"""Shared helpers for benchmark scripts: figures to stdout and JSON beside the script."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary_ms(values: list[float]) -> dict[str, float]:
+    return {
+        "count": len(values),
+        "p50_ms": round(statistics.median(values) * 1000, 2) if values else None,
+        "p99_ms": round(percentile(values, 0.99) * 1000, 2) if values else None,
+        "max_ms": round(max(values) * 1000, 2) if values else None,
+    }
+
+
+def write_results(name: str, figures: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    figures = {"benchmark": name, "when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": platform.platform(),
+               "cpu_count": __import__("os").cpu_count(), **figures}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+    return path

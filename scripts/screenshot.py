@@ -1,0 +1,77 @@
+"""Screenshots of the real window, one per panel, for the README and for looking at the UI.
+
+Run under a display, e.g.:  xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python scripts/screenshot.py
+Options: --generate  runs one generation in each generator panel first (built-in models)
+         --out DIR   where PNGs go (default docs/)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from studio.app import PANELS, create_window  # noqa: E402
+
+PROMPTS = {"image": "red heart", "text": "The meaning of life is", "music": "slow chorale in D minor"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--generate", action="store_true")
+    parser.add_argument("--out", default="docs")
+    parser.add_argument("--panels", default=",".join(name for name, _ in PANELS))
+    args = parser.parse_args()
+    os.environ.setdefault("LATENT_STUDIO_HOME", tempfile.mkdtemp())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication([])
+    app.setOrganizationName("LatentStudioScreenshots")
+    app.setApplicationName("screenshots")
+    window = create_window(app, warm_up=True)
+    window.resize(1360, 860)
+    window.move(0, 0)
+    window.show()
+    names = args.panels.split(",")
+    todo = list(names)
+
+    def shoot_next() -> None:
+        if not todo:
+            window.close()
+            app.quit()
+            return
+        name = todo.pop(0)
+        window.show_panel(name)
+        if args.generate and name in PROMPTS:
+            window.state.panels[name].set("prompt", PROMPTS[name])
+            window.state.panels[name].set("seed", 7)
+            job = window.state.generate(name)
+
+            def done(info) -> None:
+                if info.job.id == job.id and not info.active:
+                    window.state.job_changed.disconnect(done)
+                    QTimer.singleShot(400, lambda: grab(name))
+
+            window.state.job_changed.connect(done)
+        else:
+            QTimer.singleShot(600, lambda: grab(name))
+
+    def grab(name: str) -> None:
+        screen = app.primaryScreen()
+        picture = screen.grabWindow(0) if os.environ.get("DISPLAY") else window.grab()
+        picture.save(str(out / f"screenshot-{name}.png"))
+        print(out / f"screenshot-{name}.png")
+        shoot_next()
+
+    QTimer.singleShot(1500, shoot_next)
+    app.exec()
+
+
+if __name__ == "__main__":
+    main()

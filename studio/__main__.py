@@ -1,0 +1,169 @@
+"""`python -m studio` opens the app; `python -m studio generate …` runs one job headless.
+
+Headless runs use the same engine tasks as the app's worker, write the same files with the
+same embedded recipe, and add the output to the same history. Diagnostics go to stderr; for
+text, stdout carries only the generated text, so it can be piped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+DEFAULT_MODELS = {"image": "builtin:emoji-ldm", "text": "builtin:text-gpt", "music": "builtin:music-gpt"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Latent Studio: image, text and music generators.")
+    commands = parser.add_subparsers(dest="command")
+    generate = commands.add_parser("generate", help="run one generation headless and print where the output went")
+    kinds = generate.add_subparsers(dest="modality", required=True)
+
+    image = kinds.add_parser("image", help="text to image (or image to image with --init-image)")
+    _common(image, "image")
+    image.add_argument("--negative-prompt", default="")
+    image.add_argument("--steps", type=int, default=20)
+    image.add_argument("--guidance", type=float, default=5.0)
+    image.add_argument("--width", type=int, default=64)
+    image.add_argument("--height", type=int, default=64)
+    image.add_argument("--scheduler", default="dpmpp_2m")
+    image.add_argument("--batch-count", type=int, default=1)
+    image.add_argument("--variation-seed", type=int, default=0)
+    image.add_argument("--variation-strength", type=float, default=0.0)
+    image.add_argument("--init-image", default="")
+    image.add_argument("--mask-image", default="")
+    image.add_argument("--strength", type=float, default=0.75)
+
+    text = kinds.add_parser("text", help="continue a prompt with a language model; prints only the text")
+    _common(text, "text")
+    text.add_argument("--max-new-tokens", type=int, default=200)
+    text.add_argument("--temperature", type=float, default=0.8)
+    text.add_argument("--top-k", type=int, default=40)
+    text.add_argument("--top-p", type=float, default=0.95)
+    text.add_argument("--min-p", type=float, default=0.0)
+    text.add_argument("--typical-p", type=float, default=1.0)
+    text.add_argument("--repetition-penalty", type=float, default=1.1)
+    text.add_argument("--greedy", action="store_true")
+    text.add_argument("--stop", action="append", default=[], help="a stop sequence (repeatable)")
+
+    music = kinds.add_parser("music", help="compose; writes FILE.mid and FILE.wav beside it")
+    _common(music, "music")
+    music.add_argument("--bars", type=int, default=8)
+    music.add_argument("--temperature", type=float, default=1.0)
+    music.add_argument("--top-k", type=int, default=0)
+    music.add_argument("--top-p", type=float, default=0.95)
+    music.add_argument("--tempo", type=int, default=0)
+    music.add_argument("--key", default="")
+    music.add_argument("--instrument", default="piano")
+    music.add_argument("--continue", dest="continue_from", default="", help="a MIDI file to extend")
+
+    convert = commands.add_parser("convert-checkpoint", help="convert a trusted pickle checkpoint to .safetensors")
+    convert.add_argument("source")
+    convert.add_argument("--out", default=None)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser, modality: str) -> None:
+    parser.add_argument("--prompt", required=True)
+    parser.add_argument("--model", default=DEFAULT_MODELS[modality])
+    parser.add_argument("--seed", type=int, default=None, help="default: a random seed (printed)")
+    parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    parser.add_argument("--out", default=None, help="also copy the output here")
+
+
+NOT_PARAMS = {"command", "modality", "prompt", "negative_prompt", "model", "seed", "device", "out"}
+
+
+def recipe_from_args(args: argparse.Namespace):
+    import random
+
+    from studio.engine.recipe import Recipe
+
+    params = {k: v for k, v in vars(args).items() if k not in NOT_PARAMS}
+    if args.modality == "text":
+        params["stop"] = list(args.stop)
+    seed = args.seed if args.seed is not None else random.randint(0, 2**32 - 1)
+    return Recipe(args.modality, prompt=args.prompt, negative_prompt=getattr(args, "negative_prompt", ""),
+                  model=args.model, seed=seed, params=params)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from studio import paths
+    from studio.engine.devices import pick_device
+    from studio.engine.history import History
+    from studio.engine.jobs import Job, TaskContext, UserError
+    from studio.engine.models import ModelCache
+    from studio.engine.tasks import find_task
+
+    recipe = recipe_from_args(args)
+
+    def report(progress) -> None:
+        if args.modality != "text":
+            print(f"\rstep {progress.step}/{progress.total}", end="", file=sys.stderr, flush=True)
+
+    try:
+        device = pick_device(args.device)
+        context = TaskContext(report, lambda: False, ModelCache(), device)
+        result = find_task(f"{args.modality}.generate")(Job(f"{args.modality}.generate", recipe), context)
+        history = History(paths.history_db_path(), paths.outputs_dir())
+        for artifact in result.artifacts:
+            history.save_artifact(artifact)
+    except (UserError, ValueError, OSError) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 2
+    if args.modality != "text":
+        print(file=sys.stderr)
+    for index, artifact in enumerate(result.artifacts):
+        written = _copy_out(artifact.files, args.out, index)
+        if args.modality == "text":
+            sys.stdout.write(artifact.payload)
+            sys.stdout.flush()
+            print(f"\nseed {artifact.recipe.seed}; saved to {', '.join(map(str, written))}", file=sys.stderr)
+        else:
+            print(f"seed {artifact.recipe.seed}; saved to {', '.join(map(str, written))}")
+    return 0
+
+
+def _copy_out(files: list[Path], out: str | None, index: int) -> list[Path]:
+    """Copy the saved files to --out (FILE.png; music: FILE.mid + FILE.wav beside it)."""
+    if not out:
+        return files
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for file in files:
+        stem = target.stem if index == 0 else f"{target.stem}-{index + 1}"
+        destination = target.with_name(stem + file.suffix)
+        shutil.copyfile(file, destination)
+        copied.append(destination)
+    return copied
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from studio.engine.catalog import convert_pickle_to_safetensors
+    from studio.engine.jobs import UserError
+
+    try:
+        written = convert_pickle_to_safetensors(Path(args.source), Path(args.out) if args.out else None)
+    except (UserError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(written)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv if argv is not None else sys.argv[1:])
+    if args.command == "generate":
+        return run_generate(args)
+    if args.command == "convert-checkpoint":
+        return run_convert(args)
+    from studio.app import main as app_main
+
+    return app_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

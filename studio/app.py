@@ -1,0 +1,280 @@
+"""The main window and the one place that wires state, worker, history and panels together."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QActionGroup, QDesktopServices, QIcon, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QWidget,
+)
+
+from studio import __version__, paths
+from studio.engine.catalog import read_catalog
+from studio.engine.export import recipe_from_file
+from studio.engine.history import History
+from studio.engine.jobs import Job
+from studio.engine.recipe import RecipeError
+from studio.state import State
+from studio.widgets.progress import JobQueueView
+from studio.worker import Worker
+
+log = logging.getLogger(__name__)
+ORGANISATION = "LatentStudio"
+PANELS = [("image", "Image"), ("text", "Text"), ("music", "Music"), ("latent", "Latent Explorer"), ("gallery", "Gallery")]
+DEVICES = [("Automatic (best available)", "auto"), ("NVIDIA GPU (CUDA)", "cuda"), ("Apple GPU (MPS)", "mps"), ("CPU", "cpu")]
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, state: State, history: History, worker: Worker) -> None:
+        super().__init__()
+        self.state, self.history, self.worker = state, history, worker
+        self.setWindowTitle("Latent Studio")
+        icon = paths.assets_dir() / "icon.svg"
+        if icon.exists():
+            self.setWindowIcon(QIcon(str(icon)))
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.tabBar().setDrawBase(False)
+        # Panels are built the first time they are shown: start-up pays for one panel, not five.
+        self.panels: dict[str, QWidget] = {}
+        for name, label in PANELS:
+            placeholder = QWidget()
+            placeholder.setObjectName(name)
+            self.tabs.addTab(placeholder, label)
+        self.tabs.currentChanged.connect(lambda index: self.panel(PANELS[index][0]))
+        self.setCentralWidget(self.tabs)
+        self._build_queue_dock()
+        self._build_status_bar()
+        self._build_menus()
+        self._build_shortcuts()
+        state.error_raised.connect(self._on_error)
+        state.restore_requested.connect(self.show_panel)
+        state.device_changed.connect(self.device_label.setText)
+        state.busy_changed.connect(lambda busy: self.busy_label.setText("working…" if busy else "idle"))
+        state.output_added.connect(self._on_output)
+        self.resize(1280, 820)
+
+    # --- building ----------------------------------------------------------------------------
+
+    def _build_queue_dock(self) -> None:
+        self.queue = JobQueueView(self.state)
+        dock = QDockWidget("Jobs", self)
+        dock.setObjectName("jobsDock")
+        dock.setWidget(self.queue)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        dock.setMinimumWidth(240)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.resizeDocks([dock], [250], Qt.Orientation.Horizontal)
+        self.queue_dock = dock
+
+    def _build_status_bar(self) -> None:
+        self.device_label = QLabel(self.state.device_label)
+        self.device_label.setObjectName("device")
+        self.device_label.setToolTip("The device and number format jobs run with (Settings › Device to change)")
+        self.busy_label = QLabel("idle")
+        self.statusBar().addPermanentWidget(self.busy_label)
+        self.statusBar().addPermanentWidget(self.device_label)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self._action(file_menu, "&Open recipe or output…", self.open_recipe, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open &output folder", self.open_output_folder)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        settings_menu = self.menuBar().addMenu("&Settings")
+        device_menu = settings_menu.addMenu("&Device")
+        self.device_group = QActionGroup(self)
+        current = QSettings().value("device", "auto")
+        for label, value in DEVICES:
+            action = QAction(label, self, checkable=True)
+            action.setChecked(value == current)
+            action.setData(value)
+            action.triggered.connect(lambda _=False, v=value: self.set_device(v))
+            self.device_group.addAction(action)
+            device_menu.addAction(action)
+        self._action(settings_menu, "Output &folder…", self.choose_output_folder)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "Model &licences", self.show_licences)
+        self._action(help_menu, "&About Latent Studio", self.show_about)
+
+    def _action(self, menu, text: str, callback, shortcut=None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(callback)
+        menu.addAction(action)
+        return action
+
+    def _build_shortcuts(self) -> None:
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self, activated=self.generate_current)
+        QShortcut(QKeySequence("Escape"), self, activated=lambda: self.state.cancel(None))
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def panel(self, name: str) -> QWidget:
+        """The panel called `name`, built now if this is its first use."""
+        if name not in self.panels:
+            # imported here too: a panel's module (and its widgets) loads with its first use
+            module = importlib.import_module(f"studio.panels.{name}")
+            panel_class = getattr(module, f"{name.capitalize()}Panel")
+            extra = (self.history,) if name == "gallery" else ()
+            panel = self.panels[name] = panel_class(self.state, *extra)
+            index = [n for n, _label in PANELS].index(name)
+            current = self.tabs.currentIndex()
+            self.tabs.blockSignals(True)
+            label = self.tabs.tabText(index)
+            self.tabs.removeTab(index)
+            self.tabs.insertTab(index, panel, label)
+            self.tabs.setCurrentIndex(current)
+            self.tabs.blockSignals(False)
+        return self.panels[name]
+
+    def generate_current(self) -> None:
+        panel = self.tabs.currentWidget()
+        if hasattr(panel, "generate"):
+            panel.generate()
+
+    def show_panel(self, name: str) -> None:
+        if name in dict(PANELS):
+            self.tabs.setCurrentWidget(self.panel(name))
+
+    def open_recipe(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a recipe or an output", str(self.history.outputs_dir),
+            "Outputs and recipes (*.png *.jpg *.jpeg *.webp *.md *.txt *.mid *.midi *.wav *.flac *.gif *.json);;All files (*)")
+        if path:
+            self.load_recipe_file(Path(path))
+
+    def load_recipe_file(self, path: Path) -> bool:
+        try:
+            recipe = recipe_from_file(path)
+        except (RecipeError, OSError, ValueError) as exc:
+            self._on_error("file", str(exc))
+            return False
+        self.state.restore(recipe)
+        self.statusBar().showMessage(f"Loaded the recipe from {path.name}", 5000)
+        return True
+
+    def open_output_folder(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.history.outputs_dir)))
+
+    def choose_output_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Where new outputs are saved", str(self.history.outputs_dir))
+        if folder:
+            self.history.outputs_dir = Path(folder)
+            QSettings().setValue("output_folder", folder)
+            self.statusBar().showMessage(f"New outputs go to {folder}", 5000)
+
+    def set_device(self, value: str) -> None:
+        QSettings().setValue("device", value)
+        self.worker.set_device_override(value)
+        self.statusBar().showMessage(f"Device set to {value}; models reload on the next job.", 5000)
+
+    def show_licences(self) -> None:
+        lines = []
+        for model in read_catalog():
+            where = "built in" if model.get("builtin") else "fetch when online"
+            lines.append(f"<b>{model['name']}</b> ({where}): {model.get('licence', '?')}<br><i>{model.get('about', '')}</i>")
+        lines.append("Each built-in model's MODEL_CARD.md in the models folder has data, licences and training figures.")
+        QMessageBox.information(self, "Model licences", "<br><br>".join(lines))
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self, "About Latent Studio",
+            f"<h3>Latent Studio {__version__}</h3><p>Explore image, text and music generators in one app. "
+            f"Outputs and history: {paths.user_data_dir()}</p>")
+
+    def _on_error(self, modality: str, message: str) -> None:
+        self.statusBar().showMessage(f"{modality}: {message}", 15000)
+
+    def _on_output(self, artifact) -> None:
+        if artifact.files:
+            self.statusBar().showMessage(f"Saved {artifact.files[0].name}", 5000)
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def restore_settings(self) -> None:
+        settings = QSettings()
+        geometry = settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        window_state = settings.value("window/state")
+        if window_state is not None:
+            self.restoreState(window_state)
+        self.tabs.setCurrentIndex(int(settings.value("window/tab", 0)))
+        self.panel(PANELS[self.tabs.currentIndex()][0])
+        for name, panel_state in self.state.panels.items():
+            saved = settings.value(f"panels/{name}")
+            if saved:
+                try:
+                    values = json.loads(saved)
+                except (TypeError, json.JSONDecodeError):
+                    continue  # unreadable settings: keep the defaults rather than fail to start
+                panel_state.update({k: v for k, v in values.items() if k in panel_state.values()})
+
+    def save_settings(self) -> None:
+        settings = QSettings()
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        settings.setValue("window/tab", self.tabs.currentIndex())
+        for name, panel_state in self.state.panels.items():
+            settings.setValue(f"panels/{name}", json.dumps(panel_state.values()))
+
+    def closeEvent(self, event) -> None:
+        self.save_settings()
+        self.worker.stop()
+        super().closeEvent(event)
+
+
+def load_theme(app: QApplication) -> None:
+    theme = paths.assets_dir() / "theme.qss"
+    if theme.exists():
+        app.setStyleSheet(theme.read_text(encoding="utf-8"))
+
+
+def create_window(app: QApplication, warm_up: bool = True) -> MainWindow:
+    """Build history, worker, state and window; connect the worker's messages to state's handler."""
+    settings = QSettings()
+    history = History(paths.history_db_path(), Path(settings.value("output_folder", str(paths.outputs_dir()))))
+    history.sweep_partials()
+    worker = Worker(history=history, device_override=str(settings.value("device", "auto")))
+    state = State()
+    worker.message.connect(state.handle_message)
+    state.submit_requested.connect(worker.submit)
+    state.cancel_requested.connect(lambda job_id: worker.cancel(job_id))
+    window = MainWindow(state, history, worker)
+    window.restore_settings()
+    load_theme(app)  # after building: one style pass over the finished window, not one per widget
+    worker.start()
+    if warm_up:
+        # Import torch and choose the device right after the window shows, while the user reads it:
+        # the first Generate then does not pay for it. The status bar says what was chosen.
+        QTimer.singleShot(300, lambda: state.submit(Job("device.warmup", save=False)))
+    return window
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName("Latent Studio")
+    app.setApplicationVersion(__version__)
+    window = create_window(app)
+    window.show()
+    return app.exec()

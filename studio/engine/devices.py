@@ -1,0 +1,95 @@
+"""Device and dtype choice: CUDA, else Apple MPS, else CPU; half precision on GPUs only.
+
+torch is imported inside functions: choosing a device must not slow the app's start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    device: str  # "cuda", "cuda:1", "mps", "cpu"
+    dtype: str  # "float16", "bfloat16", "float32"
+    name: str  # what the user sees, e.g. "NVIDIA RTX 4090" or "CPU (2 threads)"
+    free_memory: int | None = None  # bytes, where the backend tells
+    total_memory: int | None = None
+
+    @property
+    def label(self) -> str:
+        free = f", {self.free_memory / 2**30:.1f} GiB free" if self.free_memory else ""
+        return f"{self.device.upper()} · {self.dtype} · {self.name}{free}"
+
+    def torch_dtype(self):
+        import torch
+
+        return getattr(torch, self.dtype)
+
+
+def _cuda_choice(torch, index: int = 0) -> DeviceChoice:
+    props = torch.cuda.get_device_properties(index)
+    free, total = torch.cuda.mem_get_info(index)
+    # bf16 keeps fp32's range (no overflow to inf/NaN) where the card computes it natively
+    dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return DeviceChoice(f"cuda:{index}" if index else "cuda", dtype, props.name, free, total)
+
+
+def _mps_choice(torch) -> DeviceChoice:
+    total = None
+    try:
+        total = torch.mps.recommended_max_memory()
+    except (AttributeError, RuntimeError):
+        pass
+    return DeviceChoice("mps", "float16", "Apple GPU (Metal)", None, total)
+
+
+def cpu_threads() -> int:
+    # Leave one core to the GUI thread on small machines; all cores minus one on big ones.
+    cores = os.cpu_count() or 1
+    return max(1, cores - 1) if cores > 4 else cores
+
+
+def _cpu_choice() -> DeviceChoice:
+    total = None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    return DeviceChoice("cpu", "float32", f"CPU ({cpu_threads()} threads)", None, total)
+
+
+def pick_device(override: str = "auto", dtype_override: str = "auto") -> DeviceChoice:
+    """The best device present, or the user's override when that device exists."""
+    import torch
+
+    wanted = (override or "auto").lower()
+    if wanted not in DEVICE_CHOICES and not wanted.startswith("cuda:"):
+        raise ValueError(f"unknown device {override!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    choice = None
+    if wanted.startswith("cuda") or wanted == "auto":
+        if torch.cuda.is_available():
+            index = int(wanted.split(":")[1]) if ":" in wanted else 0
+            choice = _cuda_choice(torch, index)
+    if choice is None and wanted in ("mps", "auto"):
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            choice = _mps_choice(torch)
+    if choice is None:
+        choice = _cpu_choice()
+    if dtype_override and dtype_override != "auto":
+        choice = DeviceChoice(choice.device, dtype_override, choice.name, choice.free_memory, choice.total_memory)
+    if choice.device == "cpu":
+        torch.set_num_threads(cpu_threads())
+    return choice
+
+
+def empty_cache(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device == "mps" and hasattr(torch, "mps"):
+        torch.mps.empty_cache()

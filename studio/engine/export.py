@@ -1,0 +1,244 @@
+"""File writers that embed the recipe, and the readers that get it back.
+
+Every writer goes through `atomic_write`: the bytes land in a hidden temp file in the same
+folder, are flushed to disk, then renamed over the final name. A crash at any moment leaves
+either no file or a complete one under the visible name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from studio.engine.recipe import ParsedParameters, Recipe, RecipeError, a1111_parameters, parse_a1111_parameters
+
+PARTIAL_PREFIX = ".partial-"  # hidden on Unix; swept by History.sweep_partials
+FRONT_MATTER = "---"
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=PARTIAL_PREFIX, suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    return atomic_write(path, lambda handle: handle.write(data))
+
+
+def unique_path(folder: Path, stem: str, suffix: str) -> Path:
+    """`folder/stem.suffix`, or `stem-2.suffix`… if taken. Stems are made filename-safe."""
+    safe = re.sub(r"[^\w\-]+", "-", stem).strip("-")[:60] or "output"
+    candidate = folder / f"{safe}{suffix}"
+    counter = 2
+    while candidate.exists():
+        candidate = folder / f"{safe}-{counter}{suffix}"
+        counter += 1
+    return candidate
+
+
+# --- images -------------------------------------------------------------------------------
+
+
+def png_bytes(image, recipe: Recipe) -> bytes:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", a1111_parameters(recipe))  # A1111, Civitai, image viewers
+    info.add_itxt("studio", recipe.to_json())  # the full recipe, UTF-8
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def write_png(image, path: Path, recipe: Recipe) -> Path:
+    return atomic_write_bytes(path, png_bytes(image, recipe))
+
+
+def write_jpeg_or_webp(image, path: Path, recipe: Recipe, quality: int = 92) -> Path:
+    """JPEG/WebP carry the A1111 text in EXIF UserComment, where A1111 itself looks."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    user_comment = b"UNICODE\0" + a1111_parameters(recipe).encode("utf-16-be")
+    exif[0x9286] = user_comment  # UserComment
+    fmt = "WEBP" if Path(path).suffix.lower() == ".webp" else "JPEG"
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format=fmt, quality=quality, exif=exif.tobytes())
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_image_parameters(path: Path) -> ParsedParameters:
+    """The settings stored in an image: Latent Studio's recipe, else A1111/Fooocus `parameters`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            text = dict(getattr(image, "text", {}) or {})
+            exif = image.getexif()
+    except (OSError, UnidentifiedImageError) as exc:
+        raise RecipeError(f"{Path(path).name}: not an image this app can read ({exc})") from exc
+    if "studio" in text:
+        return ParsedParameters(Recipe.from_json(text["studio"]), {})
+    if "parameters" in text:
+        return parse_a1111_parameters(text["parameters"])
+    if "Comment" in text:  # Fooocus' own scheme when it writes JPEG-like metadata in PNG
+        return parse_a1111_parameters(text["Comment"])
+    comment = exif.get_ifd(0x8769).get(0x9286) if exif else None
+    if comment:
+        return parse_a1111_parameters(_decode_user_comment(comment))
+    raise RecipeError(f"{Path(path).name} holds no generation settings")
+
+
+def _decode_user_comment(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw
+    if raw.startswith(b"UNICODE\0"):
+        body = raw[8:]
+        # A1111 writes big-endian; some tools little-endian: pick the one that decodes to text
+        for encoding in ("utf-16-be", "utf-16-le"):
+            text = body.decode(encoding, errors="replace")
+            if text.isprintable() or "\n" in text:
+                return text
+        return body.decode("utf-16-be", errors="replace")
+    return raw[8:].decode("utf-8", errors="replace") if raw[:8] == b"ASCII\0\0\0" else raw.decode("utf-8", "replace")
+
+
+def thumbnail_png(image, size: int = 160) -> bytes:
+    thumb = image.convert("RGB").copy()
+    thumb.thumbnail((size, size))
+    buffer = io.BytesIO()
+    thumb.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+def text_document(text: str, recipe: Recipe, prompt_included: bool = True) -> str:
+    """Markdown with the recipe as front matter; the body is prompt + generated text."""
+    body = (recipe.prompt + text) if prompt_included and recipe.param("mode", "completion") == "completion" else text
+    return f"{FRONT_MATTER}\nstudio_recipe: {recipe.to_json()}\n{FRONT_MATTER}\n\n{body}\n"
+
+
+def write_text(text: str, path: Path, recipe: Recipe) -> Path:
+    return atomic_write_bytes(path, text_document(text, recipe).encode("utf-8"))
+
+
+def read_text_recipe(path: Path) -> Recipe:
+    content = Path(path).read_text(encoding="utf-8")
+    match = re.match(r"---\nstudio_recipe: (.*)\n---\n", content)
+    if not match:
+        raise RecipeError(f"{Path(path).name} has no studio_recipe front matter")
+    return Recipe.from_json(match.group(1))
+
+
+# --- animations ---------------------------------------------------------------------------
+
+
+def write_gif(frames: list, path: Path, recipe: Recipe, fps: float = 12.0, loop: bool = True) -> Path:
+    def write(handle):
+        frames[0].save(
+            handle,
+            format="GIF",
+            save_all=True,
+            append_images=frames[1:],
+            duration=int(1000 / fps),
+            loop=0 if loop else 1,
+            comment=recipe.to_json().encode("utf-8"),
+        )
+
+    return atomic_write(path, write)
+
+
+def write_sheet(frames: list, path: Path, recipe: Recipe, cols: int | None = None) -> Path:
+    from PIL import Image
+
+    cols = cols or len(frames)
+    rows = -(-len(frames) // cols)
+    width, height = frames[0].size
+    sheet = Image.new("RGB", (cols * width, rows * height), "white")
+    for index, frame in enumerate(frames):
+        sheet.paste(frame, ((index % cols) * width, (index // cols) * height))
+    return write_png(sheet, path, recipe)
+
+
+# --- dispatch -----------------------------------------------------------------------------
+
+
+def write_artifact(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
+    """Write one artifact's files. Returns (files, thumbnail PNG bytes, summary text)."""
+    modality, recipe, payload = artifact.modality, artifact.recipe, artifact.payload
+    if modality == "image":
+        path = write_png(payload, unique_path(folder, stem, ".png"), recipe)
+        return [path], thumbnail_png(payload), recipe.prompt
+    if modality == "text":
+        path = write_text(payload, unique_path(folder, stem, ".md"), recipe)
+        return [path], None, payload.strip()[:300]
+    if modality == "music":
+        return _write_music(artifact, folder, stem)
+    if modality == "animation":
+        gif = write_gif(payload, unique_path(folder, stem, ".gif"), recipe)
+        sheet = write_sheet(payload, unique_path(folder, stem + "-sheet", ".png"), recipe)
+        return [gif, sheet], thumbnail_png(payload[len(payload) // 2]), recipe.prompt
+    raise ValueError(f"no writer for modality {modality!r}")
+
+
+def _write_music(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
+    # The music module owns MIDI and the synth; imported here, lazily, so export stays light.
+    from studio.engine import music, synth
+
+    piece, recipe = artifact.payload, artifact.recipe
+    midi = unique_path(folder, stem, ".mid")
+    music.write_midi(piece, midi, recipe.to_json())
+    audio = synth.render_piece(piece, timbre=recipe.param("instrument", "piano"))
+    wav = synth.write_audio(audio, 44100, midi.with_suffix(".wav"), recipe.to_json())
+    thumb = music.piano_roll_thumbnail(piece) if hasattr(music, "piano_roll_thumbnail") else None
+    return [midi, Path(wav)], thumb, recipe.prompt
+
+
+def recipe_from_file(path: Path) -> Recipe:
+    """Open any exported file (or a .json recipe) and return its recipe."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return Recipe.from_json(path.read_text(encoding="utf-8"))
+    if suffix in (".png", ".jpg", ".jpeg", ".webp"):
+        return read_image_parameters(path).recipe
+    if suffix in (".md", ".txt"):
+        return read_text_recipe(path)
+    if suffix in (".mid", ".midi"):
+        from studio.engine import music
+
+        return Recipe.from_json(music.read_recipe_from_midi(path))
+    if suffix in (".wav", ".flac"):
+        from studio.engine import synth
+
+        return Recipe.from_json(synth.read_recipe_from_audio(path))
+    if suffix == ".gif":
+        from PIL import Image
+
+        with Image.open(path) as image:
+            comment = image.info.get("comment", b"")
+        return Recipe.from_json(comment.decode("utf-8") if isinstance(comment, bytes) else comment)
+    raise RecipeError(f"{path.name}: no recipe reader for {suffix or 'files without an extension'}")
+
+
+def dumps_pretty(recipe: Recipe) -> str:
+    return json.dumps(recipe.to_dict(), indent=2, ensure_ascii=False)

@@ -1,0 +1,189 @@
+"""SQLite history of every output and its recipe, built to survive a crash at any moment.
+
+Order of a save: the files are written atomically (temp + fsync + rename) first, then one
+transaction adds the row. So a committed row always points at complete files; a crash
+before the commit leaves at worst an orphan file, never a row without its file.
+WAL mode lets the GUI read while the worker writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.engine.export import PARTIAL_PREFIX, write_artifact
+from studio.engine.recipe import Recipe
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outputs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    modality TEXT NOT NULL,
+    prompt TEXT NOT NULL DEFAULT '',
+    recipe TEXT NOT NULL,
+    files TEXT NOT NULL,            -- JSON list of absolute paths
+    thumbnail BLOB,                 -- small PNG (images, music piano rolls, animation frames)
+    summary TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    favourite INTEGER NOT NULL DEFAULT 0,
+    tags TEXT NOT NULL DEFAULT '',
+    parents TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS outputs_created ON outputs(created);
+CREATE INDEX IF NOT EXISTS outputs_modality ON outputs(modality);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    modality: str
+    prompt: str
+    recipe: Recipe
+    files: list[Path]
+    thumbnail: bytes | None
+    summary: str
+    created: float
+    favourite: bool
+    tags: str
+    parents: list[int]
+
+
+class History:
+    def __init__(self, db_path: Path, outputs_dir: Path) -> None:
+        self.db_path = Path(db_path)
+        self.outputs_dir = Path(outputs_dir)
+        self._local = threading.local()  # sqlite connections belong to one thread each
+        self._conn().executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.db_path, timeout=10)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def save_artifact(self, artifact, stem: str | None = None) -> Entry:
+        """Write the artifact's files, then commit its row. Fills artifact.files/entry_id."""
+        day_folder = self.outputs_dir / time.strftime("%Y-%m-%d")
+        stem = stem or f"{time.strftime('%H%M%S')}-{artifact.modality}-{artifact.recipe.seed}"
+        files, thumbnail, summary = write_artifact(artifact, day_folder, stem)
+        entry_id = self.add_row(artifact.recipe, files, thumbnail, summary, artifact.modality)
+        artifact.files, artifact.entry_id = files, entry_id
+        return self.get(entry_id)
+
+    def add_row(self, recipe: Recipe, files: Iterable[Path], thumbnail: bytes | None, summary: str, modality: str) -> int:
+        conn = self._conn()
+        with conn:  # one transaction: the row appears whole or not at all
+            cursor = conn.execute(
+                "INSERT INTO outputs (modality, prompt, recipe, files, thumbnail, summary, created, parents)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    modality,
+                    recipe.prompt,
+                    recipe.to_json(),
+                    json.dumps([str(Path(f).resolve()) for f in files]),
+                    thumbnail,
+                    summary,
+                    time.time(),
+                    json.dumps(list(recipe.parents)),
+                ),
+            )
+        return int(cursor.lastrowid)
+
+    def set_favourite(self, entry_id: int, favourite: bool) -> None:
+        with self._conn() as conn:
+            conn.execute("UPDATE outputs SET favourite = ? WHERE id = ?", (int(favourite), entry_id))
+
+    def set_tags(self, entry_id: int, tags: str) -> None:
+        with self._conn() as conn:
+            conn.execute("UPDATE outputs SET tags = ? WHERE id = ?", (tags.strip(), entry_id))
+
+    def delete(self, entry_id: int, delete_files: bool = False) -> None:
+        entry = self.get(entry_id)
+        with self._conn() as conn:
+            conn.execute("DELETE FROM outputs WHERE id = ?", (entry_id,))
+        if delete_files and entry:
+            for path in entry.files:
+                path.unlink(missing_ok=True)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, entry_id: int) -> Entry | None:
+        row = self._conn().execute("SELECT * FROM outputs WHERE id = ?", (entry_id,)).fetchone()
+        return _entry(row) if row else None
+
+    def search(
+        self, text: str = "", modality: str | None = None, favourites_only: bool = False, limit: int = 500
+    ) -> list[Entry]:
+        clauses, args = [], []
+        if text:
+            clauses.append("(prompt LIKE ? OR tags LIKE ? OR summary LIKE ?)")
+            args += [f"%{text}%"] * 3
+        if modality:
+            clauses.append("modality = ?")
+            args.append(modality)
+        if favourites_only:
+            clauses.append("favourite = 1")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._conn().execute(
+            f"SELECT * FROM outputs {where} ORDER BY created DESC, id DESC LIMIT ?", (*args, limit)
+        )
+        return [_entry(row) for row in rows]
+
+    def count(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM outputs").fetchone()[0])
+
+    def lineage(self, entry_id: int) -> list[Entry]:
+        """The entry and all its ancestors (breeding parents), nearest first."""
+        seen, order, frontier = set(), [], [entry_id]
+        while frontier:
+            current = frontier.pop(0)
+            if current in seen:
+                continue
+            seen.add(current)
+            entry = self.get(current)
+            if entry:
+                order.append(entry)
+                frontier.extend(entry.parents)
+        return order
+
+    def sweep_partials(self) -> int:
+        """Delete temp files a crash left behind; they were never visible under a real name."""
+        removed = 0
+        for path in self.outputs_dir.rglob(f"{PARTIAL_PREFIX}*"):
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+def _entry(row: tuple) -> Entry:
+    (entry_id, modality, prompt, recipe, files, thumbnail, summary, created, favourite, tags, parents) = row
+    return Entry(
+        id=entry_id,
+        modality=modality,
+        prompt=prompt,
+        recipe=Recipe.from_json(recipe),
+        files=[Path(p) for p in json.loads(files)],
+        thumbnail=thumbnail,
+        summary=summary,
+        created=created,
+        favourite=bool(favourite),
+        tags=tags,
+        parents=json.loads(parents),
+    )

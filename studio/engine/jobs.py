@@ -1,0 +1,120 @@
+"""Job, progress, result and message types shared by the worker, the engine and the state.
+
+Nothing here imports Qt or torch: these are plain values that cross the worker thread.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.engine.recipe import Recipe
+
+_job_ids = itertools.count(1)
+
+
+class Cancelled(Exception):
+    """Raised by engine code when `cancelled()` turned true between two steps."""
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad file, missing model); its text is shown as is."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work for the worker.
+
+    `kind` names an engine task ("image.generate", "text.generate", "latent.decode", …);
+    the worker looks it up in `studio.engine.tasks`, so state never imports heavy engine code.
+    Jobs with the same `supersede_key` replace each other while queued: a slider drag
+    produces many requests and only the newest one is worth running.
+    """
+
+    kind: str
+    recipe: Recipe | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    supersede_key: str | None = None
+    save: bool = True  # write outputs to disk + history before reporting them
+    id: int = field(default_factory=lambda: next(_job_ids))
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+    # A cheap look at the work so far: a PIL image (image steps), the text so far
+    # (text tokens), a list of notes (music). None when there is nothing to show.
+    preview: Any = None
+    message: str = ""
+    elapsed: float = 0.0  # seconds since the job started running (filled by the worker)
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total if self.total else 0.0
+
+
+@dataclass
+class Artifact:
+    """One output: a picture, a text, a piece of music, a strip of frames."""
+
+    modality: str  # "image" | "text" | "music" | "animation"
+    recipe: Recipe
+    payload: Any  # PIL.Image.Image | str | music piece | list of frames
+    files: list[Path] = field(default_factory=list)  # filled once written to disk
+    entry_id: int | None = None  # history row, once committed
+    info: dict[str, Any] = field(default_factory=dict)  # extras for the UI (timings, fallbacks)
+
+
+@dataclass
+class Result:
+    artifacts: list[Artifact] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    value: Any = None  # for jobs that return data, not artifacts (e.g. a latent map)
+
+
+class JobEvent(enum.Enum):
+    QUEUED = "queued"
+    STARTED = "started"
+    PROGRESS = "progress"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"  # dropped from the queue by a newer job with the same key
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """The one message type that crosses from the worker thread to the UI."""
+
+    event: JobEvent
+    job: Job
+    progress: Progress | None = None
+    result: Result | None = None
+    error: str = ""
+
+    @property
+    def job_id(self) -> int:
+        return self.job.id
+
+
+Report = Callable[[Progress], None]
+IsCancelled = Callable[[], bool]
+
+
+@dataclass
+class TaskContext:
+    """What an engine task receives from the worker."""
+
+    report: Report
+    cancelled: IsCancelled
+    models: Any  # studio.engine.models.ModelCache
+    device: Any  # studio.engine.devices.DeviceChoice
+
+    def check(self) -> None:
+        if self.cancelled():
+            raise Cancelled()

@@ -1,0 +1,36 @@
+"""Job kind -> engine function, named as text so the worker imports compute modules lazily.
+
+A task is `fn(job: Job, ctx: TaskContext) -> Result`. Keeping the table as strings means
+importing this module (from the worker, at start-up) costs nothing: torch, diffusers and
+transformers load the first time a job of that kind runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from studio.engine.jobs import Job, Result, TaskContext, UserError
+
+TASKS: dict[str, str] = {
+    "demo.generate": "studio.engine.demo:generate_task",
+    "image.generate": "studio.engine.image:generate_task",
+    "text.generate": "studio.engine.text:generate_task",
+    "music.generate": "studio.engine.music:generate_task",
+    "device.warmup": "studio.engine.demo:warmup_task",
+}
+
+Task = Callable[[Job, TaskContext], Result]
+
+
+def register(kind: str, target: str) -> None:
+    TASKS[kind] = target
+
+
+def find_task(kind: str) -> Task:
+    target = TASKS.get(kind)
+    if target is None:
+        raise UserError(f"unknown job kind {kind!r}")
+    module_name, _, function_name = target.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, function_name)

@@ -1,0 +1,140 @@
+"""Gallery: every output of every session, with search, filters, favourites and restore."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.engine.history import Entry, History
+from studio.state import State
+from studio.widgets.image_view import png_to_pixmap
+
+MODALITY_FILTERS = [("All", None), ("Images", "image"), ("Text", "text"), ("Music", "music"), ("Animations", "animation")]
+ICON_SIZE = 128
+
+
+def text_icon(summary: str) -> QPixmap:
+    """A page-like tile with the first lines of a text output."""
+    from PySide6.QtGui import QColor, QPainter
+
+    pixmap = QPixmap(ICON_SIZE, ICON_SIZE)
+    pixmap.fill(QColor("#f4f1ea"))
+    painter = QPainter(pixmap)
+    painter.setPen(QColor("#2b2b2b"))
+    font = painter.font()
+    font.setPointSize(7)
+    painter.setFont(font)
+    painter.drawText(pixmap.rect().adjusted(6, 6, -6, -6), Qt.TextFlag.TextWordWrap, summary[:220])
+    painter.end()
+    return pixmap
+
+
+class GalleryPanel(QWidget):
+    def __init__(self, state: State, history: History, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state, self.history = state, history
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search prompts, tags and text…")
+        self.search.setClearButtonEnabled(True)
+        self.kind = QComboBox()
+        for label, value in MODALITY_FILTERS:
+            self.kind.addItem(label, value)
+        self.favourites = QCheckBox("★ favourites only")
+        self.count = QLabel()
+        self.count.setObjectName("hint")
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.kind)
+        top.addWidget(self.favourites)
+        top.addWidget(self.count)
+        self.grid = QListWidget()
+        self.grid.setViewMode(QListView.ViewMode.IconMode)
+        self.grid.setIconSize(QSize(ICON_SIZE, ICON_SIZE))
+        self.grid.setGridSize(QSize(ICON_SIZE + 24, ICON_SIZE + 44))
+        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
+        self.grid.setMovement(QListView.Movement.Static)
+        self.grid.setWordWrap(True)
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.hint = QLabel("Double-click an item to load its recipe into its panel. Right-click for more.")
+        self.hint.setObjectName("hint")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addLayout(top)
+        layout.addWidget(self.grid, 1)
+        layout.addWidget(self.hint)
+        self.search.textChanged.connect(self.refresh)
+        self.kind.currentIndexChanged.connect(self.refresh)
+        self.favourites.toggled.connect(self.refresh)
+        self.grid.itemDoubleClicked.connect(self._restore)
+        self.grid.customContextMenuRequested.connect(self._menu)
+        state.output_added.connect(lambda _artifact: self.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        entries = self.history.search(self.search.text().strip(), self.kind.currentData(), self.favourites.isChecked())
+        self.grid.clear()
+        for entry in entries:
+            self.grid.addItem(self._item(entry))
+        self.count.setText(f"{len(entries)} shown")
+
+    def _item(self, entry: Entry) -> QListWidgetItem:
+        if entry.thumbnail:
+            pixmap = png_to_pixmap(entry.thumbnail)
+        else:
+            pixmap = text_icon(entry.summary or entry.prompt)
+        title = ("★ " if entry.favourite else "") + (entry.prompt.strip().splitlines() or [entry.modality])[0][:28]
+        item = QListWidgetItem(QIcon(pixmap), title)
+        item.setData(Qt.ItemDataRole.UserRole, entry.id)
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.created))
+        item.setToolTip(f"{entry.modality} · {created} · seed {entry.recipe.seed}\n{entry.prompt[:300]}")
+        return item
+
+    def selected_entry(self) -> Entry | None:
+        item = self.grid.currentItem()
+        return self.history.get(item.data(Qt.ItemDataRole.UserRole)) if item else None
+
+    def _restore(self, item: QListWidgetItem) -> None:
+        entry = self.history.get(item.data(Qt.ItemDataRole.UserRole))
+        if entry:
+            self.state.restore(entry.recipe)
+
+    def _menu(self, position) -> None:
+        item = self.grid.itemAt(position)
+        if item is None:
+            return
+        entry = self.history.get(item.data(Qt.ItemDataRole.UserRole))
+        menu = QMenu(self)
+        actions = {
+            QAction("Load recipe into its panel", menu): lambda: self.state.restore(entry.recipe),
+            QAction("Unfavourite" if entry.favourite else "★ Favourite", menu): lambda: self._favourite(entry),
+            QAction("Open file", menu): lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.files[0]))),
+            QAction("Show in folder", menu): lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.files[0].parent))),
+            QAction("Remove from history (keep files)", menu): lambda: self._delete(entry),
+        }
+        for action, callback in actions.items():
+            action.triggered.connect(callback)
+            menu.addAction(action)
+        menu.exec(self.grid.mapToGlobal(position))
+
+    def _favourite(self, entry: Entry) -> None:
+        self.history.set_favourite(entry.id, not entry.favourite)
+        self.refresh()
+
+    def _delete(self, entry: Entry) -> None:
+        self.history.delete(entry.id)
+        self.refresh()

@@ -1,0 +1,201 @@
+"""Image panel: prompt and sampling controls on the left, the live preview and results on the right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.engine.export import read_image_parameters
+from studio.engine.recipe import RecipeError
+from studio.state import State
+from studio.widgets.controls import ParamSlider, PromptEdit, SeedBox, bound_combo, bound_line, row, scroll_column
+from studio.widgets.image_view import ImageView, ThumbnailStrip, pil_to_pixmap
+from studio.widgets.model_picker import ModelPicker
+from studio.widgets.progress import GenerateBar
+
+SCHEDULERS = [
+    ("DPM++ 2M", "dpmpp_2m"),
+    ("DPM++ 2M Karras", "dpmpp_2m_karras"),
+    ("Euler", "euler"),
+    ("Euler a", "euler_a"),
+    ("DDIM", "ddim"),
+    ("UniPC", "unipc"),
+    ("LCM (LCM models only)", "lcm"),
+]
+MODES = [("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint", "inpaint")]
+SIZE_PRESETS = [(64, 64), (128, 128), (512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512)]
+IMAGE_FILES = "Images (*.png *.jpg *.jpeg *.webp)"
+
+
+class ImagePanel(QWidget):
+    modality = "image"
+
+    def __init__(self, state: State, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.values = state.image
+        self.setAcceptDrops(True)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._controls())
+        splitter.addWidget(self._canvas())
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([440, 640])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(splitter)
+        state.preview_changed.connect(self._on_preview)
+        state.output_added.connect(self._on_output)
+
+    # --- building ----------------------------------------------------------------------------
+
+    def _controls(self) -> QWidget:
+        v = self.values
+        self.prompt = PromptEdit(v, "prompt", "Describe the picture… e.g. “red heart”, “smiling cat face”")
+        self.prompt.setMaximumHeight(96)
+        self.negative = PromptEdit(v, "negative_prompt", "What to avoid (negative prompt)")
+        self.negative.setMaximumHeight(56)
+        self.prompt.submitted.connect(self.generate)
+        self.negative.submitted.connect(self.generate)
+        self.model = ModelPicker(v)
+
+        prompt_box = QGroupBox("Prompt")
+        prompt_layout = QVBoxLayout(prompt_box)
+        prompt_layout.addWidget(row("Model", self.model))
+        prompt_layout.addWidget(self.prompt)
+        prompt_layout.addWidget(self.negative)
+
+        sampling = QGroupBox("Sampling")
+        form = QVBoxLayout(sampling)
+        form.addWidget(row("Mode", bound_combo(v, "mode", MODES, "Start from noise, from an image, or repaint a masked area")))
+        form.addWidget(ParamSlider(v, "steps", "Steps", 1, 150, tooltip="Denoising steps: more is slower and usually cleaner."))
+        form.addWidget(ParamSlider(v, "guidance", "Guidance (CFG)", 0, 20, 0.5, 1,
+                                   tooltip="How strongly the prompt steers. Too high looks burnt; 0–1 ignores the prompt."))
+        form.addWidget(row("Scheduler", bound_combo(v, "scheduler", SCHEDULERS, "The sampler that walks from noise to image")))
+        form.addWidget(ParamSlider(v, "width", "Width", 64, 2048, 8, tooltip="Snapped to the model's multiple when generating."))
+        form.addWidget(ParamSlider(v, "height", "Height", 64, 2048, 8, tooltip="Snapped to the model's multiple when generating."))
+        form.addWidget(row("Size preset", self._size_presets()))
+        form.addWidget(SeedBox(v))
+        form.addWidget(ParamSlider(v, "batch_count", "Batch count", 1, 16, tooltip="How many images, seeds seed, seed+1, …"))
+
+        variation = QGroupBox("Variation and image-to-image")
+        extra = QVBoxLayout(variation)
+        extra.addWidget(ParamSlider(v, "variation_seed", "Variation seed", 0, 2**31 - 1,
+                                    tooltip="A second seed whose noise is blended in (A1111's variation seed)."))
+        extra.addWidget(ParamSlider(v, "variation_strength", "Variation strength", 0, 1, 0.01, 2,
+                                    tooltip="0: the base seed exactly. 1: the variation seed. Between: a nearby variation."))
+        extra.addWidget(ParamSlider(v, "strength", "Denoise strength", 0, 1, 0.01, 2,
+                                    tooltip="Image to image: 0 keeps the input, 1 ignores it."))
+        init_row = QHBoxLayout()
+        init_row.addWidget(bound_line(v, "init_image", "input image for image-to-image / inpaint"), 1)
+        browse = QPushButton("Open…")
+        browse.clicked.connect(self._open_init_image)
+        init_row.addWidget(browse)
+        holder = QWidget()
+        holder.setLayout(init_row)
+        extra.addWidget(row("Input image", holder))
+        extra.addWidget(row("Mask image", bound_line(v, "mask_image", "white = repaint (inpaint mode)")))
+
+        self.unknown = QLabel()
+        self.unknown.setObjectName("hint")
+        self.unknown.setWordWrap(True)
+        self.unknown.hide()
+
+        return scroll_column(prompt_box, sampling, variation, self.unknown)
+
+    def _size_presets(self) -> QWidget:
+        holder = QWidget()
+        layout = QHBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for width, height in SIZE_PRESETS[:5]:
+            button = QPushButton(f"{width}" if width == height else f"{width}×{height}")
+            button.setToolTip(f"{width}×{height}")
+            button.setObjectName("chip")
+            button.clicked.connect(lambda _=False, w=width, h=height: self.values.update({"width": w, "height": h}))
+            layout.addWidget(button)
+        return holder
+
+    def _canvas(self) -> QWidget:
+        self.view = ImageView(placeholder="Your image appears here.\nType a prompt and press Generate (Ctrl+Enter).\n"
+                                          "Drop a PNG from A1111, Fooocus or Latent Studio to load its settings.")
+        self.caption = QLabel()
+        self.caption.setObjectName("hint")
+        self.caption.setWordWrap(True)
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.bar = GenerateBar(self.state, "image")
+        self.bar.generate.clicked.connect(self.generate)
+        self.results = ThumbnailStrip()
+        self.results.chosen.connect(self._show_artifact)
+        self.results.hide()  # shown with the first result, not as an empty box
+        canvas = QWidget()
+        layout = QVBoxLayout(canvas)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.results)
+        return canvas
+
+    # --- behaviour ---------------------------------------------------------------------------
+
+    def generate(self) -> None:
+        self.state.generate("image")
+
+    def _on_preview(self, modality: str, progress) -> None:
+        if modality == "image" and hasattr(progress.preview, "convert"):
+            self.view.set_image(progress.preview)
+
+    def _on_output(self, artifact) -> None:
+        if artifact.modality != "image":
+            return
+        self._show_artifact(artifact)
+        self.results.add(pil_to_pixmap(artifact.payload), artifact, artifact.recipe.prompt)
+        self.results.show()
+
+    def _show_artifact(self, artifact) -> None:
+        self.view.set_image(artifact.payload)
+        recipe = artifact.recipe
+        where = f" · saved to {artifact.files[0]}" if artifact.files else ""
+        demo = "DEMO (no model) · " if artifact.info.get("demo") else ""
+        self.caption.setText(f"{demo}seed {recipe.seed} · {recipe.param('steps')} steps · {recipe.model}{where}")
+
+    def _open_init_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Input image", "", IMAGE_FILES)
+        if path:
+            self.values.set("init_image", path)
+
+    def load_settings_from(self, path: Path) -> bool:
+        """Restore the settings stored in a PNG (ours, A1111 or Fooocus). Shows unknown keys."""
+        try:
+            parsed = read_image_parameters(Path(path))
+        except RecipeError as exc:
+            self.state.error_raised.emit("image", str(exc))
+            return False
+        self.state.restore(parsed.recipe)
+        if parsed.unknown:
+            kept = ", ".join(f"{k}: {v}" for k, v in parsed.unknown.items())
+            self.unknown.setText(f"Also in the file (not used by this app, kept for reference): {kept}")
+            self.unknown.show()
+        else:
+            self.unknown.hide()
+        return True
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.load_settings_from(Path(url.toLocalFile()))
+                break
+

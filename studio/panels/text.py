@@ -1,0 +1,280 @@
+"""Text panel: a page the model continues (or a chat), streaming tokens, every sampling control."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.state import State
+from studio.widgets.controls import ParamSlider, SeedBox, bound_check, bound_combo, row, scroll_column
+from studio.widgets.model_picker import ModelPicker
+from studio.widgets.progress import GenerateBar
+
+# Sampling presets as UI values; a preset only moves sliders, the recipe still records each value.
+PRESETS = {
+    "Precise": dict(temperature=0.3, top_k=20, top_p=0.9, min_p=0.05, typical_p=1.0, repetition_penalty=1.15, greedy=False),
+    "Balanced": dict(temperature=0.8, top_k=40, top_p=0.95, min_p=0.0, typical_p=1.0, repetition_penalty=1.1, greedy=False),
+    "Creative": dict(temperature=1.1, top_k=0, top_p=0.98, min_p=0.02, typical_p=1.0, repetition_penalty=1.05, greedy=False),
+}
+GENERATED_BACKGROUND = QColor(70, 110, 170, 90)
+
+
+def parse_stops(text: str) -> list[str]:
+    """Stop sequences are typed separated by `;`; `\\n` stands for a newline."""
+    return [part.replace("\\n", "\n") for part in text.split(";") if part]
+
+
+def format_stops(stops: list[str]) -> str:
+    return ";".join(s.replace("\n", "\\n") for s in stops)
+
+
+class TextPanel(QWidget):
+    modality = "text"
+
+    def __init__(self, state: State, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.values = state.text
+        self._base = ""  # page text before the running generation: what Undo restores
+        self._undo: list[str] = []
+        self._streaming = False
+        self._chat: list[dict] = []
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._page())
+        splitter.addWidget(self._controls())
+        splitter.setStretchFactor(0, 1)
+        splitter.setSizes([640, 440])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(splitter)
+        state.preview_changed.connect(self._on_preview)
+        state.output_added.connect(self._on_output)
+        state.job_changed.connect(self._on_job)
+        self.values.value_changed.connect(self._on_value)
+        self._show_mode(self.values.get("mode"))
+
+    # --- building ----------------------------------------------------------------------------
+
+    def _page(self) -> QWidget:
+        self.page = QPlainTextEdit()
+        self.page.setPlaceholderText("Write the beginning of a text; the model continues it. Ctrl+Enter generates.")
+        self.page.setPlainText(self.values.get("prompt", ""))
+        self.page.textChanged.connect(self._on_page_edited)
+        self.chat_input = QLineEdit()
+        self.chat_input.setPlaceholderText("Your message… (Enter sends)")
+        self.chat_input.returnPressed.connect(self.generate)
+        self.bar = GenerateBar(self.state, "text", unit="tok")
+        self.bar.generate.clicked.connect(self.generate)
+        self.continue_button = QPushButton("Continue")
+        self.continue_button.setToolTip("Generate more after the current end of the page")
+        self.continue_button.clicked.connect(self.generate)
+        self.regenerate_button = QPushButton("Regenerate")
+        self.regenerate_button.setToolTip("Undo the last generation and sample it again with a new seed")
+        self.regenerate_button.clicked.connect(self.regenerate)
+        self.undo_button = QPushButton("Undo last")
+        self.undo_button.setToolTip("Remove the last generated span")
+        self.undo_button.clicked.connect(self.undo)
+        extra = QHBoxLayout()
+        for button in (self.continue_button, self.regenerate_button, self.undo_button):
+            extra.addWidget(button)
+        self.info = QLabel()
+        self.info.setObjectName("hint")
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.addWidget(self.page, 1)
+        layout.addWidget(self.chat_input)
+        layout.addWidget(self.bar)
+        layout.addLayout(extra)
+        layout.addWidget(self.info)
+        return holder
+
+    def _controls(self) -> QWidget:
+        v = self.values
+        model_box = QGroupBox("Model")
+        model_layout = QVBoxLayout(model_box)
+        model_layout.addWidget(row("Model", ModelPicker(v)))
+        model_layout.addWidget(row("Mode", bound_combo(v, "mode", [("Completion", "completion"), ("Chat", "chat")],
+                                                      "Completion continues the page; chat answers your messages")))
+        presets = QComboBox()
+        presets.addItem("Choose a preset…")
+        presets.addItems(list(PRESETS))
+        presets.setToolTip("Move the sliders to a tested combination")
+        presets.activated.connect(lambda i: v.update(PRESETS[presets.itemText(i)]) if i else None)
+        model_layout.addWidget(row("Preset", presets))
+
+        sampling = QGroupBox("Sampling")
+        s = QVBoxLayout(sampling)
+        s.addWidget(ParamSlider(v, "temperature", "Temperature", 0, 2, 0.05, 2,
+                                tooltip="Flattens (high) or sharpens (low) the odds of every next token. 0 = always the likeliest."))
+        s.addWidget(ParamSlider(v, "top_k", "Top-k", 0, 200, tooltip="Only the k likeliest tokens may be picked (0 = no limit)."))
+        s.addWidget(ParamSlider(v, "top_p", "Top-p", 0, 1, 0.01, 2,
+                                tooltip="Only the likeliest tokens that together hold p of the probability (nucleus)."))
+        s.addWidget(ParamSlider(v, "min_p", "Min-p", 0, 1, 0.01, 2,
+                                tooltip="Drop tokens less likely than min-p × the likeliest token's probability."))
+        s.addWidget(ParamSlider(v, "typical_p", "Typical-p", 0, 1, 0.01, 2,
+                                tooltip="Keep tokens whose surprise is close to the average surprise (1 = off)."))
+        s.addWidget(ParamSlider(v, "repetition_penalty", "Repetition penalty", 1, 2, 0.01, 2,
+                                tooltip="Makes tokens already in the recent text less likely (1 = off)."))
+        s.addWidget(ParamSlider(v, "repetition_window", "Penalty window", 0, 1024,
+                                tooltip="How many recent tokens the repetition penalty looks at (0 = all)."))
+        s.addWidget(ParamSlider(v, "presence_penalty", "Presence penalty", 0, 2, 0.05, 2,
+                                tooltip="A flat penalty on any token that appeared at all."))
+        s.addWidget(ParamSlider(v, "frequency_penalty", "Frequency penalty", 0, 2, 0.05, 2,
+                                tooltip="A penalty that grows with how often a token appeared."))
+        s.addWidget(ParamSlider(v, "max_new_tokens", "Max new tokens", 1, 2048, tooltip="Stop after this many tokens."))
+        s.addWidget(SeedBox(v))
+        stops = QLineEdit(format_stops(v.get("stop", [])))
+        stops.setPlaceholderText("e.g. \\n\\n;THE END")
+        stops.setToolTip("Generation ends when one of these appears (not included). Separate with ;  — \\n is a newline.")
+        stops.textChanged.connect(lambda text: v.set("stop", parse_stops(text)))
+        s.addWidget(row("Stop sequences", stops))
+        s.addWidget(bound_check(v, "greedy", "Greedy (always the likeliest token)",
+                                "Ignores temperature and filters: deterministic, often repetitive."))
+        s.addWidget(bound_check(v, "inspect", "Token inspector (slower)",
+                                "Record the top-10 candidates for each token so you can see what the sliders did."))
+        self.inspector = QTextEdit()
+        self.inspector.setReadOnly(True)
+        self.inspector.setPlaceholderText("Token inspector: click a generated token to see its top candidates.")
+        self.inspector.setMaximumHeight(180)
+        scroll = scroll_column(model_box, sampling, self.inspector)
+        self.page.cursorPositionChanged.connect(self._inspect_at_cursor)
+        self._tokens: list[dict] = []
+        return scroll
+
+    # --- behaviour ---------------------------------------------------------------------------
+
+    def _chat_mode(self) -> bool:
+        return self.values.get("mode") == "chat"
+
+    def _show_mode(self, mode) -> None:
+        chat = mode == "chat"
+        self.chat_input.setVisible(chat)
+        self.page.setReadOnly(chat)
+        self.continue_button.setVisible(not chat)
+
+    def _on_value(self, name: str, value) -> None:
+        if name == "mode":
+            self._show_mode(value)
+        elif name == "prompt" and not self._streaming and value != self.page.toPlainText() and not self._chat_mode():
+            self.page.blockSignals(True)
+            self.page.setPlainText(value)
+            self.page.blockSignals(False)
+
+    def _on_page_edited(self) -> None:
+        if not self._streaming and not self._chat_mode():
+            self.values.set("prompt", self.page.toPlainText())
+
+    def generate(self) -> None:
+        if self._chat_mode():
+            message = self.chat_input.text().strip()
+            if not message:
+                return
+            self._chat.append({"role": "user", "content": message})
+            self.chat_input.clear()
+            self._base = self._render_chat() + "\nAssistant: "
+            self.page.setPlainText(self._base)
+            self.state.generate("text", messages=list(self._chat))
+        else:
+            self._base = self.page.toPlainText()
+            self.values.set("prompt", self._base)
+            self.state.generate("text")
+        self._undo.append(self._base)
+
+    def regenerate(self) -> None:
+        if self._undo and not self._chat_mode():
+            self.undo()
+            self.generate()
+
+    def undo(self) -> None:
+        if not self._undo:
+            return
+        previous = self._undo.pop()
+        if self._chat_mode():
+            if self._chat and self._chat[-1]["role"] == "assistant":
+                self._chat.pop()
+            self.page.setPlainText(self._render_chat())
+        else:
+            self.page.setPlainText(previous)
+
+    def _render_chat(self) -> str:
+        return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in self._chat)
+
+    def _on_job(self, info) -> None:
+        if info.modality == "text":
+            self._streaming = info.active and info.job.kind == "text.generate" or (
+                info.active and info.job.kind == "demo.generate")
+
+    def _on_preview(self, modality: str, progress) -> None:
+        if modality == "text" and isinstance(progress.preview, str):
+            self._show_generated(progress.preview)
+
+    def _show_generated(self, generated: str) -> None:
+        self.page.blockSignals(True)
+        self.page.setPlainText(self._base + generated)
+        self._highlight(len(self._base), len(self._base) + len(generated))
+        self.page.moveCursor(QTextCursor.MoveOperation.End)
+        self.page.blockSignals(False)
+
+    def _highlight(self, start: int, end: int) -> None:
+        selection = QTextEdit.ExtraSelection()
+        selection.format = QTextCharFormat()
+        selection.format.setBackground(GENERATED_BACKGROUND)
+        cursor = self.page.textCursor()
+        cursor.setPosition(start)
+        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        selection.cursor = cursor
+        self.page.setExtraSelections([selection])
+
+    def _on_output(self, artifact) -> None:
+        if artifact.modality != "text":
+            return
+        self._streaming = False
+        self._show_generated(artifact.payload)
+        if self._chat_mode():
+            self._chat.append({"role": "assistant", "content": artifact.payload.strip()})
+        else:
+            self.values.set("prompt", self.page.toPlainText())
+        self._tokens = artifact.info.get("tokens", []) or []
+        speed = artifact.info.get("tokens_per_s")
+        first = artifact.info.get("first_token_s")
+        parts = [f"seed {artifact.recipe.seed}"]
+        if speed:
+            parts.append(f"{speed:.0f} tokens/s")
+        if first is not None:
+            parts.append(f"first token after {first * 1000:.0f} ms")
+        if artifact.files:
+            parts.append(f"saved to {artifact.files[0]}")
+        if artifact.info.get("demo"):
+            parts.insert(0, "DEMO (no model)")
+        self.info.setText(" · ".join(parts))
+
+    def _inspect_at_cursor(self) -> None:
+        if not self._tokens or self._streaming:
+            return
+        position = self.page.textCursor().position() - len(self._base)
+        token = next((t for t in self._tokens if t.get("start", -1) <= position < t.get("end", -1)), None)
+        if token is None:
+            return
+        lines = [f"<b>{_escape(token.get('text', ''))!s}</b> — top candidates (before → after the filters):"]
+        before = token.get("before", [])
+        after = dict((text, p) for text, p in token.get("after", []))
+        for text, p in before[:10]:
+            lines.append(f"{_escape(text)}: {p:.1%} → {after.get(text, 0.0):.1%}")
+        self.inspector.setHtml("<br>".join(lines))
+
+
+def _escape(text: str) -> str:
+    return repr(text)[1:-1].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

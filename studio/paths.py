@@ -1,0 +1,74 @@
+"""Where things live: the app's read-only assets and models, and the user's data.
+
+Frozen-aware: inside a PyInstaller bundle the read-only files sit under `sys._MEIPASS`.
+User data (outputs, history, settings, logs) lives in platformdirs' folders and can be
+moved with the LATENT_STUDIO_HOME environment variable (tests and portable installs).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+APP_NAME = "LatentStudio"
+
+
+def install_root() -> Path:
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:
+        return Path(frozen_root)
+    return Path(__file__).resolve().parent.parent
+
+
+def assets_dir() -> Path:
+    return install_root() / "assets"
+
+
+def models_dir() -> Path:
+    return install_root() / "models"
+
+
+def builtin_model_dir(name: str) -> Path:
+    return models_dir() / name
+
+
+def user_data_dir() -> Path:
+    override = os.environ.get("LATENT_STUDIO_HOME")
+    if override:
+        path = Path(override)
+    else:
+        from platformdirs import user_data_path
+
+        path = user_data_path(APP_NAME, appauthor=False)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def outputs_dir() -> Path:
+    path = user_data_dir() / "outputs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def history_db_path() -> Path:
+    return user_data_dir() / "history.sqlite3"
+
+
+def cache_dir() -> Path:
+    """Derived data that can be rebuilt (dataset renders, token caches)."""
+    override = os.environ.get("LATENT_STUDIO_CACHE")
+    if override:
+        path = Path(override)
+    else:
+        from platformdirs import user_cache_path
+
+        path = user_cache_path(APP_NAME, appauthor=False)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def logs_dir() -> Path:
+    path = user_data_dir() / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,259 @@
+"""Session state: the values behind every panel, the jobs in flight, and the one message handler.
+
+Panels write values here and listen to `value_changed`; they never read widgets back to build
+a job. `handle_message` is the single place where worker messages turn into UI state.
+QtCore only: this module builds no widgets and imports no torch.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from studio.engine.jobs import Job, JobEvent, JobMessage, Progress, Result
+from studio.engine.recipe import Recipe
+
+RANDOM_SEED = -1
+MAX_SEED = 2**32 - 1  # what A1111 and diffusers' CPU generators accept
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "image": {
+        "prompt": "",
+        "negative_prompt": "",
+        "model": "builtin:emoji-ldm",
+        "seed": RANDOM_SEED,
+        "mode": "txt2img",
+        "steps": 20,
+        "guidance": 5.0,
+        "width": 64,
+        "height": 64,
+        "scheduler": "dpmpp_2m",
+        "batch_count": 1,
+        "strength": 0.75,
+        "variation_seed": 0,
+        "variation_strength": 0.0,
+        "init_image": "",
+        "mask_image": "",
+    },
+    "text": {
+        "prompt": "",
+        "model": "builtin:text-gpt",
+        "seed": RANDOM_SEED,
+        "mode": "completion",
+        "temperature": 0.8,
+        "top_k": 40,
+        "top_p": 0.95,
+        "min_p": 0.0,
+        "typical_p": 1.0,
+        "repetition_penalty": 1.1,
+        "repetition_window": 64,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "max_new_tokens": 200,
+        "stop": [],
+        "greedy": False,
+        "inspect": False,
+    },
+    "music": {
+        "prompt": "",
+        "model": "builtin:music-gpt",
+        "seed": RANDOM_SEED,
+        "temperature": 1.0,
+        "top_k": 0,
+        "top_p": 0.95,
+        "bars": 8,
+        "tempo": 0,  # 0: from the prompt, else the style's usual tempo
+        "key": "",  # "": from the prompt
+        "voices": 0,  # 0: the style's usual number
+        "instrument": "piano",
+        "continue_from": "",
+    },
+}
+
+# Values that belong to the panel, not to the recipe.
+NOT_PARAMS = {"prompt", "negative_prompt", "model", "seed"}
+
+
+class PanelState(QObject):
+    value_changed = Signal(str, object)
+
+    def __init__(self, modality: str, defaults: dict[str, Any], parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.modality = modality
+        self._values = dict(defaults)
+        self.last_seed: int | None = None  # the seed the last generation really used
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+    def set(self, name: str, value: Any) -> None:
+        if self._values.get(name) != value:
+            self._values[name] = value
+            self.value_changed.emit(name, value)
+
+    def update(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            self.set(name, value)
+
+    def values(self) -> dict[str, Any]:
+        return dict(self._values)
+
+    def recipe(self, seed: int | None = None) -> Recipe:
+        """The recipe for the next generation. A random seed is drawn here, so it is recorded."""
+        if seed is None:
+            seed = int(self.get("seed", RANDOM_SEED))
+            if seed == RANDOM_SEED:
+                seed = random.randint(0, MAX_SEED)
+        params = {k: v for k, v in self._values.items() if k not in NOT_PARAMS}
+        return Recipe(
+            modality=self.modality,
+            prompt=str(self.get("prompt", "")),
+            negative_prompt=str(self.get("negative_prompt", "")),
+            model=str(self.get("model", "")),
+            seed=seed,
+            params=params,
+        )
+
+    def restore(self, recipe: Recipe, keep_seed_random: bool = False) -> None:
+        values = {"prompt": recipe.prompt, "negative_prompt": recipe.negative_prompt}
+        if recipe.model:
+            values["model"] = recipe.model
+        if not keep_seed_random:
+            values["seed"] = recipe.seed
+        values.update({k: v for k, v in recipe.params.items() if k in self._values})
+        self.update(values)
+
+
+@dataclass
+class JobInfo:
+    job: Job
+    status: JobEvent
+    progress: Progress | None = None
+    error: str = ""
+    result: Result | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def modality(self) -> str:
+        return self.job.recipe.modality if self.job.recipe else self.job.kind.split(".")[0]
+
+    @property
+    def active(self) -> bool:
+        return self.status in (JobEvent.QUEUED, JobEvent.STARTED, JobEvent.PROGRESS)
+
+    @property
+    def title(self) -> str:
+        prompt = self.job.recipe.prompt if self.job.recipe else ""
+        return f"{self.modality}: {prompt[:40] or self.job.kind}"
+
+
+# Until a generator's engine module is installed, its panel may run the labelled demo job.
+JOB_KINDS = {"image": "image.generate", "text": "text.generate", "music": "music.generate"}
+DEMO_MODEL = "demo:plasma"
+
+
+class State(QObject):
+    submit_requested = Signal(object)  # Job -> worker.submit
+    cancel_requested = Signal(object)  # job id or None -> worker.cancel
+    job_changed = Signal(object)  # JobInfo
+    preview_changed = Signal(str, object)  # modality, Progress
+    output_added = Signal(object)  # Artifact (saved: files + entry_id filled)
+    result_ready = Signal(object, object)  # Job, Result (for jobs that return values)
+    error_raised = Signal(str, str)  # modality, message
+    restore_requested = Signal(str)  # modality whose panel should come forward
+    device_changed = Signal(str)  # label
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.panels = {name: PanelState(name, defaults, self) for name, defaults in DEFAULTS.items()}
+        self.jobs: dict[int, JobInfo] = {}
+        self.device_label = "device: not chosen yet (picked at the first job)"
+        self._busy = False
+
+    @property
+    def image(self) -> PanelState:
+        return self.panels["image"]
+
+    @property
+    def text(self) -> PanelState:
+        return self.panels["text"]
+
+    @property
+    def music(self) -> PanelState:
+        return self.panels["music"]
+
+    # --- actions ----------------------------------------------------------------------------
+
+    def generate(self, modality: str, **overrides: Any) -> Job | None:
+        panel = self.panels[modality]
+        recipe = panel.recipe()
+        if overrides:
+            recipe = recipe.with_params(**overrides)
+        if not recipe.model:
+            self.error_raised.emit(modality, "Choose a model first.")
+            return None
+        panel.last_seed = recipe.seed
+        kind = "demo.generate" if recipe.model == DEMO_MODEL else JOB_KINDS[modality]
+        return self.submit(Job(kind, recipe))
+
+    def submit(self, job: Job) -> Job:
+        self.jobs[job.id] = JobInfo(job, JobEvent.QUEUED)
+        self.submit_requested.emit(job)
+        return job
+
+    def cancel(self, job_id: int | None = None) -> None:
+        self.cancel_requested.emit(job_id)
+
+    def restore(self, recipe: Recipe) -> None:
+        """Put a recipe's settings back into its panel (gallery double-click, dropped PNG, File > Open)."""
+        modality = recipe.modality if recipe.modality in self.panels else "image"
+        self.panels[modality].restore(recipe)
+        self.restore_requested.emit(modality)
+
+    def active_jobs(self) -> list[JobInfo]:
+        return [info for info in self.jobs.values() if info.active]
+
+    # --- the one handler of worker messages --------------------------------------------------
+
+    def handle_message(self, message: JobMessage) -> None:
+        info = self.jobs.get(message.job_id)
+        if info is None:  # a job submitted behind state's back (e.g. warm-up): track it anyway
+            info = self.jobs[message.job_id] = JobInfo(message.job, message.event)
+        info.status = message.event
+        if message.event == JobEvent.PROGRESS:
+            info.progress = message.progress
+            if message.progress.preview is not None:
+                self.preview_changed.emit(info.modality, message.progress)
+        elif message.event == JobEvent.FAILED:
+            info.error = message.error
+            self.error_raised.emit(info.modality, message.error)
+        elif message.event == JobEvent.FINISHED:
+            info.result = message.result
+            self._finished(message.job, message.result)
+        self.job_changed.emit(info)
+        self._update_busy()
+        if not info.active:
+            self._forget_old_jobs()
+
+    def _finished(self, job: Job, result: Result) -> None:
+        if job.kind in ("device.warmup", "worker.reset_device") and result.value is not None:
+            self.device_label = result.value.label
+            self.device_changed.emit(self.device_label)
+        for artifact in result.artifacts:
+            self.output_added.emit(artifact)
+        self.result_ready.emit(job, result)
+
+    def _update_busy(self) -> None:
+        busy = bool(self.active_jobs())
+        if busy != self._busy:
+            self._busy = busy
+            self.busy_changed.emit(busy)
+
+    def _forget_old_jobs(self, keep: int = 50) -> None:
+        done = [job_id for job_id, info in self.jobs.items() if not info.active]
+        for job_id in done[:-keep]:
+            del self.jobs[job_id]

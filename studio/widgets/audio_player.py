@@ -1,0 +1,65 @@
+"""Audio playback for the UI: play/stop/seek and a position clock for the playhead.
+
+Sound runs in sounddevice's own callback thread (inside engine.synth.play); this object only
+keeps the play/stop state and a timer. No sound card, or no PortAudio, gives a clear message.
+"""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+
+class AudioPlayer(QObject):
+    position_changed = Signal(float)  # seconds since the start of the piece
+    playing_changed = Signal(bool)
+    unavailable = Signal(str)  # why nothing plays
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._timer = QTimer(self)
+        self._timer.setInterval(33)  # ~30 playhead updates a second
+        self._timer.timeout.connect(self._tick)
+        self._started_at = 0.0
+        self._offset = 0.0
+        self._duration = 0.0
+        self.playing = False
+
+    def play(self, samples, sample_rate: int, start_seconds: float = 0.0) -> bool:
+        from studio.engine import synth
+
+        self.stop()
+        first = int(max(0.0, start_seconds) * sample_rate)
+        try:
+            synth.play(samples[first:], sample_rate)
+        except synth.PlaybackUnavailable as exc:
+            self.unavailable.emit(str(exc))
+            return False
+        self._offset = first / sample_rate
+        self._duration = len(samples) / sample_rate
+        self._started_at = time.perf_counter()
+        self.playing = True
+        self._timer.start()
+        self.playing_changed.emit(True)
+        return True
+
+    def stop(self) -> None:
+        if not self.playing:
+            return
+        from studio.engine import synth
+
+        try:
+            synth.stop()
+        except synth.PlaybackUnavailable:
+            pass
+        self._timer.stop()
+        self.playing = False
+        self.playing_changed.emit(False)
+
+    def _tick(self) -> None:
+        position = self._offset + time.perf_counter() - self._started_at
+        if position >= self._duration:
+            self.stop()
+            return
+        self.position_changed.emit(position)

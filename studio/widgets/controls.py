@@ -1,0 +1,261 @@
+"""Small reusable controls bound to a PanelState: sliders with numeric boxes, seed box, prompt edit.
+
+Each control writes the state on user edits and follows the state's `value_changed` (a restored
+recipe moves the sliders). The state is the truth; widgets are never read back to build a job.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QScrollArea,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.state import MAX_SEED, RANDOM_SEED, PanelState
+
+
+class ParamSlider(QWidget):
+    """A labelled slider + numeric box for one numeric setting, with a plain-words tooltip."""
+
+    def __init__(
+        self,
+        state: PanelState,
+        name: str,
+        label: str,
+        minimum: float,
+        maximum: float,
+        step: float = 1.0,
+        decimals: int = 0,
+        tooltip: str = "",
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.state, self.name = state, name
+        self._scale = 10**decimals  # the QSlider is integer-only; scale floats onto it
+        self._decimals = decimals
+        self.label = QLabel(label)
+        self.label.setMinimumWidth(112)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(int(minimum * self._scale), int(maximum * self._scale))
+        self.slider.setSingleStep(max(1, int(step * self._scale)))
+        self.box: QSpinBox | QDoubleSpinBox
+        if decimals:
+            self.box = QDoubleSpinBox()
+            self.box.setDecimals(decimals)
+        else:
+            self.box = QSpinBox()
+        self.box.setRange(minimum, maximum)
+        self.box.setSingleStep(step)
+        self.box.setFixedWidth(78)
+        self.box.setKeyboardTracking(False)
+        for widget in (self, self.label, self.slider, self.box):
+            widget.setToolTip(tooltip)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.box)
+        self._show(state.get(name))
+        self.slider.valueChanged.connect(lambda v: self._commit(v / self._scale))
+        self.box.valueChanged.connect(self._commit)
+        state.value_changed.connect(self._on_state)
+
+    def _commit(self, value: float) -> None:
+        value = round(value, self._decimals) if self._decimals else int(round(value))
+        self.state.set(self.name, value)
+
+    def _on_state(self, name: str, value: Any) -> None:
+        if name == self.name:
+            self._show(value)
+
+    def _show(self, value: Any) -> None:
+        if value is None:
+            return
+        for widget in (self.slider, self.box):
+            widget.blockSignals(True)
+        self.slider.setValue(int(round(float(value) * self._scale)))
+        self.box.setValue(float(value) if self._decimals else int(value))
+        for widget in (self.slider, self.box):
+            widget.blockSignals(False)
+
+
+class SeedBox(QWidget):
+    """Seed number, a dice for a new random seed, and a lock: unlocked means a fresh seed each time."""
+
+    def __init__(self, state: PanelState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.label = QLabel("Seed")
+        self.label.setMinimumWidth(112)
+        self.spin = QDoubleSpinBox()  # QSpinBox is 32-bit signed; seeds go up to 2**32 - 1
+        self.spin.setDecimals(0)
+        self.spin.setRange(0, MAX_SEED)
+        self.spin.setToolTip("The starting noise. The same seed with the same settings makes the same output.")
+        self.dice = QToolButton()
+        self.dice.setText("🎲")
+        self.dice.setToolTip("Pick a new random seed")
+        self.lock = QCheckBox("lock")
+        self.lock.setToolTip("Locked: every generation uses this seed. Unlocked: a new random seed each time.")
+        self.reuse = QToolButton()
+        self.reuse.setText("♻")
+        self.reuse.setToolTip("Reuse the seed of the last generation")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.spin, 1)
+        layout.addWidget(self.dice)
+        layout.addWidget(self.reuse)
+        layout.addWidget(self.lock)
+        self._show(state.get("seed"))
+        self.spin.valueChanged.connect(self._on_spin)
+        self.lock.toggled.connect(self._on_lock)
+        self.dice.clicked.connect(lambda: self._set_locked_seed(random.randint(0, MAX_SEED)))
+        self.reuse.clicked.connect(self._reuse_last)
+        state.value_changed.connect(lambda name, value: self._show(value) if name == "seed" else None)
+
+    def _set_locked_seed(self, seed: int) -> None:
+        self.state.set("seed", int(seed))
+
+    def _reuse_last(self) -> None:
+        if self.state.last_seed is not None:
+            self._set_locked_seed(self.state.last_seed)
+
+    def _on_spin(self, value: float) -> None:
+        if self.lock.isChecked():
+            self.state.set("seed", int(value))
+
+    def _on_lock(self, locked: bool) -> None:
+        self.state.set("seed", int(self.spin.value()) if locked else RANDOM_SEED)
+
+    def _show(self, seed: Any) -> None:
+        for widget in (self.spin, self.lock):
+            widget.blockSignals(True)
+        locked = seed is not None and int(seed) != RANDOM_SEED
+        self.lock.setChecked(locked)
+        self.spin.setEnabled(locked)
+        if locked:
+            self.spin.setValue(int(seed))
+        for widget in (self.spin, self.lock):
+            widget.blockSignals(False)
+
+    def show_last_seed(self, seed: int) -> None:
+        """After a random-seed generation, show the seed it used (without locking it)."""
+        if not self.lock.isChecked():
+            self.spin.blockSignals(True)
+            self.spin.setValue(seed)
+            self.spin.blockSignals(False)
+
+
+class PromptEdit(QPlainTextEdit):
+    """Multi-line prompt bound to a state value. Ctrl+Enter is left to the window's shortcut."""
+
+    submitted = Signal()
+
+    def __init__(self, state: PanelState, name: str = "prompt", placeholder: str = "", parent=None) -> None:
+        super().__init__(parent)
+        self.state, self.name = state, name
+        self.setPlaceholderText(placeholder)
+        self.setTabChangesFocus(True)
+        self.setPlainText(str(state.get(name, "")))
+        self.textChanged.connect(lambda: self.state.set(self.name, self.toPlainText()))
+        state.value_changed.connect(self._on_state)
+
+    def _on_state(self, name: str, value: Any) -> None:
+        if name == self.name and value != self.toPlainText():
+            self.blockSignals(True)
+            self.setPlainText(str(value))
+            self.blockSignals(False)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        enter = event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+        if enter and event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.submitted.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+def bound_combo(state: PanelState, name: str, items: list[tuple[str, Any]], tooltip: str = "") -> QComboBox:
+    """A combo box whose items are (label, value) pairs, bound to a state value."""
+    combo = QComboBox()
+    combo.setToolTip(tooltip)
+    for label, value in items:
+        combo.addItem(label, value)
+
+    def show(value: Any) -> None:
+        index = combo.findData(value)
+        if index < 0 and value not in (None, ""):
+            combo.addItem(str(value), value)  # a restored recipe may name a value we did not list
+            index = combo.count() - 1
+        combo.blockSignals(True)
+        combo.setCurrentIndex(max(index, 0))
+        combo.blockSignals(False)
+
+    show(state.get(name))
+    combo.currentIndexChanged.connect(lambda _i: state.set(name, combo.currentData()))
+    state.value_changed.connect(lambda n, v: show(v) if n == name else None)
+    return combo
+
+
+def bound_check(state: PanelState, name: str, label: str, tooltip: str = "") -> QCheckBox:
+    check = QCheckBox(label)
+    check.setToolTip(tooltip)
+    check.setChecked(bool(state.get(name)))
+    check.toggled.connect(lambda on: state.set(name, bool(on)))
+    state.value_changed.connect(lambda n, v: check.setChecked(bool(v)) if n == name else None)
+    return check
+
+
+def bound_line(state: PanelState, name: str, placeholder: str = "", tooltip: str = "") -> QLineEdit:
+    line = QLineEdit(str(state.get(name, "")))
+    line.setPlaceholderText(placeholder)
+    line.setToolTip(tooltip)
+    line.textChanged.connect(lambda text: state.set(name, text))
+    state.value_changed.connect(lambda n, v: line.setText(str(v)) if n == name and str(v) != line.text() else None)
+    return line
+
+
+def row(label: str, widget: QWidget, tooltip: str = "") -> QWidget:
+    """A label + widget line, labels aligned with ParamSlider's."""
+    holder = QWidget()
+    layout = QHBoxLayout(holder)
+    layout.setContentsMargins(0, 0, 0, 0)
+    caption = QLabel(label)
+    caption.setMinimumWidth(112)
+    caption.setToolTip(tooltip)
+    layout.addWidget(caption)
+    layout.addWidget(widget, 1)
+    return holder
+
+
+def scroll_column(*widgets: QWidget, min_width: int = 410) -> QScrollArea:
+    """A vertical column of control groups that scrolls vertically and never sideways."""
+    column = QWidget()
+    layout = QVBoxLayout(column)
+    layout.setContentsMargins(4, 4, 10, 4)
+    for widget in widgets:
+        layout.addWidget(widget)
+    layout.addStretch(1)
+    scroll = QScrollArea()
+    scroll.setWidget(column)
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    # Wide enough for the widest control row plus the scrollbar: nothing is ever clipped.
+    scroll.setMinimumWidth(max(min_width, column.sizeHint().width() + 14))
+    return scroll

@@ -1,0 +1,101 @@
+"""Piano roll: notes per voice as coloured bars, with zoom, scroll, a playhead and click-to-hear."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen, QWheelEvent
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+VOICE_COLOURS = [QColor("#e07a5f"), QColor("#81b29a"), QColor("#f2cc8f"), QColor("#7aa5d8"), QColor("#c38bd9"), QColor("#6cc3c3")]
+BLACK_KEYS = {1, 3, 6, 8, 10}
+
+
+def note_fields(note) -> tuple[int, float, float, int, int]:
+    """(pitch, start, duration, velocity, voice) from a note object or tuple; times in beats."""
+    if isinstance(note, tuple | list):
+        pitch, start, duration, velocity, voice = (list(note) + [80, 0])[:5]
+        return int(pitch), float(start), float(duration), int(velocity), int(voice)
+    start = getattr(note, "start", getattr(note, "start_beats", getattr(note, "onset", 0.0)))
+    duration = getattr(note, "duration", getattr(note, "duration_beats", 1.0))
+    return (int(note.pitch), float(start), float(duration), int(getattr(note, "velocity", 80)), int(getattr(note, "voice", 0)))
+
+
+class PianoRoll(QWidget):
+    note_clicked = Signal(int)  # MIDI pitch, for "click a note to hear it"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.notes: list[tuple[int, float, float, int, int]] = []
+        self.pixels_per_beat = 40.0
+        self.scroll_beats = 0.0
+        self.playhead: float | None = None  # beats
+        self.setMinimumHeight(220)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setToolTip("Wheel: scroll · Ctrl+wheel: zoom · click a note to hear it")
+
+    def set_notes(self, notes) -> None:
+        self.notes = [note_fields(n) for n in (notes or [])]
+        self.update()
+
+    def set_playhead(self, beats: float | None) -> None:
+        self.playhead = beats
+        if beats is not None:
+            visible = self.width() / self.pixels_per_beat
+            if not self.scroll_beats <= beats <= self.scroll_beats + visible * 0.9:
+                self.scroll_beats = max(0.0, beats - visible * 0.1)
+        self.update()
+
+    def _pitch_range(self) -> tuple[int, int]:
+        if not self.notes:
+            return 48, 84
+        pitches = [n[0] for n in self.notes]
+        return min(pitches) - 2, max(pitches) + 2
+
+    def _note_rect(self, note, low: int, high: int) -> QRectF:
+        pitch, start, duration, _velocity, _voice = note
+        row_height = self.height() / max(1, high - low + 1)
+        x = (start - self.scroll_beats) * self.pixels_per_beat
+        y = (high - pitch) * row_height
+        return QRectF(x, y, max(2.0, duration * self.pixels_per_beat - 1), max(2.0, row_height - 1))
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#1b1d23"))
+        low, high = self._pitch_range()
+        row_height = self.height() / max(1, high - low + 1)
+        for pitch in range(low, high + 1):  # darker rows for black keys, like a keyboard on its side
+            if pitch % 12 in BLACK_KEYS:
+                painter.fillRect(QRectF(0, (high - pitch) * row_height, self.width(), row_height), QColor("#16181d"))
+        painter.setPen(QPen(QColor("#2c3039")))
+        beat = int(self.scroll_beats)
+        while (beat - self.scroll_beats) * self.pixels_per_beat < self.width():
+            x = (beat - self.scroll_beats) * self.pixels_per_beat
+            painter.setPen(QPen(QColor("#3a404c" if beat % 4 == 0 else "#262a32")))
+            painter.drawLine(int(x), 0, int(x), self.height())
+            beat += 1
+        for note in self.notes:
+            colour = QColor(VOICE_COLOURS[note[4] % len(VOICE_COLOURS)])
+            colour.setAlpha(110 + min(145, note[3]))
+            painter.fillRect(self._note_rect(note, low, high), colour)
+        if not self.notes:
+            painter.setPen(QColor("#7d8590"))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Notes appear here as they are composed.")
+        if self.playhead is not None:
+            x = (self.playhead - self.scroll_beats) * self.pixels_per_beat
+            painter.setPen(QPen(QColor("#ffffff"), 2))
+            painter.drawLine(int(x), 0, int(x), self.height())
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        steps = event.angleDelta().y() / 120
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.pixels_per_beat = min(400.0, max(5.0, self.pixels_per_beat * (1.15**steps)))
+        else:
+            self.scroll_beats = max(0.0, self.scroll_beats - steps * 2)
+        self.update()
+
+    def mousePressEvent(self, event) -> None:
+        low, high = self._pitch_range()
+        for note in self.notes:
+            if self._note_rect(note, low, high).contains(event.position()):
+                self.note_clicked.emit(note[0])
+                return

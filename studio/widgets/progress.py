@@ -1,0 +1,178 @@
+"""Job progress: a one-line status for a panel, and the queue list with per-job Cancel buttons."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.engine.jobs import JobEvent, Progress
+from studio.state import JobInfo, State
+
+
+def progress_text(progress: Progress | None, unit: str = "it") -> str:
+    """'step 7/20 · 3.1 it/s · ETA 4 s' from a Progress stamped with elapsed time."""
+    if progress is None:
+        return "starting…"
+    text = f"step {progress.step}/{progress.total}"
+    if progress.elapsed > 0 and progress.step:
+        rate = progress.step / progress.elapsed
+        remaining = (progress.total - progress.step) / rate if rate else 0
+        text += f" · {rate:.1f} {unit}/s · ETA {remaining:.0f} s"
+    if progress.message:
+        text += f" · {progress.message}"
+    return text
+
+
+STATUS_TEXT = {
+    JobEvent.QUEUED: "queued",
+    JobEvent.STARTED: "starting…",
+    JobEvent.FINISHED: "done",
+    JobEvent.FAILED: "failed",
+    JobEvent.CANCELLED: "cancelled",
+    JobEvent.SUPERSEDED: "replaced by a newer request",
+}
+
+
+class JobRow(QWidget):
+    def __init__(self, state: State, info: JobInfo, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.job_id = info.job.id
+        self.title = QLabel(info.title)
+        self.title.setObjectName("jobTitle")
+        self.bar = QProgressBar()
+        self.bar.setTextVisible(False)
+        self.bar.setFixedHeight(6)
+        self.detail = QLabel()
+        self.detail.setObjectName("jobDetail")
+        self.detail.setWordWrap(True)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Stop this job at its next step (Esc cancels the running job)")
+        self.cancel.clicked.connect(lambda: state.cancel(self.job_id))
+        top = QHBoxLayout()
+        top.addWidget(self.title, 1)
+        top.addWidget(self.cancel)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.detail)
+        self.update_from(info)
+
+    def update_from(self, info: JobInfo) -> None:
+        self.cancel.setVisible(info.active)
+        if info.status == JobEvent.PROGRESS and info.progress:
+            self.bar.setRange(0, info.progress.total)
+            self.bar.setValue(info.progress.step)
+            self.detail.setText(progress_text(info.progress))
+        elif info.status == JobEvent.STARTED:
+            self.bar.setRange(0, 0)  # busy: loading a model has no steps to count
+            self.detail.setText("loading / starting…")
+        else:
+            done = info.status == JobEvent.FINISHED
+            self.bar.setRange(0, 1)
+            self.bar.setValue(1 if done else 0)
+            text = STATUS_TEXT.get(info.status, info.status.value)
+            if info.error:
+                text += f": {info.error}"
+            elif done and info.result and "seconds" in info.result.info:
+                text += f" in {info.result.info['seconds']:.1f} s"
+            self.detail.setText(text)
+
+
+class JobQueueView(QScrollArea):
+    """Every job of the session, newest first, with progress and Cancel."""
+
+    def __init__(self, state: State, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.rows: dict[int, JobRow] = {}
+        self.setWidgetResizable(True)
+        holder = QWidget()
+        self.column = QVBoxLayout(holder)
+        self.column.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.empty = QLabel("No jobs yet. Press Generate (Ctrl+Enter) in a panel.")
+        self.empty.setWordWrap(True)
+        self.empty.setObjectName("hint")
+        self.column.addWidget(self.empty)
+        self.setWidget(holder)
+        state.job_changed.connect(self.on_job_changed)
+
+    def on_job_changed(self, info: JobInfo) -> None:
+        if info.job.kind in ("device.warmup", "worker.reset_device"):
+            return  # housekeeping, not the user's work
+        row = self.rows.get(info.job.id)
+        if row is None:
+            row = self.rows[info.job.id] = JobRow(self.state, info)
+            self.column.insertWidget(0, row)
+            self.empty.hide()
+            self._trim()
+        row.update_from(info)
+
+    def _trim(self, keep: int = 30) -> None:
+        for job_id in list(self.rows)[:-keep]:
+            self.rows.pop(job_id).deleteLater()
+
+
+class GenerateBar(QWidget):
+    """Generate + Cancel buttons and the live progress of this panel's newest job."""
+
+    def __init__(self, state: State, modality: str, label: str = "Generate", unit: str = "it", parent=None) -> None:
+        super().__init__(parent)
+        self.state, self.modality, self.unit = state, modality, unit
+        self.current_job_id: int | None = None
+        self.generate = QPushButton(label)
+        self.generate.setObjectName("primary")
+        self.generate.setToolTip(f"{label} (Ctrl+Enter)")
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Stop at the next step (Esc)")
+        self.cancel.setEnabled(False)
+        self.bar = QProgressBar()
+        self.bar.setTextVisible(False)
+        self.bar.setFixedHeight(8)
+        self.status = QLabel("Ready.")
+        self.status.setObjectName("hint")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.generate, 2)
+        buttons.addWidget(self.cancel, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(buttons)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.status)
+        self.cancel.clicked.connect(lambda: state.cancel(self.current_job_id))
+        state.job_changed.connect(self._on_job)
+
+    def _on_job(self, info: JobInfo) -> None:
+        if info.modality != self.modality or info.job.kind.startswith(("device.", "worker.")):
+            return
+        if info.status == JobEvent.QUEUED:
+            self.current_job_id = info.job.id
+        if info.job.id != self.current_job_id:
+            return
+        self.cancel.setEnabled(info.active)
+        if info.status == JobEvent.PROGRESS and info.progress:
+            self.bar.setRange(0, info.progress.total)
+            self.bar.setValue(info.progress.step)
+            self.status.setText(progress_text(info.progress, self.unit))
+        elif info.status == JobEvent.STARTED:
+            self.bar.setRange(0, 0)
+            self.status.setText("Loading the model / starting…")
+        elif info.status == JobEvent.QUEUED:
+            self.status.setText("Queued behind other jobs…" if len(self.state.active_jobs()) > 1 else "Starting…")
+        else:
+            self.bar.setRange(0, 1)
+            self.bar.setValue(1 if info.status == JobEvent.FINISHED else 0)
+            text = STATUS_TEXT.get(info.status, "").capitalize()
+            if info.error:
+                text = f"Failed: {info.error}"
+            elif info.result and "seconds" in info.result.info:
+                text += f" in {info.result.info['seconds']:.1f} s."
+            self.status.setText(text)

@@ -1,0 +1,73 @@
+"""Scriptable fake engine tasks for worker and UI tests: no torch, fully controlled pace."""
+
+from __future__ import annotations
+
+import threading
+
+from PIL import Image
+
+from studio.engine.jobs import Artifact, Job, Progress, Result, TaskContext, UserError
+
+# Each step of `gated_task` waits for the test to release it: lets a test cancel at an exact
+# step without sleeping. A Semaphore per test run, reset by `reset_gate`.
+GATE = threading.Semaphore(0)
+RAN: list[int] = []  # job ids in the order the worker ran them
+
+
+def reset_gate() -> None:
+    global GATE
+    GATE = threading.Semaphore(0)
+    RAN.clear()
+
+
+def steps_task(job: Job, ctx: TaskContext) -> Result:
+    RAN.append(job.id)
+    total = int(job.args.get("steps", 5))
+    for step in range(1, total + 1):
+        ctx.check()
+        ctx.report(Progress(step, total, preview=f"step {step}"))
+    return Result(value=job.args.get("value"))
+
+
+def gated_task(job: Job, ctx: TaskContext) -> Result:
+    RAN.append(job.id)
+    total = int(job.args.get("steps", 10))
+    for step in range(1, total + 1):
+        GATE.acquire(timeout=10)
+        ctx.check()  # the cancel check at each step: at most one step runs after Cancel
+        ctx.report(Progress(step, total))
+    return Result()
+
+
+def failing_task(job: Job, ctx: TaskContext) -> Result:
+    RAN.append(job.id)
+    if job.args.get("user_error"):
+        raise UserError("the model file is damaged")
+    raise RuntimeError("boom")
+
+
+def image_task(job: Job, ctx: TaskContext) -> Result:
+    """Makes a flat-colour picture from the recipe's seed: enough to exercise history and gallery."""
+    RAN.append(job.id)
+    recipe = job.recipe
+    colour = (recipe.seed * 37 % 256, recipe.seed * 91 % 256, recipe.seed * 13 % 256)
+    ctx.report(Progress(1, 1, preview=Image.new("RGB", (8, 8), colour)))
+    return Result([Artifact("image", recipe, Image.new("RGB", (32, 32), colour))])
+
+
+def text_task(job: Job, ctx: TaskContext) -> Result:
+    RAN.append(job.id)
+    words = job.recipe.prompt.split()
+    text = ""
+    for index, word in enumerate(words, 1):
+        ctx.check()
+        text += f" {word.upper()}"
+        ctx.report(Progress(index, len(words), preview=text))
+    return Result([Artifact("text", job.recipe, text)])
+
+
+def register_fakes() -> None:
+    from studio.engine import tasks
+
+    for name in ("steps_task", "gated_task", "failing_task", "image_task", "text_task"):
+        tasks.register(f"fake.{name.removesuffix('_task')}", f"tests.fakes:{name}")

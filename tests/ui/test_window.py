@@ -1,0 +1,120 @@
+"""The main window offscreen: five panels, Ctrl+Enter submits, Esc cancels, settings persist."""
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QApplication
+
+from studio.app import MainWindow, create_window
+from studio.engine.jobs import JobEvent
+from studio.engine.recipe import Recipe
+from tests import fakes
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    QApplication.setOrganizationName("LatentStudioTests")
+    QApplication.setApplicationName(f"test-{tmp_path.name}")
+    QSettings().clear()
+    fakes.register_fakes()
+    fakes.reset_gate()
+    win = create_window(QApplication.instance(), warm_up=False)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    fakes.GATE.release(100)
+    win.worker.stop()
+
+
+def test_window_has_the_five_panels(window):
+    labels = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert labels == ["Image", "Text", "Music", "Latent Explorer", "Gallery"]
+    assert window.device_label.text()
+    assert window.menuBar().actions()[0].text() == "&File"
+
+
+def test_ctrl_enter_submits_the_current_panel(qtbot, window, monkeypatch):
+    from studio import state as state_module
+
+    monkeypatch.setitem(state_module.JOB_KINDS, "image", "fake.image")
+    window.tabs.setCurrentIndex(0)
+    window.state.image.set("prompt", "a red square")
+    submitted = []
+    window.state.submit_requested.connect(submitted.append)
+    with qtbot.waitSignal(window.state.output_added, timeout=10000) as blocker:
+        qtbot.keyClick(window.panel("image").prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert len(submitted) == 1, "one key press, one job"
+    artifact = blocker.args[0]
+    assert artifact.recipe.prompt == "a red square"
+    assert artifact.files[0].exists()
+    gallery = window.panel("gallery")
+    assert gallery.grid.count() == 1
+
+
+def test_escape_cancels_the_running_job(qtbot, window, monkeypatch):
+    from studio import state as state_module
+
+    monkeypatch.setitem(state_module.JOB_KINDS, "text", "fake.gated")
+    window.tabs.setCurrentIndex(1)
+    job = window.state.generate("text")
+    fakes.GATE.release(1)
+    qtbot.waitUntil(lambda: window.state.jobs[job.id].status == JobEvent.PROGRESS, timeout=10000)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    fakes.GATE.release(1)
+    qtbot.waitUntil(lambda: window.state.jobs[job.id].status == JobEvent.CANCELLED, timeout=10000)
+    assert window.state.jobs[job.id].progress.step == 1
+
+
+def test_failed_job_shows_its_message_and_the_app_goes_on(qtbot, window, monkeypatch):
+    from studio import state as state_module
+
+    monkeypatch.setitem(state_module.JOB_KINDS, "image", "fake.failing")
+    with qtbot.waitSignal(window.state.error_raised, timeout=10000):
+        window.panel("image").generate()
+    assert "RuntimeError: boom" in window.panel("image").bar.status.text()
+    assert window.worker.isRunning()
+
+
+def test_gallery_double_click_restores_the_recipe(qtbot, window):
+    recipe = Recipe("text", prompt="Once upon a time", seed=1234, params={"temperature": 0.42, "top_k": 7})
+    from studio.engine.jobs import Artifact
+
+    window.history.save_artifact(Artifact("text", recipe, " there was a fox."))
+    gallery = window.panel("gallery")
+    gallery.refresh()
+    assert gallery.grid.count() == 1
+    gallery.grid.itemDoubleClicked.emit(gallery.grid.item(0))
+    assert window.tabs.currentWidget() is window.panel("text")
+    assert window.state.text.get("temperature") == 0.42
+    assert window.state.text.get("seed") == 1234
+    assert window.panel("text").page.toPlainText() == "Once upon a time"
+
+
+def test_settings_persist_across_windows(qtbot, window):
+    window.state.text.set("temperature", 1.37)
+    window.tabs.setCurrentIndex(2)
+    window.save_settings()
+    again = MainWindow(window.state.__class__(), window.history, window.worker)
+    qtbot.addWidget(again)
+    again.restore_settings()
+    assert again.state.text.get("temperature") == 1.37
+    assert again.tabs.currentIndex() == 2
+
+
+def test_dropping_an_a1111_png_restores_the_image_panel(qtbot, window, tmp_path):
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", "a lighthouse at dusk\nNegative prompt: people\n"
+                                "Steps: 31, Sampler: Euler a, CFG scale: 6.5, Seed: 99, Size: 512x768, Hires steps: 4")
+    path = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    panel = window.panel("image")
+    assert panel.load_settings_from(path)
+    values = window.state.image
+    assert (values.get("prompt"), values.get("negative_prompt")) == ("a lighthouse at dusk", "people")
+    assert (values.get("steps"), values.get("guidance"), values.get("scheduler")) == (31, 6.5, "euler_a")
+    assert (values.get("width"), values.get("height"), values.get("seed")) == (512, 768, 99)
+    assert "Hires steps: 4" in panel.unknown.text()
+    assert panel.prompt.toPlainText() == "a lighthouse at dusk"
