@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     music.add_argument("--instrument", default="piano")
     music.add_argument("--continue", dest="continue_from", default="", help="a MIDI file to extend")
 
+    commands.add_parser("install-desktop", help="add Latent Studio to the desktop's application menu")
+
     convert = commands.add_parser("convert-checkpoint", help="convert a trusted pickle checkpoint to .safetensors")
     convert.add_argument("source")
     convert.add_argument("--out", default=None)
@@ -160,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_generate(args)
     if args.command == "convert-checkpoint":
         return run_convert(args)
+    if args.command == "install-desktop":
+        from studio.desktop import install_desktop_entry
+
+        print(install_desktop_entry())
+        return 0
     from studio.app import main as app_main
 
     return app_main()

@@ -42,9 +42,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.state, self.history, self.worker = state, history, worker
         self.setWindowTitle("Latent Studio")
-        icon = paths.assets_dir() / "icon.svg"
-        if icon.exists():
-            self.setWindowIcon(QIcon(str(icon)))
+        self.setWindowIcon(app_icon())
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.tabBar().setDrawBase(False)
@@ -109,6 +107,7 @@ class MainWindow(QMainWindow):
         self._action(settings_menu, "Output &folder…", self.choose_output_folder)
 
         help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&Welcome / getting started", lambda: self.show_welcome())
         self._action(help_menu, "Model &licences", self.show_licences)
         self._action(help_menu, "&About Latent Studio", self.show_about)
 
@@ -186,6 +185,17 @@ class MainWindow(QMainWindow):
         self.worker.set_device_override(value)
         self.statusBar().showMessage(f"Device set to {value}; models reload on the next job.", 5000)
 
+    def show_welcome(self) -> None:
+        from studio.widgets.welcome import WelcomeDialog
+
+        WelcomeDialog(str(self.history.outputs_dir), self).exec()
+
+    def welcome_if_first_run(self) -> None:
+        from studio.widgets.welcome import should_show_welcome
+
+        if should_show_welcome():
+            self.show_welcome()
+
     def show_licences(self) -> None:
         lines = []
         for model in read_catalog():
@@ -242,6 +252,13 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
+def app_icon() -> QIcon:
+    icon = QIcon()
+    for png in sorted((paths.assets_dir() / "icons").glob("latent-studio-*.png")):
+        icon.addFile(str(png))
+    return icon
+
+
 def load_theme(app: QApplication) -> None:
     theme = paths.assets_dir() / "theme.qss"
     if theme.exists():
@@ -270,11 +287,17 @@ def create_window(app: QApplication, warm_up: bool = True) -> MainWindow:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from studio.crash import install_excepthook, setup_logging
+
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName("Latent Studio")
     app.setApplicationVersion(__version__)
+    app.setDesktopFileName("latent-studio")  # taskbars match the window to the .desktop entry
+    app.setWindowIcon(app_icon())
+    setup_logging()
+    install_excepthook()
     window = create_window(app)
     window.show()
+    QTimer.singleShot(0, window.welcome_if_first_run)
     return app.exec()

@@ -6,7 +6,7 @@ torch is imported inside functions: choosing a device must not slow the app's st
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 
@@ -18,11 +18,13 @@ class DeviceChoice:
     name: str  # what the user sees, e.g. "NVIDIA RTX 4090" or "CPU (2 threads)"
     free_memory: int | None = None  # bytes, where the backend tells
     total_memory: int | None = None
+    note: str = ""  # e.g. why the asked-for device was not used
 
     @property
     def label(self) -> str:
         free = f", {self.free_memory / 2**30:.1f} GiB free" if self.free_memory else ""
-        return f"{self.device.upper()} · {self.dtype} · {self.name}{free}"
+        note = f" ({self.note})" if self.note else ""
+        return f"{self.device.upper()} · {self.dtype} · {self.name}{free}{note}"
 
     def torch_dtype(self):
         import torch
@@ -79,8 +81,10 @@ def pick_device(override: str = "auto", dtype_override: str = "auto") -> DeviceC
             choice = _mps_choice(torch)
     if choice is None:
         choice = _cpu_choice()
+        if wanted not in ("auto", "cpu"):
+            choice = replace(choice, note=f"{wanted.upper()} was asked for but is not available")
     if dtype_override and dtype_override != "auto":
-        choice = DeviceChoice(choice.device, dtype_override, choice.name, choice.free_memory, choice.total_memory)
+        choice = replace(choice, dtype=dtype_override)
     if choice.device == "cpu":
         torch.set_num_threads(cpu_threads())
     return choice

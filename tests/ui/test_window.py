@@ -118,3 +118,36 @@ def test_dropping_an_a1111_png_restores_the_image_panel(qtbot, window, tmp_path)
     assert (values.get("width"), values.get("height"), values.get("seed")) == (512, 768, 99)
     assert "Hires steps: 4" in panel.unknown.text()
     assert panel.prompt.toPlainText() == "a lighthouse at dusk"
+
+
+def test_welcome_shows_once(qtbot, window, monkeypatch):
+    from studio.widgets import welcome
+
+    shown = []
+    monkeypatch.setattr(welcome.WelcomeDialog, "exec", lambda self: (shown.append(self), self.done(0)))
+    window.welcome_if_first_run()
+    window.welcome_if_first_run()
+    assert len(shown) == 1, "dismissed (with 'don't show again' ticked) it does not come back"
+
+
+def test_uncaught_exception_is_logged_and_shown(qtbot, window, monkeypatch, tmp_path):
+    import logging
+    import sys
+
+    from studio import crash, paths
+
+    handler = crash.setup_logging()
+    dialogs = []
+    monkeypatch.setattr(crash.CrashDialog, "exec", lambda self: dialogs.append(self.details.toPlainText()))
+    crash.install_excepthook()
+    try:
+        raise ValueError("a bug in a slot")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    finally:
+        sys.excepthook = sys.__excepthook__
+        handler.flush()
+        logging.getLogger().removeHandler(handler)
+    assert dialogs and "ValueError: a bug in a slot" in dialogs[0]
+    assert "a bug in a slot" in (paths.logs_dir() / crash.LOG_FILE).read_text()
+    assert window.history.count() == 0 and window.history.db_path.exists()

@@ -1,0 +1,60 @@
+"""Device choice on this CPU machine, and the headless CLI's failure modes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from studio.engine.devices import pick_device
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cpu_machine_picks_cpu_fp32():
+    choice = pick_device("auto")
+    assert (choice.device, choice.dtype) == ("cpu", "float32")
+    assert "CPU" in choice.label
+
+
+def test_asking_for_a_missing_gpu_falls_back_and_says_so():
+    choice = pick_device("cuda")
+    assert choice.device == "cpu"
+    assert "CUDA was asked for but is not available" in choice.label
+
+
+def test_dtype_override():
+    assert pick_device("cpu", "bfloat16").dtype == "bfloat16"
+
+
+def run_cli(*args, home):
+    env = {"LATENT_STUDIO_HOME": str(home), "LATENT_STUDIO_CACHE": str(home / "cache"), "PATH": "/usr/bin:/bin",
+           "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "studio", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_cli_missing_model_fails_with_a_clear_message(tmp_path):
+    result = run_cli("generate", "image", "--prompt", "x", "--model", "builtin:no-such-model", "--out",
+                     str(tmp_path / "x.png"), home=tmp_path)
+    assert result.returncode == 2
+    assert "built-in model 'no-such-model' is missing" in result.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_refuses_a_pickle_checkpoint(tmp_path):
+    import pickle
+
+    fake = tmp_path / "model.safetensors"
+    fake.write_bytes(pickle.dumps({"a": 1}))
+    result = run_cli("generate", "image", "--prompt", "x", "--model", str(fake), home=tmp_path)
+    assert result.returncode == 2
+    assert "pickle" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_install_desktop_entry(tmp_path):
+    from studio.desktop import install_desktop_entry
+
+    entry = install_desktop_entry(tmp_path)
+    text = entry.read_text()
+    assert "Exec=" in text and "-m studio" in text and "Icon=latent-studio" in text
+    assert (tmp_path / "icons/hicolor/256x256/apps/latent-studio.png").exists()
+    assert (tmp_path / "icons/hicolor/scalable/apps/latent-studio.svg").exists()
