@@ -71,6 +71,24 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "instrument": "piano",
         "continue_from": "",
     },
+    "latent": {
+        "model": "builtin:emoji-ldm",
+        "source": "dataset",  # dataset | gallery | folder
+        "folder": "",
+        "frames": 8,
+        "mode": "slerp",
+        "fps": 12,
+        "grid_size": 5,
+        "grid_radius": 2.0,
+        "directions": "pca",
+        "children": 4,
+        "mutation": 0.3,
+        "attribute": "face",
+        "attribute_amount": 0.0,
+        "augment_count": 8,
+        "augment_amount": 0.15,
+        "seed": 0,
+    },
 }
 
 # Values that belong to the panel, not to the recipe.

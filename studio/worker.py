@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 from collections import deque
+from dataclasses import replace
 
 from PySide6.QtCore import QThread, Signal
 
@@ -22,6 +23,16 @@ from studio.engine.models import ModelCache
 from studio.engine.tasks import find_task
 
 log = logging.getLogger(__name__)
+
+
+def save_with_lineage(history, artifacts) -> None:
+    """Save in order; an artifact naming earlier siblings as parents gets their history ids."""
+    for artifact in artifacts:
+        siblings = artifact.info.get("parent_artifacts")
+        if siblings:
+            ids = tuple(artifacts[i].entry_id for i in siblings if artifacts[i].entry_id is not None)
+            artifact.recipe = replace(artifact.recipe, parents=ids)
+        history.save_artifact(artifact)
 
 
 class Worker(QThread):
@@ -137,8 +148,7 @@ class Worker(QThread):
                     raise Cancelled()
                 result = task(job, context)
                 if job.save and self.history is not None:
-                    for artifact in result.artifacts:
-                        self.history.save_artifact(artifact)
+                    save_with_lineage(self.history, result.artifacts)
             result.info.setdefault("seconds", time.perf_counter() - started)
         except Cancelled:
             self.message.emit(JobMessage(JobEvent.CANCELLED, job))

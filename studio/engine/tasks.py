@@ -18,6 +18,12 @@ TASKS: dict[str, str] = {
     "text.generate": "studio.engine.text:generate_task",
     "music.generate": "studio.engine.music:generate_task",
     "device.warmup": "studio.engine.demo:warmup_task",
+    # The Latent Explorer's tasks (names listed in studio.engine.latent_tasks.TASKS).
+    **{kind: f"studio.engine.latent_tasks:{fn}" for kind, fn in {
+        "latent.map": "map_task", "latent.decode": "decode_task", "latent.strip": "strip_task",
+        "latent.walk": "walk_task", "latent.grid": "grid_task", "latent.breed": "breed_task",
+        "latent.anomaly": "anomaly_task", "latent.augment": "augment_task",
+    }.items()},
 }
 
 Task = Callable[[Job, TaskContext], Result]

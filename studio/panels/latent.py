@@ -1,11 +1,38 @@
-"""Latent Explorer panel. The map, walks and breeding arrive with the built-in image model's VAE."""
+"""Latent Explorer: map the model's latent space, click to decode, interpolate, walk, grid, breed.
+
+Every computation is a worker job; dragging on the map or moving the attribute slider goes
+through a Throttle (≤ 1 request per frame) and the worker's supersede key (a newer decode
+replaces a queued one), so the GUI never waits and the last position always wins.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
+from studio.engine.jobs import Job
 from studio.state import State
+from studio.widgets.controls import ParamSlider, bound_combo, bound_line, row, scroll_column
+from studio.widgets.image_view import ImageView, pil_to_pixmap
+from studio.widgets.latent_map import LatentMapView
+from studio.widgets.model_picker import ModelPicker
+from studio.widgets.throttle import Throttle
+
+SOURCES = [("Built-in model's training images", "dataset"), ("My gallery's images", "gallery"), ("A folder…", "folder")]
+MODES = [("Slerp (stays on the shell)", "slerp"), ("Lerp (straight line)", "lerp")]
+DIRECTIONS = [("Principal components 1 & 2", "pca"), ("Random directions", "random")]
+DECODE_KEY = "latent.decode"
 
 
 class LatentPanel(QWidget):
@@ -14,17 +41,316 @@ class LatentPanel(QWidget):
     def __init__(self, state: State, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        note = QLabel(
-            "<h2>Latent Explorer</h2>"
-            "<p>Map, walk, interpolate and breed in the latent space of the built-in image model "
-            "and of a melody model.</p>"
-            "<p><i>Not built yet: it needs the built-in emoji model's VAE, which is still training "
-            "(issues 6 and 7).</i></p>"
-        )
-        note.setWordWrap(True)
-        note.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        note.setTextFormat(Qt.TextFormat.RichText)
+        self.values = state.panels["latent"]
+        self.current: dict | None = None  # spec of the point on show
+        self.picks: dict[str, dict] = {}  # "A", "B" -> spec
+        self.walk_points: list[dict] = []
+        self.frames: list = []
+        self._frame = 0
+        self._jobs: dict[int, str] = {}  # job id -> what its result is for
+        self.map_paths: list[str] = []
+        self.decode_throttle = Throttle(self._request_decode, parent=self)
+        self.player = QTimer(self)
+        self.player.timeout.connect(self._next_frame)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._controls())
+        splitter.addWidget(self._stage())
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([420, 760])
         layout = QVBoxLayout(self)
-        layout.addStretch(1)
-        layout.addWidget(note)
-        layout.addStretch(2)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.addWidget(splitter)
+        state.result_ready.connect(self._on_result)
+        state.error_raised.connect(lambda modality, text: self._say(text) if modality in ("latent", "animation") else None)
+        state.job_changed.connect(self._on_job)
+
+    # --- building ----------------------------------------------------------------------------
+
+    def _controls(self) -> QWidget:
+        v = self.values
+        map_box = QGroupBox("Map")
+        m = QVBoxLayout(map_box)
+        m.addWidget(row("Model", ModelPicker(v, allow_demo=False)))
+        m.addWidget(row("Images", bound_combo(v, "source", SOURCES, "Which images to place on the map")))
+        m.addWidget(row("Folder", bound_line(v, "folder", "for 'A folder…'")))
+        build = QPushButton("Build map")
+        build.setObjectName("primary")
+        build.clicked.connect(self.build_map)
+        m.addWidget(build)
+
+        travel = QGroupBox("Interpolate and walk")
+        t = QVBoxLayout(travel)
+        picks = QHBoxLayout()
+        for name in ("A", "B"):
+            button = QPushButton(f"Set {name}")
+            button.setToolTip(f"Use the point on show as end point {name}")
+            button.clicked.connect(lambda _=False, n=name: self.pick(n))
+            picks.addWidget(button)
+        add = QPushButton("Add to walk")
+        add.setToolTip("Add the point on show to the loop the walk goes through")
+        add.clicked.connect(self.add_walk_point)
+        picks.addWidget(add)
+        t.addLayout(picks)
+        t.addWidget(row("Path", bound_combo(v, "mode", MODES, "Slerp keeps Gaussian samples on their shell; lerp cuts across")))
+        t.addWidget(ParamSlider(v, "frames", "Frames", 2, 64, tooltip="Frames from A to B, or per leg of a walk"))
+        t.addWidget(ParamSlider(v, "fps", "Playback fps", 1, 60, tooltip="Speed of the live walk and of exported GIFs"))
+        buttons = QGridLayout()
+        for index, (label, slot) in enumerate([("Strip A→B (save)", self.make_strip), ("Play walk", self.play_walk),
+                                               ("Save walk as GIF", self.save_walk), ("Clear walk", self.clear_walk)]):
+            button = QPushButton(label)
+            button.clicked.connect(slot)
+            buttons.addWidget(button, index // 2, index % 2)
+        t.addLayout(buttons)
+
+        around = QGroupBox("Neighbourhood and attributes")
+        a = QVBoxLayout(around)
+        a.addWidget(row("Directions", bound_combo(v, "directions", DIRECTIONS)))
+        a.addWidget(ParamSlider(v, "grid_size", "Grid size", 3, 9, tooltip="k×k images around the point on show"))
+        a.addWidget(ParamSlider(v, "grid_radius", "Radius", 0.1, 5, 0.1, 1, tooltip="How far the grid reaches, in standard deviations"))
+        grid = QPushButton("Show grid around the point")
+        grid.clicked.connect(self.show_grid)
+        a.addWidget(grid)
+        a.addWidget(row("Attribute", bound_line(v, "attribute", "a word in the labels: face, heart, red…",
+                                                "Direction = mean latent of images labelled with it − mean of the rest")))
+        self.attribute_slider = ParamSlider(v, "attribute_amount", "Amount", -3, 3, 0.05, 2,
+                                            tooltip="Push the point on show along the attribute's direction")
+        a.addWidget(self.attribute_slider)
+        v.value_changed.connect(lambda name, value: self.decode_throttle(None) if name == "attribute_amount" else None)
+
+        family = QGroupBox("Breed and dataset tools")
+        f = QVBoxLayout(family)
+        f.addWidget(ParamSlider(v, "children", "Children", 1, 9))
+        f.addWidget(ParamSlider(v, "mutation", "Mutation", 0, 1, 0.05, 2, tooltip="How far children stray from their parents"))
+        breed = QPushButton("Breed A × B (saved with their family tree)")
+        breed.clicked.connect(self.breed)
+        f.addWidget(breed)
+        anomalies = QPushButton("Find unusual images in a folder…")
+        anomalies.setToolTip("Ranks images by how badly the VAE reconstructs them: the oddest first")
+        anomalies.clicked.connect(self.find_anomalies)
+        f.addWidget(anomalies)
+        f.addWidget(ParamSlider(v, "augment_count", "Variations", 1, 32))
+        f.addWidget(ParamSlider(v, "augment_amount", "Nudge", 0.01, 1, 0.01, 2))
+        augment = QPushButton("Export variations of the point on show")
+        augment.clicked.connect(self.augment)
+        f.addWidget(augment)
+        return scroll_column(map_box, travel, around, family)
+
+    def _stage(self) -> QWidget:
+        self.map = LatentMapView()
+        self.map.point_clicked.connect(self.show_point)
+        self.map.point_dragged.connect(lambda x, y: self.show_point(x, y, throttled=True))
+        self.preview = ImageView(placeholder="Click the map to decode a point.")
+        self.preview.setMinimumSize(220, 220)
+        self.results = QListWidget()
+        self.results.setViewMode(QListWidget.ViewMode.IconMode)
+        self.results.setMaximumHeight(150)
+        from PySide6.QtCore import QSize
+
+        self.results.setIconSize(QSize(64, 64))
+        self.message = QLabel("Build a map, then click it.")
+        self.message.setObjectName("hint")
+        self.message.setWordWrap(True)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.map)
+        top.addWidget(self.preview)
+        top.setSizes([520, 260])
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.addWidget(top, 1)
+        layout.addWidget(self.results)
+        layout.addWidget(self.message)
+        return holder
+
+    # --- jobs ----------------------------------------------------------------------------------
+
+    def _submit(self, kind: str, purpose: str, save: bool = False, supersede: str | None = None, **args) -> Job:
+        job = Job(kind, args={"model": self.values.get("model"), **args}, save=save, supersede_key=supersede)
+        self._jobs[job.id] = purpose
+        return self.state.submit(job)
+
+    def build_map(self) -> None:
+        source = self.values.get("source")
+        args: dict = {"source": source}
+        if source == "folder":
+            folder = self.values.get("folder") or QFileDialog.getExistingDirectory(self, "Images to map")
+            if not folder:
+                return
+            self.values.set("folder", folder)
+            args["folder"] = folder
+        elif source == "gallery":
+            args = {"source": "paths", "paths": self._gallery_paths()}
+            if not args["paths"]:
+                self._say("The gallery has no images yet.")
+                return
+        self._say("Encoding images…")
+        self._submit("latent.map", "map", **args)
+
+    def _gallery_paths(self) -> list[str]:
+        window = self.window()
+        history = getattr(window, "history", None)
+        if history is None:
+            return []
+        return [str(e.files[0]) for e in history.search(modality="image", limit=2000) if e.files]
+
+    def show_point(self, x: float, y: float, throttled: bool = False) -> None:
+        self.current = {"point": [x, y]}
+        self.map.mark("current", x, y)
+        if throttled:
+            self.decode_throttle(None)
+        else:
+            self._request_decode(None)
+
+    def _request_decode(self, _value) -> None:
+        if self.current is None:
+            return
+        amount = float(self.values.get("attribute_amount") or 0)
+        attributes = {self.values.get("attribute"): amount} if amount and self.values.get("attribute") else {}
+        self._submit("latent.decode", "decode", supersede=DECODE_KEY, at=self.current, attributes=attributes)
+
+    def pick(self, name: str) -> None:
+        if self.current is None:
+            self._say("Click the map first.")
+            return
+        self.picks[name] = dict(self.current)
+        if "point" in self.current:
+            self.map.mark(name, *self.current["point"])
+        self._say(f"{name} set.")
+
+    def add_walk_point(self) -> None:
+        if self.current is None:
+            self._say("Click the map first.")
+            return
+        self.walk_points.append(dict(self.current))
+        if "point" in self.current:
+            self.map.mark("walk", *self.current["point"], keep=True)
+        self._say(f"The walk has {len(self.walk_points)} key points.")
+
+    def clear_walk(self) -> None:
+        self.walk_points.clear()
+        self.map.clear_marks("walk")
+        self.player.stop()
+
+    def _need_ab(self) -> bool:
+        if "A" in self.picks and "B" in self.picks:
+            return True
+        self._say("Set A and B first: click a point, then 'Set A'; another, then 'Set B'.")
+        return False
+
+    def make_strip(self) -> None:
+        if self._need_ab():
+            self._submit("latent.strip", "saved", save=True, a=self.picks["A"], b=self.picks["B"],
+                         frames=self.values.get("frames"), mode=self.values.get("mode"), fps=self.values.get("fps"))
+
+    def _walk_args(self) -> dict | None:
+        if len(self.walk_points) >= 2:
+            return {"points": self.walk_points, "frames_per_leg": self.values.get("frames"), "mode": self.values.get("mode")}
+        if self.current is not None:
+            return {"start": self.current, "steps": 4 * self.values.get("frames"), "seed": self.values.get("seed")}
+        self._say("Click the map (a random walk starts there) or add two or more walk points.")
+        return None
+
+    def play_walk(self) -> None:
+        args = self._walk_args()
+        if args:
+            self._submit("latent.walk", "walk", **args)
+
+    def save_walk(self) -> None:
+        args = self._walk_args()
+        if args:
+            self._submit("latent.walk", "saved", save=True, fps=self.values.get("fps"), **args)
+
+    def show_grid(self) -> None:
+        if self.current is None:
+            self._say("Click the map first.")
+            return
+        self._submit("latent.grid", "grid", at=self.current, size=self.values.get("grid_size"),
+                     radius=self.values.get("grid_radius"), directions=self.values.get("directions"))
+
+    def breed(self) -> None:
+        if self._need_ab():
+            self._submit("latent.breed", "saved", save=True, parent_specs=[self.picks["A"], self.picks["B"]],
+                         children=self.values.get("children"), mutation=self.values.get("mutation"),
+                         seed=self.values.get("seed"))
+
+    def find_anomalies(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images to check")
+        if folder:
+            self._submit("latent.anomaly", "anomaly", folder=folder)
+
+    def augment(self) -> None:
+        if self.current is None:
+            self._say("Click the map first.")
+            return
+        self._submit("latent.augment", "saved", save=True, at=self.current, count=self.values.get("augment_count"),
+                     amount=self.values.get("augment_amount"), seed=self.values.get("seed"))
+
+    # --- results -------------------------------------------------------------------------------
+
+    def _on_job(self, info) -> None:
+        if info.job.id in self._jobs and info.error:
+            self._say(info.error)
+
+    def _on_result(self, job, result) -> None:
+        purpose = self._jobs.pop(job.id, None)
+        if purpose == "map":
+            view = result.value
+            self.map_paths = view.paths
+            self.map.set_map(view.points, view.thumbnails, view.labels)
+            explained = sum(view.explained[:2]) * 100
+            self._say(f"{len(view.points)} images mapped; the two axes hold {explained:.0f}% of the variance. Click anywhere.")
+        elif purpose == "decode":
+            image, _z = result.value
+            self.preview.set_image(image)
+        elif purpose == "walk":
+            self.frames = result.value
+            self._frame = 0
+            self.player.start(int(1000 / max(1, self.values.get("fps"))))
+            self._say(f"Playing a {len(self.frames)}-frame walk.")
+        elif purpose == "grid":
+            images, size = result.value
+            self._show_grid(images, size)
+        elif purpose == "anomaly":
+            self._show_ranking(result.value)
+        elif purpose == "saved":
+            for artifact in result.artifacts:
+                payload = artifact.payload[0] if isinstance(artifact.payload, list) else artifact.payload
+                self.results.insertItem(0, self._result_item(payload, artifact.recipe.prompt))
+            saved = ", ".join(str(f.name) for a in result.artifacts for f in a.files[:1])
+            self._say(f"Saved to the gallery: {saved}")
+
+    def _result_item(self, image, text: str):
+        from PySide6.QtGui import QIcon
+        from PySide6.QtWidgets import QListWidgetItem
+
+        return QListWidgetItem(QIcon(pil_to_pixmap(image)), text[:20])
+
+    def _next_frame(self) -> None:
+        if not self.frames:
+            self.player.stop()
+            return
+        self.preview.set_image(self.frames[self._frame % len(self.frames)])
+        self._frame += 1
+
+    def _show_grid(self, images, size: int) -> None:
+        from PIL import Image
+
+        width, height = images[0].size
+        sheet = Image.new("RGB", (size * width, size * height), "white")
+        for index, image in enumerate(images):
+            sheet.paste(image, ((index % size) * width, (index // size) * height))
+        self.preview.set_image(sheet)
+        self._say(f"{size}×{size} neighbourhood: x and y along the chosen directions.")
+
+    def _show_ranking(self, ranking) -> None:
+        from PIL import Image
+
+        self.results.clear()
+        for path, error in ranking[:40]:
+            with Image.open(path) as image:
+                item = self._result_item(image.convert("RGB"), f"{error:.4f}")
+            item.setToolTip(f"{path}\nreconstruction error {error:.5f}")
+            self.results.addItem(item)
+        self._say("Most unusual first (highest VAE reconstruction error).")
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)

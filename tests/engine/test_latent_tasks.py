@@ -1,0 +1,109 @@
+"""Latent Explorer tasks on a tiny VAE: map + decode, strips as GIFs, breeding lineage, anomalies."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from studio.engine import latent, latent_tasks
+from studio.engine.history import History
+from studio.engine.jobs import Job, TaskContext
+from studio.engine.models import ModelCache
+from tests.engine.conftest import cpu_device
+
+
+def emoji_like(index: int, size: int = 32) -> Image.Image:
+    """A flat coloured disc on white: the kind of picture the built-in VAE knows."""
+    image = Image.new("RGB", (size, size), "white")
+    hue = [(230, 60, 60), (250, 200, 40), (60, 160, 230), (80, 190, 90)][index % 4]
+    inset = 4 + index % 5
+    ImageDraw.Draw(image).ellipse([inset, inset, size - inset, size - inset], fill=hue)
+    return image
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("emoji")
+    for index in range(24):
+        emoji_like(index).save(folder / f"disc-{index:02d}.png")
+    return folder
+
+
+@pytest.fixture
+def context(tiny_sd_folder):
+    return TaskContext(report=lambda p: None, cancelled=lambda: False, models=ModelCache(), device=cpu_device())
+
+
+def run(kind, context, model, **args):
+    job = Job(kind, args={"model": str(model), **args})
+    return getattr(latent_tasks, latent_tasks.TASKS[kind])(job, context)
+
+
+def test_clicking_the_map_decodes_an_image(context, tiny_sd_folder, image_folder):
+    view = run("latent.map", context, tiny_sd_folder, source="folder", folder=str(image_folder)).value
+    assert view.points.shape == (24, 2) and len(view.thumbnails) == 24
+    image, z = run("latent.decode", context, tiny_sd_folder, at={"point": view.points[3].tolist()}).value
+    assert image.size == (32, 32)
+    # a data point's own place decodes from that image's latent exactly
+    encoded = latent.encode_images(context.models.peek("latent"), [Image.open(view.paths[3])])[0]
+    assert np.abs(z - encoded).max() < 1e-4
+
+
+def test_strip_is_written_as_a_gif_with_n_frames(context, tiny_sd_folder, image_folder, tmp_path):
+    files = sorted(image_folder.iterdir())
+    result = run("latent.strip", context, tiny_sd_folder, a={"path": str(files[0])}, b={"path": str(files[1])},
+                 frames=6, mode="slerp")
+    history = History(tmp_path / "h.sqlite3", tmp_path / "out")
+    entry = history.save_artifact(result.artifacts[0])
+    gif = next(f for f in entry.files if f.suffix == ".gif")
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 6
+    assert entry.recipe.params["mode"] == "slerp"
+
+
+def test_breeding_records_both_parents(context, tiny_sd_folder, image_folder, tmp_path):
+    history = History(tmp_path / "h.sqlite3", tmp_path / "out")
+    from studio.engine.jobs import Artifact
+    from studio.engine.recipe import Recipe
+
+    parents = [history.save_artifact(Artifact("image", Recipe("image", prompt=f"p{i}"), emoji_like(i))) for i in (0, 1)]
+    result = run("latent.breed", context, tiny_sd_folder, parent_specs=[{"path": str(p.files[0])} for p in parents],
+                 parents=[p.id for p in parents], children=3, mutation=0.2, seed=5)
+    assert len(result.artifacts) == 3
+    child = history.save_artifact(result.artifacts[0])
+    assert child.parents == [parents[0].id, parents[1].id]
+    assert [e.id for e in history.lineage(child.id)] == [child.id, parents[0].id, parents[1].id]
+
+
+def test_anomaly_ranking_finds_a_planted_noise_image(tiny_sd_folder, image_folder, tmp_path):
+    """Train the tiny VAE briefly on the discs, then a noise picture reconstructs worst."""
+    import torch
+
+    bundle = latent.load_vae(__import__("studio.engine.catalog", fromlist=["resolve"]).resolve(str(tiny_sd_folder)),
+                             cpu_device())
+    images = [Image.open(p).convert("RGB") for p in sorted(image_folder.iterdir())][:16]
+    pixels = latent._to_tensor(images, 32, "cpu")
+    optimiser = torch.optim.Adam(bundle.vae.parameters(), lr=5e-3)
+    torch.manual_seed(0)
+    for _ in range(20):
+        posterior = bundle.vae.encode(pixels).latent_dist
+        loss = torch.nn.functional.mse_loss(bundle.vae.decode(posterior.sample()).sample, pixels) + 1e-6 * posterior.kl().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    bundle.vae.eval()
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    candidates = images[:10] + [noise] + images[10:]
+    order = latent.rank_by_error(latent.reconstruction_errors(bundle, candidates))
+    assert order.index(10) < 5
+
+
+def test_breeding_map_points_saves_the_parents_first(context, tiny_sd_folder, image_folder, tmp_path):
+    from studio.worker import save_with_lineage
+
+    view = run("latent.map", context, tiny_sd_folder, source="folder", folder=str(image_folder)).value
+    specs = [{"point": view.points[0].tolist()}, {"point": view.points[5].tolist()}]
+    result = run("latent.breed", context, tiny_sd_folder, parent_specs=specs, children=2, seed=1)
+    history = History(tmp_path / "h.sqlite3", tmp_path / "out")
+    save_with_lineage(history, result.artifacts)
+    parent_a, parent_b, child = (history.get(a.entry_id) for a in result.artifacts[:3])
+    assert parent_a.prompt == "parent A" and child.parents == [parent_a.id, parent_b.id]
