@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     music.add_argument("--continue", dest="continue_from", default="", help="a MIDI file to extend")
 
     commands.add_parser("install-desktop", help="add Latent Studio to the desktop's application menu")
+    selftest = commands.add_parser("selftest", help="run one built-in image, text and music job headless; exit 0 if all work")
+    selftest.add_argument("--out", default=None, help="folder for the outputs (default: a temporary folder)")
 
     convert = commands.add_parser("convert-checkpoint", help="convert a trusted pickle checkpoint to .safetensors")
     convert.add_argument("source")
@@ -156,12 +158,42 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+SELFTEST_JOBS = [
+    ["generate", "image", "--prompt", "red heart", "--seed", "1", "--steps", "10"],
+    ["generate", "text", "--prompt", "The cat", "--seed", "1", "--max-new-tokens", "40"],
+    ["generate", "music", "--prompt", "folk tune in G", "--seed", "1", "--bars", "4"],
+]
+
+
+def run_selftest(args: argparse.Namespace) -> int:
+    """What a packaged build must be able to do: every built-in generator, recipe inside the file."""
+    import tempfile
+
+    from studio.engine.export import recipe_from_file
+
+    folder = Path(args.out or tempfile.mkdtemp(prefix="studio-selftest-"))
+    failures = 0
+    for job in SELFTEST_JOBS:
+        target = folder / f"selftest-{job[1]}{ {'image': '.png', 'text': '.md', 'music': '.mid'}[job[1]] }"
+        status = run_generate(_parser().parse_args([*job, "--out", str(target)]))
+        try:
+            ok = status == 0 and target.exists() and recipe_from_file(target).prompt == job[3]
+        except Exception as exc:  # a selftest reports every failure, it does not stop at the first
+            print(f"selftest {job[1]}: cannot read the recipe back: {exc}", file=sys.stderr)
+            ok = False
+        print(f"selftest {job[1]}: {'ok' if ok else 'FAILED'} -> {target}", file=sys.stderr)
+        failures += not ok
+    return 1 if failures else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv if argv is not None else sys.argv[1:])
     if args.command == "generate":
         return run_generate(args)
     if args.command == "convert-checkpoint":
         return run_convert(args)
+    if args.command == "selftest":
+        return run_selftest(args)
     if args.command == "install-desktop":
         from studio.desktop import install_desktop_entry
 

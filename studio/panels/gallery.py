@@ -9,6 +9,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDialog,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -16,6 +17,8 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMenu,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -42,6 +45,40 @@ def text_icon(summary: str) -> QPixmap:
     painter.drawText(pixmap.rect().adjusted(6, 6, -6, -6), Qt.TextFlag.TextWordWrap, summary[:220])
     painter.end()
     return pixmap
+
+
+class FamilyTreeDialog(QDialog):
+    """An output and its ancestors: parents under children, as the breeding recorded them."""
+
+    def __init__(self, history: History, entry_id: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Family tree")
+        self.history = history
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Output", "Recipe"])
+        self.tree.setIconSize(QSize(48, 48))
+        root = self._node(history.get(entry_id), set())
+        if root is not None:
+            self.tree.addTopLevelItem(root)
+        self.tree.expandAll()
+        self.tree.resizeColumnToContents(0)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Each output lists the parents it was bred or derived from."))
+        layout.addWidget(self.tree)
+        self.resize(560, 420)
+
+    def _node(self, entry: Entry | None, seen: set[int]) -> QTreeWidgetItem | None:
+        if entry is None or entry.id in seen:
+            return None
+        seen = seen | {entry.id}
+        item = QTreeWidgetItem([f"#{entry.id} {entry.prompt[:40]}", entry.recipe.param("operation", entry.modality)])
+        if entry.thumbnail:
+            item.setIcon(0, QIcon(png_to_pixmap(entry.thumbnail)))
+        for parent_id in entry.parents:
+            child = self._node(self.history.get(parent_id), seen)
+            if child is not None:
+                item.addChild(child)
+        return item
 
 
 class GalleryPanel(QWidget):
@@ -122,6 +159,7 @@ class GalleryPanel(QWidget):
         actions = {
             QAction("Load recipe into its panel", menu): lambda: self.state.restore(entry.recipe),
             QAction("Unfavourite" if entry.favourite else "★ Favourite", menu): lambda: self._favourite(entry),
+            QAction("Show family tree", menu): lambda: FamilyTreeDialog(self.history, entry.id, self).exec(),
             QAction("Open file", menu): lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.files[0]))),
             QAction("Show in folder", menu): lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.files[0].parent))),
             QAction("Remove from history (keep files)", menu): lambda: self._delete(entry),

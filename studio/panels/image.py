@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -21,6 +22,7 @@ from studio.engine.recipe import RecipeError
 from studio.state import State
 from studio.widgets.controls import ParamSlider, PromptEdit, SeedBox, bound_combo, bound_line, row, scroll_column
 from studio.widgets.image_view import ImageView, ThumbnailStrip, pil_to_pixmap
+from studio.widgets.mask_painter import MaskPainter
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.progress import GenerateBar
 
@@ -45,6 +47,7 @@ class ImagePanel(QWidget):
         super().__init__(parent)
         self.state = state
         self.values = state.image
+        self._mask_version = 0
         self.setAcceptDrops(True)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._controls())
@@ -137,9 +140,15 @@ class ImagePanel(QWidget):
         self.results = ThumbnailStrip()
         self.results.chosen.connect(self._show_artifact)
         self.results.hide()  # shown with the first result, not as an empty box
+        self.mask = MaskPainter()
+        self.mask.canvas.committed.connect(self._save_mask)
+        self.stage = QTabWidget()
+        self.stage.addTab(self.view, "Result")
+        self.stage.addTab(self.mask, "Input and mask")
+        self.values.value_changed.connect(self._on_value)
         canvas = QWidget()
         layout = QVBoxLayout(canvas)
-        layout.addWidget(self.view, 1)
+        layout.addWidget(self.stage, 1)
         layout.addWidget(self.caption)
         layout.addWidget(self.bar)
         layout.addWidget(self.results)
@@ -152,6 +161,7 @@ class ImagePanel(QWidget):
 
     def _on_preview(self, modality: str, progress) -> None:
         if modality == "image" and hasattr(progress.preview, "convert"):
+            self.stage.setCurrentWidget(self.view)
             self.view.set_image(progress.preview)
 
     def _on_output(self, artifact) -> None:
@@ -162,11 +172,30 @@ class ImagePanel(QWidget):
         self.results.show()
 
     def _show_artifact(self, artifact) -> None:
+        self.stage.setCurrentWidget(self.view)
         self.view.set_image(artifact.payload)
         recipe = artifact.recipe
         where = f" · saved to {artifact.files[0]}" if artifact.files else ""
         demo = "DEMO (no model) · " if artifact.info.get("demo") else ""
         self.caption.setText(f"{demo}seed {recipe.seed} · {recipe.param('steps')} steps · {recipe.model}{where}")
+
+    def _on_value(self, name: str, value) -> None:
+        if name == "init_image" and value and self.mask.canvas.set_image(str(value)):
+            self.stage.setCurrentWidget(self.mask)
+        elif name == "mode" and value in ("img2img", "inpaint") and self.values.get("init_image"):
+            self.stage.setCurrentWidget(self.mask)
+
+    def _save_mask(self) -> None:
+        """The painted mask becomes a file the recipe can name; one file per panel session."""
+        from studio import paths
+
+        folder = paths.user_data_dir() / "masks"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = self.mask.canvas.save_mask(folder / f"mask-{id(self):x}-{self._mask_version}.png")
+        self._mask_version += 1
+        self.values.set("mask_image", str(path))
+        if self.values.get("mode") == "txt2img":
+            self.values.set("mode", "inpaint")
 
     def _open_init_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Input image", "", IMAGE_FILES)

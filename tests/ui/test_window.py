@@ -151,3 +151,20 @@ def test_uncaught_exception_is_logged_and_shown(qtbot, window, monkeypatch, tmp_
     assert dialogs and "ValueError: a bug in a slot" in dialogs[0]
     assert "a bug in a slot" in (paths.logs_dir() / crash.LOG_FILE).read_text()
     assert window.history.count() == 0 and window.history.db_path.exists()
+
+
+def test_family_tree_shows_parents_under_the_child(qtbot, window):
+    from PIL import Image
+
+    from studio.engine.jobs import Artifact
+    from studio.panels.gallery import FamilyTreeDialog
+
+    a = window.history.save_artifact(Artifact("image", Recipe("image", prompt="mother"), Image.new("RGB", (8, 8))))
+    b = window.history.save_artifact(Artifact("image", Recipe("image", prompt="father"), Image.new("RGB", (8, 8))))
+    child = window.history.save_artifact(
+        Artifact("image", Recipe("image", prompt="child", parents=(a.id, b.id)), Image.new("RGB", (8, 8))))
+    dialog = FamilyTreeDialog(window.history, child.id)
+    qtbot.addWidget(dialog)
+    root = dialog.tree.topLevelItem(0)
+    assert "child" in root.text(0)
+    assert [root.child(i).text(0).split(" ", 1)[1] for i in range(root.childCount())] == ["mother", "father"]
