@@ -15,6 +15,7 @@ from studio.engine.jobs import Job, Result, TaskContext, UserError
 TASKS: dict[str, str] = {
     "demo.generate": "studio.engine.demo:generate_task",
     "image.generate": "studio.engine.image:generate_task",
+    "image.xy_plot": "studio.engine.image:xy_plot_task",
     "text.generate": "studio.engine.text:generate_task",
     "music.generate": "studio.engine.music:generate_task",
     "device.warmup": "studio.engine.demo:warmup_task",

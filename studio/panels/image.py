@@ -6,10 +6,12 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -18,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine.export import read_image_parameters
+from studio.engine.jobs import Job
 from studio.engine.recipe import RecipeError
 from studio.state import State
 from studio.widgets.controls import ParamSlider, PromptEdit, SeedBox, bound_combo, bound_line, row, scroll_column
@@ -38,6 +41,20 @@ SCHEDULERS = [
 MODES = [("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint", "inpaint")]
 SIZE_PRESETS = [(64, 64), (128, 128), (512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512)]
 IMAGE_FILES = "Images (*.png *.jpg *.jpeg *.webp)"
+# What an X/Y plot may vary (the engine checks the same list: studio.engine.image.XY_AXES).
+XY_AXES = ["seed", "steps", "guidance", "scheduler", "prompt", "negative_prompt", "width", "height", "strength",
+           "variation_seed", "variation_strength", "clip_skip"]
+NUMERIC_AXES = {"seed", "steps", "width", "height", "variation_seed", "clip_skip"}
+
+
+def parse_axis_values(axis: str, text: str) -> list:
+    """'1, 2, 3' -> [1, 2, 3] for numeric axes; prompts are separated by '|' so they may hold commas."""
+    parts = [p.strip() for p in text.split("|" if axis in ("prompt", "negative_prompt") else ",") if p.strip()]
+    if axis in NUMERIC_AXES:
+        return [int(float(p)) for p in parts]
+    if axis in ("guidance", "strength", "variation_strength"):
+        return [float(p) for p in parts]
+    return parts
 
 
 class ImagePanel(QWidget):
@@ -114,7 +131,43 @@ class ImagePanel(QWidget):
         self.unknown.setWordWrap(True)
         self.unknown.hide()
 
-        return scroll_column(prompt_box, sampling, variation, self.unknown)
+        return scroll_column(prompt_box, sampling, variation, self._xy_box(), self.unknown)
+
+    def _xy_box(self) -> QWidget:
+        box = QGroupBox("X/Y plot")
+        layout = QVBoxLayout(box)
+        self.xy = {}
+        for axis, default_param, default_values in (("x", "steps", "10, 20, 30"), ("y", "guidance", "3, 5, 7")):
+            combo = QComboBox()
+            combo.addItems(XY_AXES)
+            combo.setCurrentText(default_param)
+            values = QLineEdit(default_values)
+            values.setToolTip("Comma-separated values (prompts: separate with |)")
+            holder = QWidget()
+            line = QHBoxLayout(holder)
+            line.setContentsMargins(0, 0, 0, 0)
+            line.addWidget(combo)
+            line.addWidget(values, 1)
+            layout.addWidget(row(f"{axis.upper()} axis", holder))
+            self.xy[axis] = (combo, values)
+        render = QPushButton("Render X/Y plot")
+        render.setToolTip("One image per pair of values, same seed, as a labelled grid (like A1111's X/Y/Z plot)")
+        render.clicked.connect(self.render_xy_plot)
+        layout.addWidget(render)
+        return box
+
+    def render_xy_plot(self) -> None:
+        try:
+            args = {}
+            for axis, (combo, values) in self.xy.items():
+                args[f"{axis}_param"] = combo.currentText()
+                args[f"{axis}_values"] = parse_axis_values(combo.currentText(), values.text())
+        except ValueError as exc:
+            self.state.error_raised.emit("image", f"X/Y plot values: {exc}")
+            return
+        recipe = self.values.recipe()
+        self.values.last_seed = recipe.seed
+        self.state.submit(Job("image.xy_plot", recipe, args=args))
 
     def _size_presets(self) -> QWidget:
         holder = QWidget()

@@ -247,7 +247,7 @@ class TextPanel(QWidget):
             self._chat.append({"role": "assistant", "content": artifact.payload.strip()})
         else:
             self.values.set("prompt", self.page.toPlainText())
-        self._tokens = artifact.info.get("tokens", []) or []
+        self._tokens = inspector_spans(artifact.info.get("inspector") or [])
         speed = artifact.info.get("tokens_per_s")
         first = artifact.info.get("first_token_s")
         parts = [f"seed {artifact.recipe.seed}"]
@@ -268,12 +268,22 @@ class TextPanel(QWidget):
         token = next((t for t in self._tokens if t.get("start", -1) <= position < t.get("end", -1)), None)
         if token is None:
             return
-        lines = [f"<b>{_escape(token.get('text', ''))!s}</b> — top candidates (before → after the filters):"]
-        before = token.get("before", [])
-        after = dict((text, p) for text, p in token.get("after", []))
-        for text, p in before[:10]:
-            lines.append(f"{_escape(text)}: {p:.1%} → {after.get(text, 0.0):.1%}")
+        lines = [f"<b>{_escape(token.get('token', ''))}</b> — top candidates (before → after the sliders):"]
+        after = {c["id"]: c["p"] for c in token.get("after", [])}
+        for candidate in token.get("before", [])[:10]:
+            chosen = " ◀" if candidate["id"] == token.get("id") else ""
+            lines.append(f"{_escape(candidate['token'])}: {candidate['p']:.1%} → {after.get(candidate['id'], 0.0):.1%}{chosen}")
         self.inspector.setHtml("<br>".join(lines))
+
+
+def inspector_spans(inspector: list[dict]) -> list[dict]:
+    """Give each inspected token its character span in the generated text (tokens are consecutive)."""
+    spans, position = [], 0
+    for token in inspector:
+        text = token.get("token", "")
+        spans.append({**token, "start": position, "end": position + max(1, len(text))})
+        position += len(text)
+    return spans
 
 
 def _escape(text: str) -> str:

@@ -43,3 +43,44 @@ def test_sliders_follow_a_restored_recipe(qtbot):
     sliders = {w.name: w for w in panel.findChildren(__import__("studio.widgets.controls", fromlist=["ParamSlider"]).ParamSlider)}
     assert sliders["steps"].box.value() == 33 and sliders["guidance"].box.value() == 2.5
     assert panel.prompt.toPlainText() == "cat"
+
+
+def test_typing_a_prompt_and_ctrl_enter_makes_a_gallery_entry(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from studio.app import create_window
+    from tests.engine.tiny_models import build_tiny_sd_folder
+
+    QApplication.setOrganizationName("LatentStudioTests")
+    QApplication.setApplicationName(f"image-{tmp_path.name}")
+    QSettings().clear()
+    model = build_tiny_sd_folder(tmp_path / "tiny-sd")
+    window = create_window(QApplication.instance(), warm_up=False)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        panel = window.panel("image")
+        window.state.image.update({"model": str(model), "steps": 2, "width": 32, "height": 32})
+        panel.prompt.setFocus()
+        qtbot.keyClicks(panel.prompt, "a tiny test")
+        previews = []
+        window.state.preview_changed.connect(lambda modality, progress: previews.append(progress.step))
+        with qtbot.waitSignal(window.state.output_added, timeout=120000) as blocker:
+            qtbot.keyClick(panel.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        artifact = blocker.args[0]
+        assert artifact.recipe.prompt == "a tiny test" and artifact.recipe.model_hash
+        assert previews == [1, 2], "one preview per step"
+        assert panel.view.pixmap() is not None
+        gallery = window.panel("gallery")
+        assert gallery.grid.count() == 1
+
+        with qtbot.waitSignal(window.state.output_added, timeout=120000) as blocker:
+            panel.xy["x"][1].setText("1, 2")
+            panel.xy["y"][0].setCurrentText("seed")
+            panel.xy["y"][1].setText("1, 2, 3")
+            panel.render_xy_plot()
+        grid = blocker.args[0].payload
+        assert grid.width >= 2 * 32 and grid.height >= 3 * 32
+    finally:
+        window.worker.stop()
