@@ -88,6 +88,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "augment_count": 8,
         "augment_amount": 0.15,
         "seed": 0,
+        "seed_b": 1,
+        "prompt_b": "",
     },
 }
 

@@ -16,6 +16,8 @@ TASKS: dict[str, str] = {
     "demo.generate": "studio.engine.demo:generate_task",
     "image.generate": "studio.engine.image:generate_task",
     "image.xy_plot": "studio.engine.image:xy_plot_task",
+    "image.seed_travel": "studio.engine.travel:seed_travel_task",
+    "image.prompt_travel": "studio.engine.travel:prompt_travel_task",
     "text.generate": "studio.engine.text:generate_task",
     "music.generate": "studio.engine.music:generate_task",
     "device.warmup": "studio.engine.demo:warmup_task",

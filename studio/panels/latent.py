@@ -133,7 +133,38 @@ class LatentPanel(QWidget):
         augment = QPushButton("Export variations of the point on show")
         augment.clicked.connect(self.augment)
         f.addWidget(augment)
-        return scroll_column(map_box, travel, around, family)
+        return scroll_column(map_box, travel, around, family, self._diffusion_box())
+
+    def _diffusion_box(self) -> QWidget:
+        v = self.values
+        box = QGroupBox("Diffusion noise space (Image panel's prompt and model)")
+        layout = QVBoxLayout(box)
+        layout.addWidget(ParamSlider(v, "seed_b", "Seed B", 0, 2**31 - 1,
+                                     tooltip="Seed travel goes from the Image panel's seed to this one (slerp of the noise)"))
+        layout.addWidget(row("Prompt B", bound_line(v, "prompt_b", "prompt travel ends here",
+                                                    "Prompt travel interpolates the text encoding between two prompts")))
+        buttons = QHBoxLayout()
+        for label, kind in (("Seed travel", "image.seed_travel"), ("Prompt travel", "image.prompt_travel")):
+            button = QPushButton(label)
+            button.clicked.connect(lambda _=False, k=kind: self.travel(k))
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        return box
+
+    def travel(self, kind: str) -> None:
+        image_values = self.state.image
+        if not image_values.get("prompt"):
+            self._say("Type a prompt in the Image panel first: travel renders it frame by frame.")
+            return
+        if kind == "image.prompt_travel" and not self.values.get("prompt_b"):
+            self._say("Type Prompt B first.")
+            return
+        recipe = image_values.recipe()
+        job = Job(kind, recipe, args={"seed_b": self.values.get("seed_b"), "prompt_b": self.values.get("prompt_b"),
+                                      "frames": self.values.get("frames"), "fps": self.values.get("fps")})
+        self._jobs[job.id] = "saved"
+        self.state.submit(job)
+        self._say("Rendering frames; they appear in the gallery as an animation.")
 
     def _stage(self) -> QWidget:
         self.map = LatentMapView()
@@ -315,6 +346,9 @@ class LatentPanel(QWidget):
             for artifact in result.artifacts:
                 payload = artifact.payload[0] if isinstance(artifact.payload, list) else artifact.payload
                 self.results.insertItem(0, self._result_item(payload, artifact.recipe.prompt))
+                if isinstance(artifact.payload, list):  # an animation: play it in the preview
+                    self.frames, self._frame = artifact.payload, 0
+                    self.player.start(int(1000 / max(1, self.values.get("fps"))))
             saved = ", ".join(str(f.name) for a in result.artifacts for f in a.files[:1])
             self._say(f"Saved to the gallery: {saved}")
 
