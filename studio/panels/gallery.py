@@ -128,6 +128,10 @@ class GalleryPanel(QWidget):
         for entry in entries:
             self.grid.addItem(self._item(entry))
         self.count.setText(f"{len(entries)} shown")
+        if not entries and not self.search.text() and not self.favourites.isChecked():
+            self.hint.setText("Nothing here yet: everything you generate in any panel lands here, with its recipe.")
+        else:
+            self.hint.setText("Double-click an item to load its recipe into its panel. Right-click for more.")
 
     def _item(self, entry: Entry) -> QListWidgetItem:
         if entry.thumbnail:

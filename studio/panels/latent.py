@@ -70,7 +70,7 @@ class LatentPanel(QWidget):
         v = self.values
         map_box = QGroupBox("Map")
         m = QVBoxLayout(map_box)
-        m.addWidget(row("Model", ModelPicker(v, allow_demo=False)))
+        m.addWidget(row("Model", ModelPicker(v, allow_demo=False, modality="image")))
         m.addWidget(row("Images", bound_combo(v, "source", SOURCES, "Which images to place on the map")))
         m.addWidget(row("Folder", bound_line(v, "folder", "for 'A folder…'")))
         build = QPushButton("Build map")
@@ -178,6 +178,7 @@ class LatentPanel(QWidget):
         from PySide6.QtCore import QSize
 
         self.results.setIconSize(QSize(64, 64))
+        self.results.hide()  # shown with the first saved result or ranking
         self.message = QLabel("Build a map, then click it.")
         self.message.setObjectName("hint")
         self.message.setWordWrap(True)
@@ -346,6 +347,7 @@ class LatentPanel(QWidget):
             for artifact in result.artifacts:
                 payload = artifact.payload[0] if isinstance(artifact.payload, list) else artifact.payload
                 self.results.insertItem(0, self._result_item(payload, artifact.recipe.prompt))
+                self.results.show()
                 if isinstance(artifact.payload, list):  # an animation: play it in the preview
                     self.frames, self._frame = artifact.payload, 0
                     self.player.start(int(1000 / max(1, self.values.get("fps"))))
@@ -379,6 +381,7 @@ class LatentPanel(QWidget):
         from PIL import Image
 
         self.results.clear()
+        self.results.show()
         for path, error in ranking[:40]:
             with Image.open(path) as image:
                 item = self._result_item(image.convert("RGB"), f"{error:.4f}")

@@ -19,9 +19,11 @@ def _builtin_installed(model_id: str) -> bool:
 
 
 class ModelPicker(QWidget):
-    def __init__(self, state: PanelState, allow_demo: bool = True, parent: QWidget | None = None) -> None:
+    def __init__(self, state: PanelState, allow_demo: bool = True, modality: str | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
+        self.modality = modality or state.modality  # the latent explorer lists image models
         self.allow_demo = allow_demo
         self.combo = QComboBox()
         self.combo.setToolTip("Which model generates. Built-in models work offline; add your own files or folders.")
@@ -53,7 +55,7 @@ class ModelPicker(QWidget):
         self.combo.blockSignals(True)
         self.combo.clear()
         for model in read_catalog():
-            if model.get("modality") == self.state.modality and model.get("builtin"):
+            if model.get("modality") == self.modality and model.get("builtin"):
                 installed = _builtin_installed(model["id"])
                 label = model["name"] + ("" if installed else "  (not installed yet)")
                 self.combo.addItem(label, model["id"])
