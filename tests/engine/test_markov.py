@@ -1,0 +1,111 @@
+"""The generic n-gram model (studio.engine.markov) and its use as a text model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from studio import paths
+from studio.engine import catalog, markov
+
+TEXTS = [
+    "the cat sat on the mat.",
+    "the dog sat on the log.",
+    "a cat and a dog sat together on the mat.",
+    "the end of the story is near, said the cat.",
+] * 3
+
+
+@pytest.fixture(scope="module")
+def model() -> markov.NGramModel:
+    return markov.train_byte_model(TEXTS, order=3)
+
+
+def test_distributions_are_normalised_everywhere(model):
+    for history in ([], list(b"the "), list(b"zzzz"), list(b"cat sat on the m")):
+        probs = model.distribution(history)
+        assert probs.shape == (markov.BYTE_VOCAB,)
+        assert probs.sum() == pytest.approx(1.0, abs=1e-9)
+        assert (probs > 0).all()  # smoothing leaves room for the unseen
+
+
+def test_it_learns_what_follows(model):
+    probs = model.distribution(list(b"the m"))
+    assert int(np.argmax(probs)) == ord("a")  # "the mat"
+
+
+def test_vectorised_scores_match_the_step_by_step_distribution(model):
+    stream = markov.pad_sequences(markov.texts_to_symbols(["the cat sat on a log, said the dog."]), 3, 256)
+    fast = model.sequence_log2_probs(stream)
+    slow = [np.log2(model.distribution(stream[:i])[stream[i]]) for i in range(3, len(stream))]
+    assert np.allclose(fast, slow)
+
+
+def test_seen_text_scores_better_than_unseen(model):
+    seen = model.bits_per_symbol(markov.texts_to_symbols(["the cat sat on the mat."]))
+    unseen = model.bits_per_symbol(markov.texts_to_symbols(["Quixotic zebras vex jumpy wolves!"]))
+    assert seen < 2 < unseen
+
+
+def test_generic_over_any_symbols():
+    sequences = [np.array([0, 1, 2, 3] * 5), np.array([0, 1, 2, 3, 0, 1])]
+    ngrams = markov.NGramModel.train(sequences, vocab_size=5, order=2, boundary=4)
+    assert int(np.argmax(ngrams.distribution([1, 2]))) == 3
+
+
+def test_save_load_round_trip_and_catalog_kind(model, tmp_path):
+    model.save(tmp_path / "m")
+    source = catalog.resolve(str(tmp_path / "m"))
+    assert source.kind == "markov"
+    loaded = markov.NGramModel.load(tmp_path / "m")
+    assert np.allclose(loaded.distribution(list(b"the c")), model.distribution(list(b"the c")))
+
+
+def test_pruning_keeps_a_proper_distribution(model):
+    pruned = model.pruned(2)
+    assert len(pruned.tables[-1].codes) < len(model.tables[-1].codes)
+    assert pruned.distribution(list(b"the ")).sum() == pytest.approx(1.0)
+
+
+def test_sampling_through_the_text_engine(model, tmp_path):
+    torch = pytest.importorskip("torch")  # noqa: F841
+    from studio.engine import text
+
+    model.save(tmp_path / "m")
+    loaded = text.load_text_model(catalog.resolve(str(tmp_path / "m")))
+    settings = text.TextSettings(max_new_tokens=60, temperature=0.7)
+    first = text.generate(loaded, "the ", settings, seed=1)
+    assert first.text == text.generate(loaded, "the ", settings, seed=1).text
+    assert first.text != text.generate(loaded, "the ", settings, seed=2).text
+    greedy = text.generate(
+        loaded, "the m", text.TextSettings(greedy=True, max_new_tokens=2, repetition_penalty=1.0), seed=0
+    )
+    assert greedy.text == "at"
+
+
+def test_partial_utf8_is_held_back():
+    data = list("café".encode())
+    assert markov.symbols_to_text(data[:-1]) == "caf"
+    assert markov.symbols_to_text(data) == "café"
+
+
+def test_builtin_markov_model_samples():
+    folder = paths.builtin_model_dir("text-markov")
+    if not (folder / "counts.safetensors").exists():
+        pytest.skip("models/text-markov is not built yet (python -m studio.training.text markov)")
+    pytest.importorskip("torch")
+    from studio.engine import text
+
+    loaded = text.load_text_model(catalog.resolve("builtin:text-markov"))
+    result = text.generate(loaded, "The ", text.TextSettings(max_new_tokens=80), seed=0)
+    assert len(result.text) > 5
+
+
+def test_an_ngram_model_over_other_tokens_is_refused_as_text(model, tmp_path):
+    pytest.importorskip("torch")
+    from studio.engine import text
+    from studio.engine.jobs import UserError
+
+    model.save(tmp_path / "music", extra_config={"tokens": "studio-music-remi"})
+    with pytest.raises(UserError, match="not over text"):
+        text.load_text_model(catalog.resolve(str(tmp_path / "music")))
