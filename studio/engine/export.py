@@ -207,10 +207,33 @@ def _write_music(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes |
     piece, recipe = artifact.payload, artifact.recipe
     midi = unique_path(folder, stem, ".mid")
     music.write_midi(piece, midi, recipe.to_json())
-    audio = synth.render_piece(piece, timbre=recipe.param("instrument", "piano"))
-    wav = synth.write_audio(audio, 44100, midi.with_suffix(".wav"), recipe.to_json())
-    thumb = music.piano_roll_thumbnail(piece) if hasattr(music, "piano_roll_thumbnail") else None
-    return [midi, Path(wav)], thumb, recipe.prompt
+    audio = synth.render_piece(piece, synth.SAMPLE_RATE, timbre=recipe.param("instrument") or "piano")
+    wav = synth.write_audio(audio, synth.SAMPLE_RATE, midi.with_suffix(".wav"), recipe.to_json())
+    return [midi, Path(wav)], piano_roll_png(piece.notes), recipe.prompt
+
+
+VOICE_COLOURS = [(224, 122, 95), (129, 178, 154), (242, 204, 143), (122, 165, 216), (195, 139, 217)]
+
+
+def piano_roll_png(notes, width: int = 160, height: int = 110) -> bytes:
+    """A small piano-roll picture of the notes, one colour per voice, for the gallery."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), (27, 29, 35))
+    if notes:
+        low = min(n.pitch for n in notes) - 1
+        high = max(n.pitch for n in notes) + 1
+        end = max(n.start + n.duration for n in notes) or 1.0
+        row = height / (high - low + 1)
+        draw = ImageDraw.Draw(image)
+        for note in notes:
+            x0 = note.start / end * (width - 4) + 2
+            x1 = max(x0 + 1, (note.start + note.duration) / end * (width - 4) + 1)
+            y = (high - note.pitch) * row
+            draw.rectangle([x0, y, x1, y + max(1.0, row - 1)], fill=VOICE_COLOURS[note.voice % len(VOICE_COLOURS)])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def recipe_from_file(path: Path) -> Recipe:
@@ -226,11 +249,11 @@ def recipe_from_file(path: Path) -> Recipe:
     if suffix in (".mid", ".midi"):
         from studio.engine import music
 
-        return Recipe.from_json(music.read_recipe_from_midi(path))
+        return _found(music.read_recipe_from_midi(path), path)
     if suffix in (".wav", ".flac"):
         from studio.engine import synth
 
-        return Recipe.from_json(synth.read_recipe_from_audio(path))
+        return _found(synth.read_recipe_from_audio(path), path)
     if suffix == ".gif":
         from PIL import Image
 
@@ -238,6 +261,12 @@ def recipe_from_file(path: Path) -> Recipe:
             comment = image.info.get("comment", b"")
         return Recipe.from_json(comment.decode("utf-8") if isinstance(comment, bytes) else comment)
     raise RecipeError(f"{path.name}: no recipe reader for {suffix or 'files without an extension'}")
+
+
+def _found(recipe: Recipe | None, path: Path) -> Recipe:
+    if recipe is None:
+        raise RecipeError(f"{path.name} holds no Latent Studio recipe")
+    return recipe
 
 
 def dumps_pretty(recipe: Recipe) -> str:

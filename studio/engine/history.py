@@ -166,9 +166,11 @@ class History:
     def sweep_partials(self) -> int:
         """Delete temp files a crash left behind; they were never visible under a real name."""
         removed = 0
-        for path in self.outputs_dir.rglob(f"{PARTIAL_PREFIX}*"):
-            path.unlink(missing_ok=True)
-            removed += 1
+        # ours (.partial-*) and the music writers' (*.tmp, renamed over the real name when complete)
+        for pattern in (f"{PARTIAL_PREFIX}*", "*.tmp"):
+            for path in self.outputs_dir.rglob(pattern):
+                path.unlink(missing_ok=True)
+                removed += 1
         return removed
 
 

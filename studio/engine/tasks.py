@@ -20,6 +20,7 @@ TASKS: dict[str, str] = {
     "image.prompt_travel": "studio.engine.travel:prompt_travel_task",
     "text.generate": "studio.engine.text:generate_task",
     "music.generate": "studio.engine.music:generate_task",
+    "music.note": "studio.engine.audition:note_task",
     "device.warmup": "studio.engine.demo:warmup_task",
     # The Latent Explorer's tasks (names listed in studio.engine.latent_tasks.TASKS).
     **{kind: f"studio.engine.latent_tasks:{fn}" for kind, fn in {

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine.jobs import Job
 from studio.state import State
 from studio.widgets.audio_player import AudioPlayer
 from studio.widgets.controls import ParamSlider, PromptEdit, SeedBox, bound_combo, row, scroll_column
@@ -49,8 +50,10 @@ class MusicPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(splitter)
+        self._note_jobs: set[int] = set()
         state.preview_changed.connect(self._on_preview)
         state.output_added.connect(self._on_output)
+        state.result_ready.connect(self._on_result)
         self.player.unavailable.connect(self._say)
         self.player.playing_changed.connect(self._on_playing)
         self.player.position_changed.connect(self._on_position)
@@ -139,7 +142,7 @@ class MusicPanel(QWidget):
         understood = artifact.info.get("understood")
         ignored = artifact.info.get("ignored")
         if understood:
-            text = f"Understood: {understood}"
+            text = f"Understood: {', '.join(understood) if isinstance(understood, list) else understood}"
             if ignored:
                 text += f" · ignored: {', '.join(ignored)}"
             self.understood.setText(text)
@@ -164,11 +167,16 @@ class MusicPanel(QWidget):
         self.player.play(samples, rate)
 
     def _hear_note(self, pitch: int) -> None:
-        from studio.engine import synth
+        job = Job("music.note", args={"pitch": pitch, "instrument": self.values.get("instrument")}, save=False,
+                  supersede_key="music.note")
+        self._note_jobs.add(job.id)
+        self.state.submit(job)
 
-        if hasattr(synth, "render_note"):
-            samples = synth.render_note(pitch)
-            self.player.play(samples, 44100)
+    def _on_result(self, job, result) -> None:
+        if job.id in self._note_jobs:
+            self._note_jobs.discard(job.id)
+            samples, rate = result.value
+            self.player.play(samples, rate)
 
     def _on_playing(self, playing: bool) -> None:
         self.play_button.setText("■ Stop" if playing else "▶ Play")

@@ -1,0 +1,343 @@
+"""Music engine: tokenizer, prompts, sampling with a tiny random model, continuation, MIDI, training."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import random
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+from studio.engine import catalog
+from studio.engine import music as M
+from studio.engine.devices import DeviceChoice
+from studio.engine.jobs import Job, Progress, TaskContext
+from studio.engine.midi_io import read_midi, read_recipe_from_midi, write_midi
+from studio.engine.recipe import Recipe
+
+
+def grid_notes(seed: int, count: int = 60, metre: str = "4/4") -> list[M.Note]:
+    """Random notes exactly on the tokenizer's grid (16ths; velocities at bucket edges)."""
+    rng = random.Random(seed)
+    bar = M.metre_beats(metre)
+    notes = set()
+    while len(notes) < count:
+        start = rng.randrange(int(12 * bar * 4)) / 4
+        notes.add(M.Note(rng.randrange(36, 90), start, rng.randrange(1, 24) / 4, rng.randrange(1, 8) * 16,
+                         rng.randrange(4)))
+    return sorted(notes, key=lambda n: (n.start, n.voice, -n.pitch))
+
+
+def key_of(note: M.Note):
+    return (note.pitch, note.start, note.duration, note.velocity, note.voice)
+
+
+@pytest.mark.parametrize("metre", ["4/4", "6/8", "3/4", "12/8"])
+def test_tokenizer_round_trip_keeps_every_note(metre):
+    tok = M.MusicTokenizer()
+    notes = grid_notes(len(metre), metre=metre)
+    ids = tok.encode_notes(notes, metre)
+    back = tok.decode_notes(ids, metre)
+    assert sorted(map(key_of, back)) == sorted(map(key_of, notes))
+
+
+def test_tokenizer_rounds_off_grid_notes_to_the_nearest_step_and_bucket():
+    tok = M.MusicTokenizer()
+    back = tok.decode_notes(tok.encode_notes([M.Note(61, 1.3, 0.7, 99, 0)], "4/4"), "4/4")
+    assert back == [M.Note(61, 1.25, 0.75, 96, 0)]
+
+
+def test_vocabulary_saves_and_loads(tmp_path):
+    tok = M.MusicTokenizer()
+    tok.save(tmp_path)
+    again = M.MusicTokenizer.load(tmp_path)
+    assert again.tokens == tok.tokens and len(again) < 512
+
+
+def test_transposition_moves_pitches_and_key_tag_together():
+    tok = M.MusicTokenizer()
+    piece = M.MusicPiece([M.Note(62, 0, 1), M.Note(65, 1, 1)], key="D minor", style="folk")
+    ids = tok.encode_piece(piece)
+    table = tok.transpose_table(3)
+    moved = [table[i] for i in ids]
+    assert tok.tags_of(moved).key == "F minor"
+    assert [n.pitch for n in tok.decode_notes(moved)] == [65, 68]
+
+
+@pytest.mark.parametrize(
+    "prompt, expected, ignored",
+    [
+        ("slow chorale in D minor", {"style": "chorale", "tonic": 2, "mode": "minor", "tempo": "slow"}, ()),
+        ("lively folk reel in G", {"style": "reel", "tonic": 7, "mode": "major", "tempo": "fast"}, ()),
+        ("3/4 waltz", {"style": "tune", "metre": "3/4", "tonic": None}, ()),
+        ("polka", {"style": "tune", "metre": "2/4"}, ()),
+        ("A jig in B flat minor", {"style": "jig", "tonic": 10, "mode": "minor", "metre": "6/8"}, ()),
+        ("purple chorale", {"style": "chorale"}, ("purple",)),
+        ("minor march", {"style": "march", "tonic": None, "mode": "minor"}, ()),
+    ],
+)
+def test_parse_prompt(prompt, expected, ignored):
+    tags = M.parse_prompt(prompt)
+    for name, value in expected.items():
+        assert getattr(tags, name) == value, name
+    assert tags.ignored == ignored
+    assert tags.understood  # something to show the user
+
+
+# --- a tiny random GPT built here ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt(tmp_path_factory) -> Path:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    tok = M.MusicTokenizer()
+    folder = tmp_path_factory.mktemp("tiny-music-gpt")
+    config = GPT2Config(vocab_size=len(tok), n_positions=96, n_embd=32, n_layer=1, n_head=2,
+                        bos_token_id=tok.bos_id, eos_token_id=tok.eos_id, pad_token_id=tok.pad_id)
+    GPT2LMHeadModel(config).save_pretrained(folder, safe_serialization=True)
+    tok.save(folder)
+    assert (folder / "model.safetensors").exists() and not list(folder.glob("*.bin"))
+    return folder
+
+
+class Models:
+    def __init__(self):
+        self.loads = 0
+
+    def get(self, slot, key, loader):
+        self.loads += 1
+        return loader()
+
+
+def context(reports: list) -> TaskContext:
+    return TaskContext(report=reports.append, cancelled=lambda: False, models=Models(),
+                       device=DeviceChoice("cpu", "float32", "CPU"))
+
+
+def recipe(model: Path, **params) -> Recipe:
+    return Recipe(modality="music", prompt="lively folk reel in G major", model=str(model), seed=11,
+                  params={"bars": 3, **params})
+
+
+def test_fast_forward_matches_transformers(tiny_gpt):
+    import torch
+
+    model = M.load_music_model(str(tiny_gpt))
+    assert model.fast is not None
+    ids = model.tokenizer.encode_piece(M.MusicPiece(grid_notes(1, 30), key="C major"))[:80]
+    with torch.inference_mode():
+        reference = model.net(input_ids=torch.tensor([ids])).logits[0]
+        cache: list = []
+        first = model.fast.forward(ids[:50], cache)  # a prompt at once, then token by token
+        assert torch.allclose(first, reference[49], atol=1e-4)
+        for t in range(50, len(ids)):
+            assert torch.allclose(model.fast.forward([ids[t]], cache), reference[t], atol=1e-4)
+
+
+def test_same_seed_same_notes_and_the_recipe_is_complete(tiny_gpt):
+    model = M.load_music_model(str(tiny_gpt))
+    first = M.generate(model, recipe(tiny_gpt))
+    again = M.generate(model, first.recipe)  # the returned recipe regenerates the same piece
+    assert first.piece.notes and first.piece.notes == again.piece.notes
+    other = M.generate(model, recipe(tiny_gpt).__class__(**{**recipe(tiny_gpt).__dict__, "seed": 12}))
+    assert other.piece.notes != first.piece.notes
+    params = first.recipe.params
+    for name in ("temperature", "top_k", "top_p", "bars", "tempo", "key", "voices", "instrument", "continue_from"):
+        assert name in params
+    assert params["key"] == "G major" and first.piece.key == "G major"
+    assert first.recipe.model_hash and first.recipe.device == "cpu"
+    assert first.piece.style == "reel" and first.piece.metre == "4/4"
+
+
+def test_output_follows_the_token_grammar_and_the_bar_count(tiny_gpt):
+    model = M.load_music_model(str(tiny_gpt))
+    for seed in range(3):
+        result = M.generate(model, Recipe(modality="music", prompt="jig", model=str(tiny_gpt), seed=seed,
+                                          params={"bars": 4, "voices": 2, "temperature": 1.5}))
+        events = result.tokens[5:]
+        assert result.tokens[0] == model.tokenizer.bos_id and events[0] == model.tokenizer.bar_id
+        assert events.count(model.tokenizer.bar_id) == 4
+        assert M.MusicTokenizer().decode_notes(result.tokens) == result.piece.notes
+        assert all(n.start < 4 * 3.0 for n in result.piece.notes)  # 6/8: 3 beats a bar
+        assert all(n.voice < 2 for n in result.piece.notes)
+
+
+def test_generate_task_reports_note_previews(tiny_gpt):
+    reports: list[Progress] = []
+    job = Job(kind="music.generate", recipe=recipe(tiny_gpt))
+    result = M.generate_task(job, context(reports))
+    (artifact,) = result.artifacts
+    assert artifact.modality == "music" and isinstance(artifact.payload, M.MusicPiece)
+    assert reports and all(r.total == 3 for r in reports)
+    assert reports[-1].preview == artifact.payload.notes
+    assert any(0 < len(r.preview) < len(artifact.payload.notes) for r in reports)  # notes arrive as they come
+    assert "style: reel" in artifact.info["understood"]
+    again = M.generate_task(Job(kind="music.generate", recipe=artifact.recipe), context([]))
+    assert again.artifacts[0].payload.notes == artifact.payload.notes
+
+
+def test_generate_task_stops_when_cancelled(tiny_gpt):
+    ctx = context([])
+    ctx.cancelled = lambda: True
+    with pytest.raises(M.Cancelled):
+        M.generate_task(Job(kind="music.generate", recipe=recipe(tiny_gpt)), ctx)
+
+
+def test_continuation_keeps_the_prefix_notes(tiny_gpt, tmp_path):
+    model = M.load_music_model(str(tiny_gpt))
+    prefix = M.MusicPiece(grid_notes(3, 30), tempo_bpm=90, key="D minor", metre="4/4", programs=[0] * 4)
+    prefix_bars = prefix.bars()
+    result = M.generate(model, recipe(tiny_gpt, bars=2), prefix=prefix)
+    assert result.piece.notes[: len(prefix.notes)] == prefix.notes
+    new = result.piece.notes[len(prefix.notes):]
+    assert new and all(prefix_bars * 4 <= n.start < (prefix_bars + 2) * 4 for n in new)
+    assert result.piece.key == "D minor" and result.piece.tempo_bpm == 90
+    # The same through the worker task, from a MIDI file.
+    path = write_midi(prefix, tmp_path / "prefix.mid")
+    job = Job(kind="music.generate", recipe=recipe(tiny_gpt, bars=2, continue_from=str(path)))
+    piece = M.generate_task(job, context([])).artifacts[0].payload
+    assert sorted(map(key_of, piece.notes[: len(prefix.notes)])) == sorted(map(key_of, prefix.notes))
+
+
+def test_long_generation_crops_the_context(tiny_gpt):
+    model = M.load_music_model(str(tiny_gpt))  # context 96 tokens: forces several crops
+    result = M.generate(model, Recipe(modality="music", prompt="chorale", model=str(tiny_gpt), seed=1,
+                                      params={"bars": 12}))
+    assert len(result.tokens) > 96
+    assert result.tokens[5:].count(model.tokenizer.bar_id) == 12
+
+
+# --- n-gram -----------------------------------------------------------------------------------------
+
+
+def test_ngram_model_scores_saves_loads_and_generates(tmp_path):
+    tok = M.MusicTokenizer()
+    sequences = []
+    for seed in range(20):
+        piece = M.MusicPiece(grid_notes(seed, 40), key="C major", style="folk")
+        sequences.append(tok.encode_piece(piece))
+    ngram = M.NGramModel(4, len(tok))
+    for seq in sequences[:18]:
+        ngram.add(seq)
+    probs = ngram.next_distribution(sequences[0][:10])
+    assert probs.shape == (len(tok),) and math.isclose(probs.sum(), 1.0, rel_tol=1e-9)
+    train_loss, held_loss = ngram.mean_loss(sequences[:18]), ngram.mean_loss(sequences[18:])
+    assert 0 < train_loss < held_loss < math.log(len(tok))
+    # token_probabilities agrees with next_distribution
+    seq = sequences[19]
+    assert ngram.token_probabilities(seq)[9] == pytest.approx(ngram.next_distribution(seq[:10])[seq[10]])
+    folder = tmp_path / "music-markov"
+    folder.mkdir()
+    ngram.save(folder)
+    tok.save(folder)
+    source = catalog.resolve(str(folder))
+    assert source.kind == "markov"
+    model = M.load_music_model(source)
+    assert model.kind == "markov"
+    assert model.net.mean_loss(sequences[18:]) == pytest.approx(held_loss)
+    result = M.generate(model, Recipe(modality="music", prompt="folk in C", model=str(folder), seed=2,
+                                      params={"bars": 2}))
+    assert result.piece.notes and result.recipe.dtype == "counts"
+
+
+# --- MIDI -------------------------------------------------------------------------------------------
+
+
+def test_midi_round_trip_with_recipe(tmp_path):
+    piece = M.MusicPiece(grid_notes(5, 50), tempo_bpm=84, key="Bb major", metre="3/4", programs=[0, 19, 40, 73])
+    rec = Recipe(modality="music", prompt="chorale — ünïcode", seed=3, params={"bars": 4, "tempo": 84.0})
+    path = write_midi(piece, tmp_path / "piece.mid", rec.to_json())
+    back = read_midi(path)
+    assert sorted(map(key_of, back.notes)) == sorted(map(key_of, piece.notes))
+    assert back.tempo_bpm == pytest.approx(84, abs=0.01)
+    assert (back.key, back.metre, back.programs) == ("Bb major", "3/4", [0, 19, 40, 73])
+    assert read_recipe_from_midi(path) == rec
+
+
+def test_reading_a_broken_midi_is_a_user_error(tmp_path):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    with pytest.raises(M.UserError):
+        read_midi(bad)
+
+
+# --- data + training on a tiny slice ------------------------------------------------------------------
+
+
+def test_one_abc_tune_parses_into_a_piece():
+    from studio.training import music_data
+
+    tune = "X:1\nT:Test reel\nR:reel\nM:4/4\nL:1/8\nK:Ador\n|:EAAB c2BA|GABG EDEG:|\n"
+    piece = music_data.parse_abc_tune(("test/1", "oneills1850", tune))
+    assert piece["style"] == "reel" and piece["metre"] == "4/4"
+    assert (piece["tonic"], piece["mode"]) == (9, "minor")
+    assert [n[0] for n in piece["notes"][:3]] == [64, 69, 69]
+
+
+def fake_corpus(path: Path) -> None:
+    from studio.training.music_data import is_held_out
+
+    held = [i for i in range(400) if is_held_out(f"fake/{i}")][:4]
+    with gzip.open(path, "wt") as sink:
+        for i in list(range(20)) + held:
+            notes = [[n.pitch, n.start, n.duration, 80, n.voice] for n in grid_notes(i, 40)]
+            sink.write(json.dumps({"id": f"fake/{i}", "collection": "bach", "style": "chorale", "tonic": i % 12,
+                                   "mode": "major", "metre": "4/4", "bar_length": 4.0, "tempo": None, "voices": 4,
+                                   "notes": notes}) + "\n")
+
+
+def test_training_runs_resumes_and_exports(tmp_path, monkeypatch):
+    from studio.training import music as T
+
+    monkeypatch.setenv("STUDIO_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(T, "ARCH", {"n_layer": 1, "n_embd": 32, "n_head": 2})
+    monkeypatch.setattr(T.paths, "models_dir", lambda: tmp_path / "models")
+    corpus = T.run_dir() / "corpus.jsonl.gz"
+    fake_corpus(corpus)
+    monkeypatch.setattr(T.music_data, "default_cache_file", lambda: corpus)
+    args = Namespace(steps=2, batch=1, lr=1e-3, threads=1, save_every=0.0, log_every=1, eval_pieces=4, eval_every=0.0, restart_peak=0.0, restart_steps=0,
+                     no_augment=False)
+    T.train(args)
+    import torch
+
+    state = torch.load(T.run_dir() / "checkpoint.pt", weights_only=True)["state"]
+    assert state["step"] == 2 and all(math.isfinite(h["held_out"]) for h in state["history"])
+    T.train(Namespace(**{**vars(args), "steps": 3}))  # resumes, does not restart
+    state = torch.load(T.run_dir() / "checkpoint.pt", weights_only=True)["state"]
+    assert state["step"] == 3 and len(state["history"]) == 3
+    T.markov(Namespace(orders=[2, 3], eval_pieces=4, prune=1))
+    T.export(Namespace(eval_pieces=4, samples=2))
+    folder = tmp_path / "models" / "music-gpt"
+    assert (folder / "model.safetensors").exists() and (folder / "MODEL_CARD.md").exists()
+    assert (folder / "loss_curve.png").exists() and (folder / M.VOCAB_FILE).exists()
+    from transformers import AutoModelForCausalLM
+
+    net = AutoModelForCausalLM.from_pretrained(str(folder))
+    assert net.config.model_type == "gpt2"
+    assert catalog.resolve(str(tmp_path / "models" / "music-markov")).kind == "markov"
+
+
+# --- the shipped model ----------------------------------------------------------------------------------
+
+BUILTIN = Path(__file__).resolve().parents[2] / "models" / "music-gpt"
+
+
+@pytest.mark.skipif(not (BUILTIN / "model.safetensors").exists(), reason="models/music-gpt not exported yet")
+@pytest.mark.parametrize("key", ["D minor", "G major", "Eb major"])
+def test_builtin_model_writes_in_the_requested_key(key):
+    source = catalog.resolve("builtin:music-gpt")
+    model = M.load_music_model(source)
+    notes = []
+    for seed in range(2):
+        result = M.generate(model, Recipe(modality="music", prompt=f"folk song in {key}", model="builtin:music-gpt",
+                                          seed=seed, params={"bars": 8, "key": key}))
+        assert result.piece.key == key
+        notes += result.piece.notes
+    assert len(notes) > 20
+    assert M.in_key_fraction(notes, key) >= 0.8
