@@ -1,0 +1,258 @@
+"""Evaluate the built-in image model (emoji-ldm) with a small classifier trained on real emoji.
+
+  python -m studio.training.eval_image                      the current training checkpoint (EMA weights)
+  python -m studio.training.eval_image --model models/emoji-ldm   an exported diffusers folder
+
+1. A small CNN learns the ~10 curated visual classes (face, heart, flag, ...) on the training split.
+   Its accuracy on held-out real emoji is the ceiling for what generated images can score.
+2. Prompt adherence: >= 20 images per class from class prompts; the share the classifier puts in the asked class.
+3. Fréchet distance between the classifier's penultimate features of generated and held-out real images
+   (with real-train vs real-held-out as the floor, since the held-out set is small).
+4. VAE reconstruction PSNR on held-out images, and timings: one 64x64 decode, one image at 20 steps.
+Prints the numbers and writes them as JSON (default <run dir>/eval.json, which `image export` puts in the card).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from studio.training import data_emoji
+from studio.training.image import default_run_dir, images_to_tensor, psnr
+
+CLASS_PROMPTS = {
+    "face": ("grinning face", "crying face", "face smiling", "smiling face with smiling eyes"),
+    "heart": ("red heart", "blue heart", "green heart", "heart"),
+    "flag": ("country flag", "france", "japan", "germany"),
+    "animal": ("dog face", "cat face", "animal mammal", "animal bird"),
+    "food": ("red apple", "pizza", "food fruit", "hamburger"),
+    "plant": ("sunflower", "rose", "plant flower", "deciduous tree"),
+    "vehicle": ("automobile", "bus", "transport ground", "airplane"),
+    "clock": ("one o'clock", "alarm clock", "time", "three o'clock"),
+    "hand": ("thumbs up", "waving hand", "raised hand", "ok hand"),
+    "symbol": ("keycap 1", "red circle", "up arrow", "geometric"),
+}
+CLASSES = data_emoji.EVAL_CLASSES
+
+
+class EmojiClassifier(nn.Module):
+    """Four strided convolutions and a linear head; `features` is the 128-d vector used for Fréchet distance."""
+
+    def __init__(self, n_classes: int = len(CLASSES), width: int = 32):
+        super().__init__()
+        chans = [3, width, width * 2, width * 4, width * 4]
+        layers = []
+        for c_in, c_out in zip(chans, chans[1:], strict=False):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.SiLU()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(chans[-1], n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def labelled(data: data_emoji.EmojiDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Images that belong to an evaluation class, and their class indices."""
+    classes = data.classes()
+    keep = [i for i, c in enumerate(classes) if c is not None]
+    return data.images[keep], np.array([CLASSES.index(classes[i]) for i in keep])
+
+
+def shift(images: torch.Tensor, generator: torch.Generator, max_px: int = 4) -> torch.Tensor:
+    """Random translation on a white border: the only augmentation that changes no label (no flips, no colours)."""
+    padded = F.pad(images, (max_px,) * 4, value=1.0)
+    dx, dy = torch.randint(0, 2 * max_px + 1, (2,), generator=generator).tolist()
+    return padded[:, :, dy : dy + images.shape[2], dx : dx + images.shape[3]]
+
+
+def train_classifier(
+    images: np.ndarray, labels: np.ndarray, steps: int = 800, batch: int = 64, seed: int = 0, log=print
+) -> EmojiClassifier:
+    """Class-balanced sampling: hearts (~25) and hands (~280) count the same."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = EmojiClassifier()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    counts = np.bincount(labels, minlength=len(CLASSES))
+    weights = 1.0 / counts[labels]
+    weights /= weights.sum()
+    x_all = images_to_tensor(images)
+    model.train()
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = 2e-3 * 0.5 * (1 + np.cos(np.pi * step / steps))
+        idx = rng.choice(len(labels), batch, p=weights)
+        x = shift(x_all[idx], generator)
+        loss = F.cross_entropy(model(x), torch.from_numpy(labels[idx]))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step % 200 == 0:
+            log(f"classifier step {step} loss {loss.item():.3f}")
+    return model.eval()
+
+
+@torch.no_grad()
+def classify(model: EmojiClassifier, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class indices, features) for uint8 images."""
+    x = images_to_tensor(images)
+    feats = torch.cat([model.features(x[i : i + 256]) for i in range(0, len(x), 256)])
+    return model.head(feats).argmax(1).numpy(), feats.numpy().astype(np.float64)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + Tr(Sa + Sb - 2 (Sa^1/2 Sb Sa^1/2)^1/2), with symmetric square roots by eigh."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+
+    def sqrt_psd(m: np.ndarray) -> np.ndarray:
+        w, v = np.linalg.eigh((m + m.T) / 2)
+        return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    root_a = sqrt_psd(sa)
+    cross = sqrt_psd(root_a @ sb @ root_a)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * np.trace(cross))
+
+
+def per_class_accuracy(pred: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return {c: round(float((pred[labels == k] == k).mean()), 3) for k, c in enumerate(CLASSES) if (labels == k).any()}
+
+
+def load_pipeline(model_dir: Path | None, run_dir: Path):
+    """The exported folder through diffusers (as a user's folder loads), or the training checkpoint's EMA weights."""
+    if model_dir is not None:
+        from diffusers import StableDiffusionPipeline
+
+        pipe = StableDiffusionPipeline.from_pretrained(model_dir, dtype=torch.float32, local_files_only=True)
+        state_file = model_dir / "training_state.json"
+        pipe.evaluated_ldm_step = json.loads(state_file.read_text())["ldm_step"] if state_file.exists() else None
+        return pipe
+    from studio.training.image import Run, Sizes
+
+    run = Run(run_dir, Sizes(), data_emoji.load_dataset())
+    if not run.load() or run.state["scaling_factor"] is None:
+        raise SystemExit(f"no LDM checkpoint in {run_dir} yet; pass --model DIR to evaluate an exported folder")
+    pipe = run.pipeline(ema=True)
+    pipe.evaluated_ldm_step = run.state["ldm_step"]
+    return pipe
+
+
+@torch.no_grad()
+def generate_class_images(pipe, per_class: int, steps: int, guidance: float, batch: int = 8, seed: int = 1234):
+    """per_class images for each class, cycling through its prompts; fixed seeds, so reruns match."""
+    pipe.set_progress_bar_config(disable=True)
+    images, labels = [], []
+    for k, name in enumerate(CLASSES):
+        prompts = [CLASS_PROMPTS[name][i % len(CLASS_PROMPTS[name])] for i in range(per_class)]
+        for start in range(0, per_class, batch):
+            chunk = prompts[start : start + batch]
+            generators = [torch.Generator().manual_seed(seed + 1000 * k + start + i) for i in range(len(chunk))]
+            out = pipe(
+                chunk, num_inference_steps=steps, guidance_scale=guidance, generator=generators, output_type="np"
+            ).images
+            images.append((np.clip(out, 0, 1) * 255).round().astype(np.uint8))
+            labels += [k] * len(chunk)
+    return np.concatenate(images), np.array(labels)
+
+
+@torch.no_grad()
+def vae_psnr(vae, images: np.ndarray) -> float:
+    """Mean per-image PSNR of encode (posterior mean) -> decode."""
+    values = []
+    for i in range(0, len(images), 64):
+        x = images_to_tensor(images[i : i + 64]).to(vae.dtype)
+        recon = vae.decode(vae.encode(x).latent_dist.mean).sample.float()
+        values += [psnr(r[None], o[None]) for r, o in zip(recon, x.float(), strict=False)]
+    return float(np.mean(values))
+
+
+@torch.no_grad()
+def timings(pipe, steps: int) -> dict[str, float]:
+    z = torch.randn(1, 4, 16, 16)
+    pipe.vae.decode(z)
+    start = time.perf_counter()
+    for _ in range(5):
+        pipe.vae.decode(z)
+    decode_ms = (time.perf_counter() - start) / 5 * 1000
+    pipe("red heart", num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    pipe("red heart", num_inference_steps=steps, guidance_scale=4.0, generator=torch.Generator().manual_seed(0))
+    return {"vae_decode_ms": round(decode_ms, 1), "seconds_per_image": round(time.perf_counter() - start, 2)}
+
+
+def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, log=print) -> dict:
+    data = data_emoji.load_dataset()
+    train_x, train_y = labelled(data.split(held_out=False))
+    held_x, held_y = labelled(data.split(held_out=True))
+    classifier = train_classifier(train_x, train_y, log=log)
+    held_pred, held_feats = classify(classifier, held_x)
+    _, train_feats = classify(classifier, train_x)
+    log(f"classifier: held-out accuracy {(held_pred == held_y).mean():.3f} on {len(held_y)} real emoji")
+    start = time.time()
+    gen_x, gen_y = generate_class_images(pipe, per_class, steps, guidance)
+    log(f"generated {len(gen_y)} images in {time.time() - start:.0f} s")
+    gen_pred, gen_feats = classify(classifier, gen_x)
+    real_ceiling = per_class_accuracy(held_pred, held_y)
+    adherence = per_class_accuracy(gen_pred, gen_y)
+    result = {
+        "evaluated_ldm_step": getattr(pipe, "evaluated_ldm_step", None),
+        "classes": len(CLASSES),
+        "ceiling_heldout_accuracy": round(float((held_pred == held_y).mean()), 3),
+        "prompt_adherence": round(float((gen_pred == gen_y).mean()), 3),
+        "images_per_class": per_class,
+        "steps": steps,
+        "guidance_scale": guidance,
+        "frechet_distance_generated_vs_heldout": round(frechet_distance(gen_feats, held_feats), 2),
+        "frechet_distance_train_vs_heldout_floor": round(frechet_distance(train_feats, held_feats), 2),
+        "vae_psnr_heldout_db": round(vae_psnr(pipe.vae, data.split(held_out=True).images), 2),
+        **timings(pipe, steps),
+        "torch_threads": torch.get_num_threads(),
+        "per_class": {c: {"real": real_ceiling.get(c), "generated": adherence.get(c)} for c in CLASSES},
+    }
+    return result, gen_x
+
+
+def save_generated_grid(images: np.ndarray, per_class: int, path: Path) -> None:
+    """One row per class (first 12 images), so the numbers can be checked by eye."""
+    from PIL import Image
+
+    cols = min(12, per_class)
+    rows = [np.concatenate(list(images[k * per_class : k * per_class + cols]), axis=1) for k in range(len(CLASSES))]
+    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None, help="an exported diffusers folder (default: checkpoint)")
+    parser.add_argument("--run-dir", type=Path, default=default_run_dir())
+    parser.add_argument("--per-class", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--guidance", type=float, default=4.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default <run dir>/eval.json)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    pipe = load_pipeline(args.model, args.run_dir)
+    result, generated = evaluate(pipe, args.per_class, args.steps, args.guidance)
+    out = args.out or args.run_dir / "eval.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    save_generated_grid(generated, args.per_class, out.with_name("eval_generated.png"))
+    print(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
