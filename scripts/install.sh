@@ -18,7 +18,7 @@ DEBIAN_PACKAGES=(
   # audio playback (PortAudio) and FLAC/WAV (libsndfile ships in the soundfile wheel)
   libportaudio2
   # data the built-in models are trained on (and tests render a few glyphs from)
-  fonts-noto-color-emoji fortunes fortunes-min jargon-text
+  fonts-noto-color-emoji unicode-data fortunes fortunes-min jargon-text
 )
 
 if command -v apt-get >/dev/null 2>&1; then

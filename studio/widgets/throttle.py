@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 
-FRAME_MS = 16  # one frame at 60 Hz
+FRAME_MS = 17  # one frame at 60 Hz is 16.7 ms: round up, so never more than 60 decodes a second
 
 
 class Throttle(QObject):
@@ -22,6 +22,8 @@ class Throttle(QObject):
         self._pending: tuple[Any] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
+        # A coarse timer may fire up to 5 % early; the promise is "never faster than the interval".
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self._flush)
         self.calls = 0
