@@ -103,8 +103,12 @@ def run_generate(args: argparse.Namespace) -> int:
 
     recipe = recipe_from_args(args)
 
+    shown = [None]
+
     def report(progress) -> None:
-        if args.modality != "text":
+        # Token-level reports repeat a step many times: redraw the line only when it changes.
+        if args.modality != "text" and (progress.step, progress.total) != shown[0]:
+            shown[0] = (progress.step, progress.total)
             print(f"\rstep {progress.step}/{progress.total}", end="", file=sys.stderr, flush=True)
 
     try:
@@ -139,7 +143,9 @@ def _copy_out(files: list[Path], out: str | None, index: int) -> list[Path]:
     copied = []
     for file in files:
         stem = target.stem if index == 0 else f"{target.stem}-{index + 1}"
-        destination = target.with_name(stem + file.suffix)
+        # A text document is Markdown with recipe front matter; FILE.txt gets the same content.
+        suffix = target.suffix if file.suffix == ".md" and target.suffix.lower() == ".txt" else file.suffix
+        destination = target.with_name(stem + suffix)
         shutil.copyfile(file, destination)
         copied.append(destination)
     return copied

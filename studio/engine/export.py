@@ -185,6 +185,7 @@ def write_sheet(frames: list, path: Path, recipe: Recipe, cols: int | None = Non
 def write_artifact(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
     """Write one artifact's files. Returns (files, thumbnail PNG bytes, summary text)."""
     modality, recipe, payload = artifact.modality, artifact.recipe, artifact.payload
+    folder.mkdir(parents=True, exist_ok=True)  # the music writers open their own temp files in it
     if modality == "image":
         path = write_png(payload, unique_path(folder, stem, ".png"), recipe)
         return [path], thumbnail_png(payload), recipe.prompt

@@ -58,3 +58,28 @@ def test_install_desktop_entry(tmp_path):
     assert "Exec=" in text and "-m studio" in text and "Icon=latent-studio" in text
     assert (tmp_path / "icons/hicolor/256x256/apps/latent-studio.png").exists()
     assert (tmp_path / "icons/hicolor/scalable/apps/latent-studio.svg").exists()
+
+
+def test_cli_text_writes_the_requested_txt_with_its_recipe(tmp_path):
+    from studio.engine.export import recipe_from_file
+
+    out = tmp_path / "story.txt"
+    result = run_cli("generate", "text", "--prompt", "The wizard said", "--seed", "3", "--max-new-tokens", "20",
+                     "--out", str(out), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), "the generated text goes to stdout"
+    assert out.exists() and not (tmp_path / "story.md").exists()
+    recipe = recipe_from_file(out)
+    assert (recipe.prompt, recipe.seed) == ("The wizard said", 3)
+
+
+def test_cli_music_writes_midi_and_wav_beside_it(tmp_path):
+    from studio.engine.export import recipe_from_file
+
+    out = tmp_path / "reel.mid"
+    result = run_cli("generate", "music", "--prompt", "lively folk reel in G", "--seed", "1", "--bars", "2",
+                     "--out", str(out), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and (tmp_path / "reel.wav").exists()
+    assert recipe_from_file(out).seed == 1
+    assert result.stderr.count("step 1/") <= 1, "progress is redrawn only when the step changes"
