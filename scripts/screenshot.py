@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from studio.app import PANELS, create_window  # noqa: E402
 
-PROMPTS = {"image": "red heart", "text": "The meaning of life is", "music": "slow chorale in D minor"}
+PROMPTS = {"image": "grinning face with big eyes", "text": "The meaning of life is", "music": "slow chorale in D minor"}
 
 
 def main() -> None:
@@ -51,10 +51,10 @@ def main() -> None:
         if args.generate and name in PROMPTS:
             window.state.panels[name].set("prompt", PROMPTS[name])
             window.state.panels[name].set("seed", 7)
-            job = window.state.generate(name)
+            window.panel(name).generate()  # as the Generate button does (the text panel keeps its page)
 
             def done(info) -> None:
-                if info.job.id == job.id and not info.active:
+                if info.modality == name and not info.active and info.job.kind != "device.warmup":
                     window.state.job_changed.disconnect(done)
                     QTimer.singleShot(400, lambda: grab(name))
 

@@ -47,6 +47,22 @@ def text_icon(summary: str) -> QPixmap:
     return pixmap
 
 
+def tile(pixmap: QPixmap) -> QPixmap:
+    """Fit a thumbnail into the square cell, centred: a 64 px emoji is scaled up (crisp pixels, it is
+    pixel art at that size), a wide piano roll scaled down, so every cell lines up."""
+    from PySide6.QtGui import QColor, QPainter
+
+    small = pixmap.width() < ICON_SIZE and pixmap.height() < ICON_SIZE
+    mode = Qt.TransformationMode.FastTransformation if small else Qt.TransformationMode.SmoothTransformation
+    scaled = pixmap.scaled(ICON_SIZE, ICON_SIZE, Qt.AspectRatioMode.KeepAspectRatio, mode)
+    square = QPixmap(ICON_SIZE, ICON_SIZE)
+    square.fill(QColor(0, 0, 0, 0))
+    painter = QPainter(square)
+    painter.drawPixmap((ICON_SIZE - scaled.width()) // 2, (ICON_SIZE - scaled.height()) // 2, scaled)
+    painter.end()
+    return square
+
+
 class FamilyTreeDialog(QDialog):
     """An output and its ancestors: parents under children, as the breeding recorded them."""
 
@@ -135,7 +151,7 @@ class GalleryPanel(QWidget):
 
     def _item(self, entry: Entry) -> QListWidgetItem:
         if entry.thumbnail:
-            pixmap = png_to_pixmap(entry.thumbnail)
+            pixmap = tile(png_to_pixmap(entry.thumbnail))
         else:
             pixmap = text_icon(entry.summary or entry.prompt)
         title = ("★ " if entry.favourite else "") + (entry.prompt.strip().splitlines() or [entry.modality])[0][:28]

@@ -92,6 +92,7 @@ class TextPanel(QWidget):
             extra.addWidget(button)
         self.info = QLabel()
         self.info.setObjectName("hint")
+        self.info.setWordWrap(True)  # a long "saved to" path must not widen the window
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.addWidget(self.page, 1)
@@ -119,7 +120,8 @@ class TextPanel(QWidget):
         s = QVBoxLayout(sampling)
         s.addWidget(ParamSlider(v, "temperature", "Temperature", 0, 2, 0.05, 2,
                                 tooltip="Flattens (high) or sharpens (low) the odds of every next token. 0 = always the likeliest."))
-        s.addWidget(ParamSlider(v, "top_k", "Top-k", 0, 200, tooltip="Only the k likeliest tokens may be picked (0 = no limit)."))
+        s.addWidget(ParamSlider(v, "top_k", "Top-k", 0, 200, special="off",
+                                tooltip="Only the k likeliest tokens may be picked (0 = no limit)."))
         s.addWidget(ParamSlider(v, "top_p", "Top-p", 0, 1, 0.01, 2,
                                 tooltip="Only the likeliest tokens that together hold p of the probability (nucleus)."))
         s.addWidget(ParamSlider(v, "min_p", "Min-p", 0, 1, 0.01, 2,
@@ -128,7 +130,7 @@ class TextPanel(QWidget):
                                 tooltip="Keep tokens whose surprise is close to the average surprise (1 = off)."))
         s.addWidget(ParamSlider(v, "repetition_penalty", "Repetition penalty", 1, 2, 0.01, 2,
                                 tooltip="Makes tokens already in the recent text less likely (1 = off)."))
-        s.addWidget(ParamSlider(v, "repetition_window", "Penalty window", 0, 1024,
+        s.addWidget(ParamSlider(v, "repetition_window", "Penalty window", 0, 1024, special="all",
                                 tooltip="How many recent tokens the repetition penalty looks at (0 = all)."))
         s.addWidget(ParamSlider(v, "presence_penalty", "Presence penalty", 0, 2, 0.05, 2,
                                 tooltip="A flat penalty on any token that appeared at all."))

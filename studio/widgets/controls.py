@@ -44,6 +44,7 @@ class ParamSlider(QWidget):
         decimals: int = 0,
         tooltip: str = "",
         parent: QWidget | None = None,
+        special: str = "",
     ) -> None:
         super().__init__(parent)
         self.state, self.name = state, name
@@ -63,6 +64,8 @@ class ParamSlider(QWidget):
         self.box.setRange(minimum, maximum)
         self.box.setSingleStep(step)
         self.box.setFixedWidth(78)
+        if special:  # what the minimum means, e.g. top-k 0 = "off", tempo 0 = "auto"
+            self.box.setSpecialValueText(special)
         self.box.setKeyboardTracking(False)
         for widget in (self, self.label, self.slider, self.box):
             widget.setToolTip(tooltip)

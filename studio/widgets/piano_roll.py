@@ -8,6 +8,8 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 VOICE_COLOURS = [QColor("#e07a5f"), QColor("#81b29a"), QColor("#f2cc8f"), QColor("#7aa5d8"), QColor("#c38bd9"), QColor("#6cc3c3")]
 BLACK_KEYS = {1, 3, 6, 8, 10}
+GUTTER = 38  # px on the left: a keyboard on its side, with the C's named
+RULER = 18  # px on top: bar numbers
 
 
 def note_fields(note) -> tuple[int, float, float, int, int]:
@@ -29,18 +31,21 @@ class PianoRoll(QWidget):
         self.pixels_per_beat = 40.0
         self.scroll_beats = 0.0
         self.playhead: float | None = None  # beats
+        self.beats_per_bar = 4.0
         self.setMinimumHeight(220)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setToolTip("Wheel: scroll · Ctrl+wheel: zoom · click a note to hear it")
 
-    def set_notes(self, notes) -> None:
+    def set_notes(self, notes, beats_per_bar: float | None = None) -> None:
         self.notes = [note_fields(n) for n in (notes or [])]
+        if beats_per_bar:
+            self.beats_per_bar = float(beats_per_bar)
         self.update()
 
     def set_playhead(self, beats: float | None) -> None:
         self.playhead = beats
         if beats is not None:
-            visible = self.width() / self.pixels_per_beat
+            visible = (self.width() - GUTTER) / self.pixels_per_beat
             if not self.scroll_beats <= beats <= self.scroll_beats + visible * 0.9:
                 self.scroll_beats = max(0.0, beats - visible * 0.1)
         self.update()
@@ -51,39 +56,67 @@ class PianoRoll(QWidget):
         pitches = [n[0] for n in self.notes]
         return min(pitches) - 2, max(pitches) + 2
 
+    def _row_height(self, low: int, high: int) -> float:
+        return (self.height() - RULER) / max(1, high - low + 1)
+
+    def _x(self, beats: float) -> float:
+        return GUTTER + (beats - self.scroll_beats) * self.pixels_per_beat
+
     def _note_rect(self, note, low: int, high: int) -> QRectF:
         pitch, start, duration, _velocity, _voice = note
-        row_height = self.height() / max(1, high - low + 1)
-        x = (start - self.scroll_beats) * self.pixels_per_beat
-        y = (high - pitch) * row_height
-        return QRectF(x, y, max(2.0, duration * self.pixels_per_beat - 1), max(2.0, row_height - 1))
+        row_height = self._row_height(low, high)
+        y = RULER + (high - pitch) * row_height
+        return QRectF(self._x(start), y, max(2.0, duration * self.pixels_per_beat - 1), max(2.0, row_height - 1))
 
     def paintEvent(self, _event) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor("#1b1d23"))
         low, high = self._pitch_range()
-        row_height = self.height() / max(1, high - low + 1)
+        row_height = self._row_height(low, high)
         for pitch in range(low, high + 1):  # darker rows for black keys, like a keyboard on its side
             if pitch % 12 in BLACK_KEYS:
-                painter.fillRect(QRectF(0, (high - pitch) * row_height, self.width(), row_height), QColor("#16181d"))
-        painter.setPen(QPen(QColor("#2c3039")))
-        beat = int(self.scroll_beats)
-        while (beat - self.scroll_beats) * self.pixels_per_beat < self.width():
-            x = (beat - self.scroll_beats) * self.pixels_per_beat
-            painter.setPen(QPen(QColor("#3a404c" if beat % 4 == 0 else "#262a32")))
-            painter.drawLine(int(x), 0, int(x), self.height())
-            beat += 1
+                painter.fillRect(QRectF(GUTTER, RULER + (high - pitch) * row_height, self.width(), row_height),
+                                 QColor("#16181d"))
+        self._paint_grid(painter)
+        painter.setClipRect(GUTTER, RULER, self.width() - GUTTER, self.height() - RULER)
         for note in self.notes:
             colour = QColor(VOICE_COLOURS[note[4] % len(VOICE_COLOURS)])
             colour.setAlpha(110 + min(145, note[3]))
             painter.fillRect(self._note_rect(note, low, high), colour)
+        painter.setClipping(False)
+        self._paint_keyboard(painter, low, high, row_height)
         if not self.notes:
             painter.setPen(QColor("#7d8590"))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Notes appear here as they are composed.")
-        if self.playhead is not None:
-            x = (self.playhead - self.scroll_beats) * self.pixels_per_beat
+            painter.drawText(self.rect().adjusted(GUTTER, RULER, 0, 0), Qt.AlignmentFlag.AlignCenter,
+                             "Notes appear here as they are composed.")
+        if self.playhead is not None and self._x(self.playhead) >= GUTTER:
             painter.setPen(QPen(QColor("#ffffff"), 2))
-            painter.drawLine(int(x), 0, int(x), self.height())
+            painter.drawLine(int(self._x(self.playhead)), RULER, int(self._x(self.playhead)), self.height())
+
+    def _paint_grid(self, painter: QPainter) -> None:
+        """Beat lines, stronger at bar lines, and the bar numbers in the ruler."""
+        beat = int(self.scroll_beats)
+        while self._x(beat) < self.width():
+            x = self._x(beat)
+            bar_start = abs(beat / self.beats_per_bar - round(beat / self.beats_per_bar)) < 1e-6
+            if x >= GUTTER:
+                painter.setPen(QPen(QColor("#3a404c" if bar_start else "#262a32")))
+                painter.drawLine(int(x), RULER, int(x), self.height())
+                if bar_start:
+                    painter.setPen(QColor("#8b93a1"))
+                    painter.drawText(int(x) + 3, RULER - 4, str(round(beat / self.beats_per_bar) + 1))
+            beat += 1
+
+    def _paint_keyboard(self, painter: QPainter, low: int, high: int, row_height: float) -> None:
+        painter.fillRect(QRectF(0, 0, GUTTER, self.height()), QColor("#23262e"))
+        for pitch in range(low, high + 1):
+            y = RULER + (high - pitch) * row_height
+            black = pitch % 12 in BLACK_KEYS
+            painter.fillRect(QRectF(GUTTER - 12, y, 12, row_height), QColor("#0f1014" if black else "#d9d9d9"))
+            if pitch % 12 == 0 and row_height * 3 >= 9:  # name the C's when there is room
+                painter.setPen(QColor("#aab1bd"))
+                painter.drawText(QRectF(2, y - 4, GUTTER - 16, row_height + 8),
+                                 Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, f"C{pitch // 12 - 1}")
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         steps = event.angleDelta().y() / 120

@@ -45,8 +45,12 @@ class JobRow(QWidget):
     def __init__(self, state: State, info: JobInfo, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.job_id = info.job.id
-        self.title = QLabel(info.title)
+        # Long prompts wrap (at most ~3 lines) instead of widening the dock and, with it, the window.
+        title = info.title if len(info.title) <= 90 else info.title[:89] + "…"
+        self.title = QLabel(title)
         self.title.setObjectName("jobTitle")
+        self.title.setWordWrap(True)
+        self.title.setToolTip(info.title)
         self.bar = QProgressBar()
         self.bar.setTextVisible(False)
         self.bar.setFixedHeight(6)
@@ -95,6 +99,7 @@ class JobQueueView(QScrollArea):
         self.state = state
         self.rows: dict[int, JobRow] = {}
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         holder = QWidget()
         self.column = QVBoxLayout(holder)
         self.column.setAlignment(Qt.AlignmentFlag.AlignTop)

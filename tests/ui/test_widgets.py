@@ -1,0 +1,54 @@
+"""Small widgets: the piano roll's geometry and clicks, gallery tiles, slider special values."""
+
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QPixmap
+
+from studio.panels.gallery import ICON_SIZE, tile
+from studio.widgets.piano_roll import GUTTER, PianoRoll
+
+
+def test_clicking_a_note_emits_its_pitch_and_the_keyboard_gutter_does_not(qtbot):
+    roll = PianoRoll()
+    qtbot.addWidget(roll)
+    roll.resize(600, 300)
+    roll.set_notes([(60, 0.0, 1.0, 80, 0), (67, 2.0, 1.0, 80, 1)], beats_per_bar=3)
+    roll.show()
+    centre = roll._note_rect(roll.notes[1], *roll._pitch_range()).center().toPoint()
+    assert centre.x() > GUTTER
+    with qtbot.waitSignal(roll.note_clicked) as blocker:
+        qtbot.mouseClick(roll, Qt.MouseButton.LeftButton, pos=centre)
+    assert blocker.args == [67]
+    heard = []
+    roll.note_clicked.connect(heard.append)
+    qtbot.mouseClick(roll, Qt.MouseButton.LeftButton, pos=QPoint(GUTTER // 2, centre.y()))
+    assert heard == [], "a click on the keyboard gutter is not a note"
+
+
+def test_notes_start_right_of_the_keyboard(qtbot):
+    roll = PianoRoll()
+    qtbot.addWidget(roll)
+    roll.resize(400, 200)
+    roll.set_notes([(60, 0.0, 1.0, 80, 0)])
+    rect = roll._note_rect(roll.notes[0], *roll._pitch_range())
+    assert rect.left() == GUTTER and rect.width() == roll.pixels_per_beat - 1
+
+
+def test_gallery_tiles_are_one_size_whatever_the_thumbnail(qtbot):
+    for width, height in ((64, 64), (160, 110), (300, 40)):
+        source = QPixmap(width, height)
+        source.fill(Qt.GlobalColor.red)
+        assert tile(source).size().width() == ICON_SIZE and tile(source).size().height() == ICON_SIZE
+    small = tile(QPixmap(64, 64))
+    assert small.width() == ICON_SIZE
+
+
+def test_slider_shows_what_its_minimum_means(qtbot):
+    from studio.state import PanelState
+    from studio.widgets.controls import ParamSlider
+
+    values = PanelState("text", {"top_k": 0})
+    slider = ParamSlider(values, "top_k", "Top-k", 0, 200, special="off")
+    qtbot.addWidget(slider)
+    assert slider.box.text() == "off"
+    values.set("top_k", 40)
+    assert slider.box.text() == "40"
