@@ -170,9 +170,7 @@ class JobInfo:
         return f"{self.modality}: {prompt[:40] or self.job.kind}"
 
 
-# Until a generator's engine module is installed, its panel may run the labelled demo job.
 JOB_KINDS = {"image": "image.generate", "text": "text.generate", "music": "music.generate"}
-DEMO_MODEL = "demo:plasma"
 
 
 class State(QObject):
@@ -217,8 +215,7 @@ class State(QObject):
             self.error_raised.emit(modality, "Choose a model first.")
             return None
         panel.last_seed = recipe.seed
-        kind = "demo.generate" if recipe.model == DEMO_MODEL else JOB_KINDS[modality]
-        return self.submit(Job(kind, recipe))
+        return self.submit(Job(JOB_KINDS[modality], recipe))
 
     def submit(self, job: Job) -> Job:
         self.jobs[job.id] = JobInfo(job, JobEvent.QUEUED)

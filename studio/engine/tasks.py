@@ -13,7 +13,6 @@ from collections.abc import Callable
 from studio.engine.jobs import Job, Result, TaskContext, UserError
 
 TASKS: dict[str, str] = {
-    "demo.generate": "studio.engine.demo:generate_task",
     "image.generate": "studio.engine.image:generate_task",
     "image.xy_plot": "studio.engine.image:xy_plot_task",
     "image.seed_travel": "studio.engine.travel:seed_travel_task",
@@ -21,7 +20,7 @@ TASKS: dict[str, str] = {
     "text.generate": "studio.engine.text:generate_task",
     "music.generate": "studio.engine.music:generate_task",
     "music.note": "studio.engine.audition:note_task",
-    "device.warmup": "studio.engine.demo:warmup_task",
+    "device.warmup": "studio.engine.warmup:warmup_task",
     # The Latent Explorer's tasks (names listed in studio.engine.latent_tasks.TASKS).
     **{kind: f"studio.engine.latent_tasks:{fn}" for kind, fn in {
         "latent.map": "map_task", "latent.decode": "decode_task", "latent.strip": "strip_task",

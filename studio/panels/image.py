@@ -229,8 +229,7 @@ class ImagePanel(QWidget):
         self.view.set_image(artifact.payload)
         recipe = artifact.recipe
         where = f" · saved to {artifact.files[0]}" if artifact.files else ""
-        demo = "DEMO (no model) · " if artifact.info.get("demo") else ""
-        self.caption.setText(f"{demo}seed {recipe.seed} · {recipe.param('steps')} steps · {recipe.model}{where}")
+        self.caption.setText(f"seed {recipe.seed} · {recipe.param('steps')} steps · {recipe.model}{where}")
 
     def _on_value(self, name: str, value) -> None:
         if name == "init_image" and value and self.mask.canvas.set_image(str(value)):

@@ -216,8 +216,7 @@ class TextPanel(QWidget):
 
     def _on_job(self, info) -> None:
         if info.modality == "text":
-            self._streaming = info.active and info.job.kind == "text.generate" or (
-                info.active and info.job.kind == "demo.generate")
+            self._streaming = info.active and info.job.kind == "text.generate"
 
     def _on_preview(self, modality: str, progress) -> None:
         if modality == "text" and isinstance(progress.preview, str):
@@ -259,8 +258,6 @@ class TextPanel(QWidget):
             parts.append(f"first token after {first * 1000:.0f} ms")
         if artifact.files:
             parts.append(f"saved to {artifact.files[0]}")
-        if artifact.info.get("demo"):
-            parts.insert(0, "DEMO (no model)")
         self.info.setText(" · ".join(parts))
 
     def _inspect_at_cursor(self) -> None:

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QToolButton, 
 
 from studio import paths
 from studio.engine.catalog import read_catalog
-from studio.state import DEMO_MODEL, PanelState
+from studio.state import PanelState
 
 RECENT_LIMIT = 8
 
@@ -64,8 +64,6 @@ class ModelPicker(QWidget):
                 self.combo.addItem(ref, ref)
         if current and self.combo.findData(current) < 0:
             self.combo.addItem(current, current)
-        if self.allow_demo:
-            self.combo.addItem("Demo: no model, exercises the app", DEMO_MODEL)
         self.combo.setCurrentIndex(max(0, self.combo.findData(current)))
         self.combo.blockSignals(False)
 
