@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGroupBox,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -18,17 +19,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine import presets
+from studio.engine.text import PRESET_KEYS
+from studio.engine.text import PRESETS as BUILTIN_PRESETS
 from studio.state import State
 from studio.widgets.controls import ParamSlider, SeedBox, bound_check, bound_combo, row, scroll_column
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.progress import GenerateBar
 
-# Sampling presets as UI values; a preset only moves sliders, the recipe still records each value.
-PRESETS = {
-    "Precise": dict(temperature=0.3, top_k=20, top_p=0.9, min_p=0.05, typical_p=1.0, repetition_penalty=1.15, greedy=False),
-    "Balanced": dict(temperature=0.8, top_k=40, top_p=0.95, min_p=0.0, typical_p=1.0, repetition_penalty=1.1, greedy=False),
-    "Creative": dict(temperature=1.1, top_k=0, top_p=0.98, min_p=0.02, typical_p=1.0, repetition_penalty=1.05, greedy=False),
-}
 GENERATED_BACKGROUND = QColor(70, 110, 170, 90)
 
 
@@ -109,12 +107,24 @@ class TextPanel(QWidget):
         model_layout.addWidget(row("Model", ModelPicker(v)))
         model_layout.addWidget(row("Mode", bound_combo(v, "mode", [("Completion", "completion"), ("Chat", "chat")],
                                                       "Completion continues the page; chat answers your messages")))
-        presets = QComboBox()
-        presets.addItem("Choose a preset…")
-        presets.addItems(list(PRESETS))
-        presets.setToolTip("Move the sliders to a tested combination")
-        presets.activated.connect(lambda i: v.update(PRESETS[presets.itemText(i)]) if i else None)
-        model_layout.addWidget(row("Preset", presets))
+        self.presets = QComboBox()
+        self.presets.setToolTip("Move the sliders to a tested combination, or to one you saved")
+        self.presets.activated.connect(self._apply_preset)
+        save = QPushButton("Save…")
+        save.setToolTip("Save the current sampling sliders as a named preset")
+        save.clicked.connect(self._ask_preset_name)
+        self.delete_preset_button = QPushButton("Delete")
+        self.delete_preset_button.setToolTip("Delete the chosen saved preset (built-in presets stay)")
+        self.delete_preset_button.clicked.connect(self._delete_preset)
+        preset_row = QHBoxLayout()
+        preset_row.setContentsMargins(0, 0, 0, 0)
+        preset_row.addWidget(self.presets, 1)
+        preset_row.addWidget(save)
+        preset_row.addWidget(self.delete_preset_button)
+        holder = QWidget()
+        holder.setLayout(preset_row)
+        model_layout.addWidget(row("Preset", holder))
+        self._fill_presets()
 
         sampling = QGroupBox("Sampling")
         s = QVBoxLayout(sampling)
@@ -166,6 +176,49 @@ class TextPanel(QWidget):
         self.chat_input.setVisible(chat)
         self.page.setReadOnly(chat)
         self.continue_button.setVisible(not chat)
+
+    # --- presets: built-in ones from the engine, the user's own saved by name ------------------
+
+    def _fill_presets(self, select: str | None = None) -> None:
+        self.presets.clear()
+        self.presets.addItem("Choose a preset…")
+        for name in BUILTIN_PRESETS:
+            self.presets.addItem(name, f"builtin:{name}")
+        saved = presets.user_presets("text")
+        if saved:
+            self.presets.insertSeparator(self.presets.count())
+            for name in sorted(saved):
+                self.presets.addItem(f"★ {name}", f"user:{name}")
+        index = self.presets.findData(f"user:{select}") if select else 0
+        self.presets.setCurrentIndex(max(0, index))
+        self.delete_preset_button.setEnabled(bool(select))
+
+    def _apply_preset(self, index: int) -> None:
+        kind, _, name = (self.presets.itemData(index) or "").partition(":")
+        self.delete_preset_button.setEnabled(kind == "user")
+        values = BUILTIN_PRESETS.get(name) if kind == "builtin" else presets.user_presets("text").get(name)
+        if values:
+            self.values.update({k: v for k, v in values.items() if k in PRESET_KEYS})
+
+    def save_preset(self, name: str) -> None:
+        values = {key: self.values.get(key) for key in PRESET_KEYS}
+        try:
+            presets.save_user_preset("text", name, values)
+        except (ValueError, OSError) as exc:
+            self.info.setText(f"Could not save the preset: {exc}")
+            return
+        self._fill_presets(select=name.strip())
+
+    def _ask_preset_name(self) -> None:
+        name, ok = QInputDialog.getText(self, "Save preset", "Name for the current sampling settings:")
+        if ok and name.strip():
+            self.save_preset(name)
+
+    def _delete_preset(self) -> None:
+        kind, _, name = (self.presets.currentData() or "").partition(":")
+        if kind == "user":
+            presets.delete_user_preset("text", name)
+            self._fill_presets()
 
     def _on_value(self, name: str, value) -> None:
         if name == "mode":
