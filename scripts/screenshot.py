@@ -51,6 +51,8 @@ def main() -> None:
         if args.generate and name in PROMPTS:
             window.state.panels[name].set("prompt", PROMPTS[name])
             window.state.panels[name].set("seed", 7)
+            if name == "image":
+                catch_preview_midway()
             window.panel(name).generate()  # as the Generate button does (the text panel keeps its page)
 
             def done(info) -> None:
@@ -62,12 +64,23 @@ def main() -> None:
         else:
             QTimer.singleShot(600, lambda: grab(name))
 
-    def grab(name: str) -> None:
+    def catch_preview_midway() -> None:
+        """One extra shot of the Image panel while it denoises: the live preview, step i/N."""
+
+        def on_preview(modality, progress) -> None:
+            if modality == "image" and progress.total and progress.step >= progress.total // 2:
+                window.state.preview_changed.disconnect(on_preview)
+                QTimer.singleShot(100, lambda: grab("image-preview", then_next=False))
+
+        window.state.preview_changed.connect(on_preview)
+
+    def grab(name: str, then_next: bool = True) -> None:
         screen = app.primaryScreen()
         picture = screen.grabWindow(0) if os.environ.get("DISPLAY") else window.grab()
         picture.save(str(out / f"screenshot-{name}.png"))
         print(out / f"screenshot-{name}.png")
-        shoot_next()
+        if then_next:
+            shoot_next()
 
     QTimer.singleShot(1500, shoot_next)
     app.exec()

@@ -10,6 +10,7 @@ VOICE_COLOURS = [QColor("#e07a5f"), QColor("#81b29a"), QColor("#f2cc8f"), QColor
 BLACK_KEYS = {1, 3, 6, 8, 10}
 GUTTER = 38  # px on the left: a keyboard on its side, with the C's named
 RULER = 18  # px on top: bar numbers
+DEFAULT_PIXELS_PER_BEAT = 40.0
 
 
 def note_fields(note) -> tuple[int, float, float, int, int]:
@@ -28,7 +29,7 @@ class PianoRoll(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.notes: list[tuple[int, float, float, int, int]] = []
-        self.pixels_per_beat = 40.0
+        self.pixels_per_beat = DEFAULT_PIXELS_PER_BEAT
         self.scroll_beats = 0.0
         self.playhead: float | None = None  # beats
         self.beats_per_bar = 4.0
@@ -40,7 +41,15 @@ class PianoRoll(QWidget):
         self.notes = [note_fields(n) for n in (notes or [])]
         if beats_per_bar:
             self.beats_per_bar = float(beats_per_bar)
+        self._fit_to_width()
         self.update()
+
+    def _fit_to_width(self) -> None:
+        """Zoom out so the whole piece shows (never in beyond the default); Ctrl+wheel zooms after."""
+        span = max((start + duration for _pitch, start, duration, _vel, _voice in self.notes), default=0.0)
+        visible = max(50.0, self.width() - GUTTER - 8)
+        self.pixels_per_beat = DEFAULT_PIXELS_PER_BEAT if span <= 0 else max(4.0, min(DEFAULT_PIXELS_PER_BEAT, visible / span))
+        self.scroll_beats = 0.0
 
     def set_playhead(self, beats: float | None) -> None:
         self.playhead = beats
@@ -117,6 +126,10 @@ class PianoRoll(QWidget):
                 painter.setPen(QColor("#aab1bd"))
                 painter.drawText(QRectF(2, y - 4, GUTTER - 16, row_height + 8),
                                  Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, f"C{pitch // 12 - 1}")
+
+    def resizeEvent(self, event) -> None:
+        self._fit_to_width()  # the panel may be laid out after the notes arrived
+        super().resizeEvent(event)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         steps = event.angleDelta().y() / 120

@@ -52,3 +52,16 @@ def test_slider_shows_what_its_minimum_means(qtbot):
     assert slider.box.text() == "off"
     values.set("top_k", 40)
     assert slider.box.text() == "40"
+
+
+def test_a_long_piece_is_zoomed_out_to_fit_and_a_short_one_is_not_stretched(qtbot):
+    from studio.widgets.piano_roll import DEFAULT_PIXELS_PER_BEAT
+
+    roll = PianoRoll()
+    qtbot.addWidget(roll)
+    roll.resize(500, 200)
+    roll.set_notes([(60, float(beat), 1.0, 80, 0) for beat in range(32)])  # 8 bars of 4/4
+    last = roll._note_rect(roll.notes[-1], *roll._pitch_range())
+    assert last.right() <= roll.width()
+    roll.set_notes([(60, 0.0, 1.0, 80, 0)])
+    assert roll.pixels_per_beat == DEFAULT_PIXELS_PER_BEAT
