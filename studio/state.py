@@ -70,6 +70,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "voices": 0,  # 0: the style's usual number
         "instrument": "piano",
         "continue_from": "",
+        "guidance": 3.0,  # MusicGen only: classifier-free guidance (its generation_config's default)
+        "duration": 8.0,  # MusicGen only: seconds of audio
     },
     "latent": {
         "model": "builtin:emoji-ldm",

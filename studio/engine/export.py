@@ -194,6 +194,8 @@ def write_artifact(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes
         return [path], None, payload.strip()[:300]
     if modality == "music":
         return _write_music(artifact, folder, stem)
+    if modality == "audio":
+        return _write_audio(artifact, folder, stem)
     if modality == "animation":
         gif = write_gif(payload, unique_path(folder, stem, ".gif"), recipe)
         sheet = write_sheet(payload, unique_path(folder, stem + "-sheet", ".png"), recipe)
@@ -211,6 +213,41 @@ def _write_music(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes |
     audio = synth.render_piece(piece, synth.SAMPLE_RATE, timbre=recipe.param("instrument") or "piano")
     wav = synth.write_audio(audio, synth.SAMPLE_RATE, midi.with_suffix(".wav"), recipe.to_json())
     return [midi, Path(wav)], piano_roll_png(piece.notes), recipe.prompt
+
+
+def _write_audio(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
+    """Sampled audio (MusicGen): payload (samples [n] or [n, channels], rate) -> WAV with the recipe inside."""
+    from studio.engine import synth
+
+    (samples, rate), recipe = artifact.payload, artifact.recipe
+    wav = synth.write_audio(samples, int(rate), unique_path(folder, stem, ".wav"), recipe.to_json())
+    return [Path(wav)], waveform_png(samples), recipe.prompt
+
+
+WAVE_COLOUR = (122, 165, 216)
+
+
+def waveform_png(samples, width: int = 160, height: int = 110) -> bytes:
+    """A small picture of the waveform (the peak per pixel column, all channels mixed), for the gallery."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (width, height), (27, 29, 35))
+    mono = np.asarray(samples, dtype=np.float32)
+    mono = np.abs(mono.mean(axis=1) if mono.ndim == 2 else mono)
+    if mono.size:
+        columns = np.array_split(mono, min(width, mono.size))
+        peaks = np.array([c.max() for c in columns])
+        peaks = peaks / max(float(peaks.max()), 1e-6)  # quiet output still draws a readable shape
+        draw = ImageDraw.Draw(image)
+        middle, scale = height / 2, height / 2 - 4
+        step = width / len(peaks)
+        for i, peak in enumerate(peaks):
+            x = i * step
+            draw.rectangle([x, middle - peak * scale, x + max(step - 1, 0), middle + peak * scale], fill=WAVE_COLOUR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 VOICE_COLOURS = [(224, 122, 95), (129, 178, 154), (242, 204, 143), (122, 165, 216), (195, 139, 217)]

@@ -1115,13 +1115,16 @@ def load_prefix(job_args: dict, recipe: Recipe) -> MusicPiece | None:
 
 def generate_task(job, ctx) -> Result:
     """Worker entry point: compose or continue by job.recipe, reporting notes as they come."""
-    from studio.engine import catalog
+    from studio.engine import catalog, musicgen
 
     recipe = job.recipe
     if recipe is None:
         raise UserError("music generation needs a recipe")
     ref = recipe.model or DEFAULT_MODEL
     source = catalog.resolve(ref)
+    if musicgen.is_musicgen(source):  # text-to-audio: another backend behind the same panel
+        return musicgen.generate_task(job, ctx, source)
+    recipe = replace(recipe, params={k: v for k, v in recipe.params.items() if k not in musicgen.OWN_PARAMS})
     device = "cpu"  # the built-in models are tiny: the CPU is faster than a round trip to a GPU
     model = ctx.models.get("music", (ref, device), lambda: load_music_model(source, device))
     prefix = load_prefix(job.args, recipe)

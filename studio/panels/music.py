@@ -1,4 +1,8 @@
-"""Music panel: describe a piece, compose it, see it on the piano roll, hear it, continue it, export it."""
+"""Music panel: describe a piece, compose it, see it on the piano roll, hear it, continue it, export it.
+
+With a MusicGen model picked the same panel makes audio instead of notes: the controls MusicGen cannot use
+(bars, tempo, key, voices, instrument, Continue, the piano roll) are hidden and guidance + duration shown.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
@@ -17,6 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine import musicgen
+from studio.engine.export import waveform_png
 from studio.engine.jobs import Job
 from studio.state import State
 from studio.widgets.audio_player import AudioPlayer
@@ -31,6 +38,10 @@ KEYS = [("From the prompt", "")] + [
     for tonic in ("C", "G", "D", "A", "E", "B", "F#", "F", "Bb", "Eb", "Ab", "Db")
 ]
 INSTRUMENTS = [("Piano", "piano"), ("Organ", "organ"), ("Plucked string", "pluck")]
+NOTES_PLACEHOLDER = "e.g. “slow chorale in D minor”, “lively folk reel in G”, “waltz in 3/4”"
+AUDIO_PLACEHOLDER = "e.g. “lo-fi hip hop beat with mellow piano”, “upbeat 80s synth-pop, 120 bpm”"
+NOTES_HINT = "Style, key, metre and tempo words are understood; others are ignored."
+AUDIO_HINT = "MusicGen reads the whole prompt: genre, instruments, mood and tempo words all count."
 
 
 class MusicPanel(QWidget):
@@ -51,6 +62,9 @@ class MusicPanel(QWidget):
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(splitter)
         self._note_jobs: set[int] = set()
+        self.makes_audio = False  # the picked model is MusicGen: audio out, no notes
+        self._apply_model()
+        self.values.value_changed.connect(lambda name, _value: self._apply_model() if name == "model" else None)
         state.preview_changed.connect(self._on_preview)
         state.output_added.connect(self._on_output)
         state.result_ready.connect(self._on_result)
@@ -60,14 +74,14 @@ class MusicPanel(QWidget):
 
     def _controls(self) -> QWidget:
         v = self.values
-        self.prompt = PromptEdit(v, "prompt", "e.g. “slow chorale in D minor”, “lively folk reel in G”, “waltz in 3/4”")
+        self.prompt = PromptEdit(v, "prompt", NOTES_PLACEHOLDER)
         self.prompt.setMaximumHeight(80)
         self.prompt.submitted.connect(self.generate)
         prompt_box = QGroupBox("Prompt")
         p = QVBoxLayout(prompt_box)
         p.addWidget(row("Model", ModelPicker(v, allow_demo=False)))
         p.addWidget(self.prompt)
-        self.understood = QLabel("Style, key, metre and tempo words are understood; others are ignored.")
+        self.understood = QLabel(NOTES_HINT)
         self.understood.setObjectName("hint")
         self.understood.setWordWrap(True)
         p.addWidget(self.understood)
@@ -76,13 +90,30 @@ class MusicPanel(QWidget):
         s = QVBoxLayout(sampling)
         s.addWidget(ParamSlider(v, "temperature", "Temperature", 0.05, 2, 0.05, 2,
                                 tooltip="Low: safe, predictable lines. High: adventurous, more wrong notes."))
-        s.addWidget(ParamSlider(v, "top_k", "Top-k", 0, 100, tooltip="Only the k likeliest next events (0 = no limit)."))
+        # Two top-k sliders on one value: ~260 note events vs MusicGen's 2048 audio codes (its default is 250).
+        self.top_k_notes = ParamSlider(v, "top_k", "Top-k", 0, 100, tooltip="Only the k likeliest next events (0 = no limit).",
+                                       special="off")
+        self.top_k_audio = ParamSlider(v, "top_k", "Top-k", 0, 1000, tooltip="Only the k likeliest audio codes (0 = no limit).",
+                                       special="off")
+        s.addWidget(self.top_k_notes)
+        s.addWidget(self.top_k_audio)
         s.addWidget(ParamSlider(v, "top_p", "Top-p", 0.05, 1, 0.01, 2, tooltip="Only the likeliest events holding p of the probability."))
-        s.addWidget(ParamSlider(v, "bars", "Length (bars)", 1, 64, tooltip="How many bars to compose (or to add when continuing)."))
-        s.addWidget(ParamSlider(v, "tempo", "Tempo (BPM)", 0, 240, tooltip="0 = from the prompt or the style's usual tempo."))
-        s.addWidget(row("Key", bound_combo(v, "key", KEYS, "Override the key the prompt asks for")))
-        s.addWidget(ParamSlider(v, "voices", "Voices", 0, 4, tooltip="0 = the style's usual number (chorales 4, tunes 1)."))
-        s.addWidget(row("Instrument", bound_combo(v, "instrument", INSTRUMENTS, "The synthesizer's timbre")))
+        self.guidance = ParamSlider(v, "guidance", "Guidance", 1, 10, 0.5, 1,
+                                    tooltip="How closely the audio follows the prompt (1 = no guidance; MusicGen's default is 3).",
+                                    special="off")
+        self.duration = ParamSlider(v, "duration", "Duration (s)", 1, musicgen.MAX_SECONDS, 1, 0,
+                                    tooltip="Seconds of audio; about 50 model steps a second.")
+        self.notes_only = [
+            self.top_k_notes,
+            ParamSlider(v, "bars", "Length (bars)", 1, 64, tooltip="How many bars to compose (or to add when continuing)."),
+            ParamSlider(v, "tempo", "Tempo (BPM)", 0, 240, tooltip="0 = from the prompt or the style's usual tempo."),
+            row("Key", bound_combo(v, "key", KEYS, "Override the key the prompt asks for")),
+            ParamSlider(v, "voices", "Voices", 0, 4, tooltip="0 = the style's usual number (chorales 4, tunes 1)."),
+            row("Instrument", bound_combo(v, "instrument", INSTRUMENTS, "The synthesizer's timbre")),
+        ]
+        self.audio_only = [self.top_k_audio, self.guidance, self.duration]
+        for widget in self.notes_only[1:] + [self.guidance, self.duration]:
+            s.addWidget(widget)
         s.addWidget(SeedBox(v))
 
         return scroll_column(prompt_box, sampling)
@@ -90,6 +121,9 @@ class MusicPanel(QWidget):
     def _stage(self) -> QWidget:
         self.roll = PianoRoll()
         self.roll.note_clicked.connect(self._hear_note)
+        self.wave = QLabel("The waveform of MusicGen's audio shows here.")  # stands in for the roll
+        self.wave.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.wave.setMinimumHeight(160)
         self.bar = GenerateBar(self.state, "music", label="Compose", unit="tok")
         self.bar.generate.clicked.connect(self.generate)
         self.play_button = QPushButton("▶ Play")
@@ -109,12 +143,23 @@ class MusicPanel(QWidget):
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.addWidget(self.roll, 1)
+        layout.addWidget(self.wave, 1)
         layout.addLayout(transport)
         layout.addWidget(self.bar)
         layout.addWidget(self.message)
         return holder
 
     # --- behaviour ---------------------------------------------------------------------------
+
+    def _apply_model(self) -> None:
+        """Show the controls the picked model can use; hide the rest (cheap: reads config.json, no torch)."""
+        self.makes_audio = musicgen.is_musicgen_ref(str(self.values.get("model") or ""))
+        for widget in self.notes_only + [self.roll, self.continue_button]:
+            widget.setVisible(not self.makes_audio)
+        for widget in self.audio_only + [self.wave]:
+            widget.setVisible(self.makes_audio)
+        self.understood.setText(AUDIO_HINT if self.makes_audio else NOTES_HINT)
+        self.prompt.setPlaceholderText(AUDIO_PLACEHOLDER if self.makes_audio else NOTES_PLACEHOLDER)
 
     def generate(self) -> None:
         self.values.set("continue_from", "")
@@ -135,10 +180,13 @@ class MusicPanel(QWidget):
             self.roll.set_notes(progress.preview)
 
     def _on_output(self, artifact) -> None:
-        if artifact.modality != "music":
+        if artifact.modality not in ("music", "audio"):
             return
         self.current = artifact
-        self.roll.set_notes(getattr(artifact.payload, "notes", []))
+        if artifact.modality == "audio":
+            self._show_waveform(artifact.payload[0])
+        else:
+            self.roll.set_notes(getattr(artifact.payload, "notes", []))
         understood = artifact.info.get("understood")
         ignored = artifact.info.get("ignored")
         if understood:
@@ -148,6 +196,11 @@ class MusicPanel(QWidget):
             self.understood.setText(text)
         self._say(f"seed {artifact.recipe.seed} · saved to {', '.join(str(f) for f in artifact.files)}")
 
+    def _show_waveform(self, samples) -> None:
+        picture = QPixmap()
+        picture.loadFromData(waveform_png(samples, max(160, self.wave.width()), max(110, self.wave.height())))
+        self.wave.setPixmap(picture)
+
     def _audio_file(self) -> Path | None:
         if not self.current:
             return None
@@ -156,6 +209,10 @@ class MusicPanel(QWidget):
     def toggle_play(self) -> None:
         if self.player.playing:
             self.player.stop()
+            return
+        if self.current is not None and self.current.modality == "audio":
+            samples, rate = self.current.payload  # MusicGen's samples, as generated
+            self.player.play(samples, rate)
             return
         audio = self._audio_file()
         if audio is None:
@@ -191,8 +248,8 @@ class MusicPanel(QWidget):
         if not self.current or not self.current.files:
             self._say("Compose something first.")
             return
-        path, chosen = QFileDialog.getSaveFileName(self, "Export music", self.current.files[0].stem,
-                                                   "MIDI (*.mid);;WAV (*.wav);;FLAC (*.flac)")
+        formats = "WAV (*.wav);;FLAC (*.flac)" if self.current.modality == "audio" else "MIDI (*.mid);;WAV (*.wav);;FLAC (*.flac)"
+        path, chosen = QFileDialog.getSaveFileName(self, "Export music", self.current.files[0].stem, formats)
         if path:
             self._say(f"Exported {export_music_file(self.current, Path(path), chosen)}")
 
@@ -203,6 +260,8 @@ class MusicPanel(QWidget):
 def export_music_file(artifact, target: Path, chosen_filter: str = "") -> Path:
     """Copy the saved MIDI/WAV (recipe inside) or convert the WAV to FLAC with its recipe."""
     suffix = target.suffix.lower() or (".flac" if "FLAC" in chosen_filter else ".wav" if "WAV" in chosen_filter else ".mid")
+    if suffix in (".mid", ".midi") and not any(f.suffix == ".mid" for f in artifact.files):
+        suffix = ".wav"  # MusicGen made audio, not notes: there is no MIDI to give
     target = target.with_suffix(suffix)
     if suffix in (".mid", ".midi"):
         source = next(f for f in artifact.files if f.suffix == ".mid")

@@ -1,0 +1,74 @@
+"""Music panel alone: a MusicGen model hides what it cannot use, shows guidance + duration, plays its audio."""
+
+import json
+
+import numpy as np
+
+from studio.engine.jobs import Artifact
+from studio.engine.recipe import Recipe
+from studio.panels.music import MusicPanel, export_music_file
+from studio.state import State
+
+
+def musicgen_folder(tmp_path):
+    folder = tmp_path / "my-musicgen"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "musicgen", "architectures": ["MusicgenForConditionalGeneration"]}))
+    return folder
+
+
+def shown(panel, widgets) -> list[bool]:
+    return [not w.isHidden() for w in widgets]
+
+
+def test_picking_musicgen_swaps_the_controls_and_back(qtbot, tmp_path):
+    state = State()
+    panel = MusicPanel(state)
+    qtbot.addWidget(panel)
+    notes_only = panel.notes_only + [panel.roll, panel.continue_button]
+    audio_only = [panel.guidance, panel.duration, panel.top_k_audio, panel.wave]
+    assert not panel.makes_audio and all(shown(panel, notes_only)) and not any(shown(panel, audio_only))
+
+    state.music.set("model", str(musicgen_folder(tmp_path)))
+    assert panel.makes_audio and not any(shown(panel, notes_only)) and all(shown(panel, audio_only))
+    assert "MusicGen" in panel.understood.text()
+
+    state.music.set("model", "builtin:music-gpt")
+    assert not panel.makes_audio and all(shown(panel, notes_only)) and not any(shown(panel, audio_only))
+
+
+def test_a_restored_musicgen_recipe_fills_guidance_and_duration(qtbot, tmp_path):
+    state = State()
+    panel = MusicPanel(state)
+    qtbot.addWidget(panel)
+    state.restore(Recipe("music", prompt="calm piano", model=str(musicgen_folder(tmp_path)), seed=3,
+                         params={"guidance": 4.5, "duration": 12.0, "top_k": 250, "temperature": 1.0, "top_p": 1.0}))
+    assert panel.makes_audio
+    assert panel.guidance.box.value() == 4.5 and panel.duration.box.value() == 12
+    assert panel.top_k_audio.box.value() == 250
+
+
+def test_an_audio_result_shows_its_waveform_plays_and_exports(qtbot, tmp_path, monkeypatch):
+    from studio.engine import synth
+
+    state = State()
+    panel = MusicPanel(state)
+    qtbot.addWidget(panel)
+    state.music.set("model", str(musicgen_folder(tmp_path)))
+    rate = 3200
+    samples = np.sin(np.linspace(0, 200, rate)).astype(np.float32) * 0.5
+    recipe = Recipe("music", prompt="calm piano", model="x", seed=1, params={"duration": 1.0})
+    wav = synth.write_audio(samples, rate, tmp_path / "out.wav", recipe.to_json())
+    artifact = Artifact("audio", recipe, (samples, rate), files=[wav])
+    state.output_added.emit(artifact)
+    assert panel.current is artifact and not panel.wave.pixmap().isNull()
+
+    played = []
+    monkeypatch.setattr(panel.player, "play", lambda s, r, *a: played.append((s, r)) or True)
+    panel.toggle_play()
+    assert played and played[0][0] is samples and played[0][1] == rate
+
+    exported = export_music_file(artifact, tmp_path / "mine.mid")  # no MIDI behind audio: a WAV instead
+    assert exported.suffix == ".wav" and synth.read_recipe_from_audio(exported) == recipe
+    flac = export_music_file(artifact, tmp_path / "mine.flac")
+    assert synth.read_recipe_from_audio(flac) == recipe
