@@ -129,15 +129,17 @@ class History:
         return _entry(row) if row else None
 
     def search(
-        self, text: str = "", modality: str | None = None, favourites_only: bool = False, limit: int = 500
+        self, text: str = "", modality: str | tuple[str, ...] | None = None, favourites_only: bool = False,
+        limit: int = 500,
     ) -> list[Entry]:
         clauses, args = [], []
         if text:
             clauses.append("(prompt LIKE ? OR tags LIKE ? OR summary LIKE ?)")
             args += [f"%{text}%"] * 3
         if modality:
-            clauses.append("modality = ?")
-            args.append(modality)
+            kinds = (modality,) if isinstance(modality, str) else tuple(modality)
+            clauses.append(f"modality IN ({', '.join('?' * len(kinds))})")
+            args += kinds
         if favourites_only:
             clauses.append("favourite = 1")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""

@@ -27,7 +27,9 @@ from studio.engine.history import Entry, History
 from studio.state import State
 from studio.widgets.image_view import png_to_pixmap
 
-MODALITY_FILTERS = [("All", None), ("Images", "image"), ("Text", "text"), ("Music", "music"), ("Animations", "animation")]
+# "Music" covers both note pieces and MusicGen audio.
+MODALITY_FILTERS = [("All", None), ("Images", "image"), ("Text", "text"), ("Music", ("music", "audio")),
+                    ("Animations", "animation")]
 ICON_SIZE = 128
 
 

@@ -1,9 +1,9 @@
-"""Model picker: built-ins from the catalog, recently used models, and "Add file or folder…"."""
+"""Model picker: built-ins, the catalog's hub models, recently used models, and "Add…" (file, folder, hub id)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QToolButton, QWidget
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QMenu, QToolButton, QWidget
 
 from studio import paths
 from studio.engine.catalog import read_catalog
@@ -29,14 +29,19 @@ class ModelPicker(QWidget):
         self.combo.setToolTip("Which model generates. Built-in models work offline; add your own files or folders.")
         self.browse = QToolButton()
         self.browse.setText("…")
-        self.browse.setToolTip("Add a model: a diffusers or transformers folder, or a .safetensors file")
+        self.browse.setToolTip("Add a model: a .safetensors file, a diffusers/transformers folder, or a Hugging Face id")
+        self.browse.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.browse)
+        menu.addAction("A .safetensors file…", self.add_file)
+        menu.addAction("A model folder (diffusers or transformers)…", self.add_folder)
+        menu.addAction("A Hugging Face id…", self.add_hub_id)
+        self.browse.setMenu(menu)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.combo, 1)
         layout.addWidget(self.browse)
         self.refill()
         self.combo.currentIndexChanged.connect(self._on_pick)
-        self.browse.clicked.connect(self.add_model)
         state.value_changed.connect(lambda name, value: self.refill() if name == "model" else None)
 
     def _settings_key(self) -> str:
@@ -54,11 +59,16 @@ class ModelPicker(QWidget):
         current = self.state.get("model")
         self.combo.blockSignals(True)
         self.combo.clear()
-        for model in read_catalog():
-            if model.get("modality") == self.modality and model.get("builtin"):
+        catalog = [model for model in read_catalog() if model.get("modality") == self.modality]
+        for model in catalog:
+            if model.get("builtin"):
                 installed = _builtin_installed(model["id"])
                 label = model["name"] + ("" if installed else "  (not installed yet)")
                 self.combo.addItem(label, model["id"])
+        for model in catalog:  # well-known hub models: from the user's HF cache, or downloaded when online
+            if not model.get("builtin"):
+                self.combo.addItem(f"{model['name']} (Hugging Face, {model.get('size_mb', '?')} MB)", model["id"])
+                self.combo.setItemData(self.combo.count() - 1, model.get("about", ""), Qt.ItemDataRole.ToolTipRole)
         for ref in self.recent():
             if self.combo.findData(ref) < 0:
                 self.combo.addItem(ref, ref)
@@ -72,11 +82,22 @@ class ModelPicker(QWidget):
         if ref:
             self.state.set("model", ref)
 
-    def add_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a .safetensors checkpoint (Cancel to pick a folder)",
-                                              "", "Safetensors (*.safetensors);;All files (*)")
-        if not path:
-            path = QFileDialog.getExistingDirectory(self, "Choose a model folder (diffusers or transformers)")
-        if path:
-            self.remember(path)
-            self.state.set("model", path)
+    def add_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a .safetensors checkpoint", "",
+                                              "Safetensors (*.safetensors);;All files (*)")
+        self.use(path)
+
+    def add_folder(self) -> None:
+        self.use(QFileDialog.getExistingDirectory(self, "Choose a model folder (diffusers or transformers)"))
+
+    def add_hub_id(self) -> None:
+        ref, ok = QInputDialog.getText(self, "Hugging Face model", "Model id (e.g. stabilityai/sd-turbo). It is read "
+                                       "from your Hugging Face cache, or downloaded when you are online:")
+        if ok:
+            self.use(ref.strip())
+
+    def use(self, ref: str) -> None:
+        """Select a model reference; problems with it are reported when it is loaded, by the worker."""
+        if ref:
+            self.remember(ref)
+            self.state.set("model", ref)

@@ -46,6 +46,8 @@ def test_search_filter_and_favourites(tmp_path):
         history.save_artifact(Artifact(modality, Recipe(modality, prompt=prompt), payload))
     assert [e.prompt for e in history.search("red")] == ["a red story", "red heart"]
     assert [e.prompt for e in history.search("red", modality="image")] == ["red heart"]
+    assert [e.prompt for e in history.search("red", modality=("image", "text"))] == ["a red story", "red heart"]
+    assert history.search(modality=("music", "audio")) == []
     whale = history.search("whale")[0]
     history.set_favourite(whale.id, True)
     assert [e.prompt for e in history.search(favourites_only=True)] == ["blue whale"]

@@ -65,3 +65,24 @@ def test_a_long_piece_is_zoomed_out_to_fit_and_a_short_one_is_not_stretched(qtbo
     assert last.right() <= roll.width()
     roll.set_notes([(60, 0.0, 1.0, 80, 0)])
     assert roll.pixels_per_beat == DEFAULT_PIXELS_PER_BEAT
+
+
+def test_model_picker_offers_builtins_then_hub_models_and_remembers_what_was_added(qtbot):
+    from PySide6.QtCore import QCoreApplication
+
+    from studio.state import PanelState
+    from studio.widgets.model_picker import ModelPicker
+
+    QCoreApplication.setOrganizationName("LatentStudioTests")  # recent models live in QSettings
+    values = PanelState("music", {"model": "builtin:music-gpt"})
+    picker = ModelPicker(values)
+    qtbot.addWidget(picker)
+    refs = [picker.combo.itemData(i) for i in range(picker.combo.count())]
+    assert refs.index("builtin:music-gpt") < refs.index("facebook/musicgen-small")
+    assert picker.combo.currentData() == "builtin:music-gpt"
+    picker.combo.setCurrentIndex(refs.index("facebook/musicgen-small"))
+    assert values.get("model") == "facebook/musicgen-small"
+    picker.use("someone/my-musicgen")
+    assert values.get("model") == "someone/my-musicgen" and picker.combo.currentData() == "someone/my-musicgen"
+    assert picker.recent()[0] == "someone/my-musicgen"
+    picker.remember("builtin:music-gpt")  # leave the shared settings tidy for the other tests
