@@ -106,9 +106,9 @@ class MusicPanel(QWidget):
         self.notes_only = [
             self.top_k_notes,
             ParamSlider(v, "bars", "Length (bars)", 1, 64, tooltip="How many bars to compose (or to add when continuing)."),
-            ParamSlider(v, "tempo", "Tempo (BPM)", 0, 240, tooltip="0 = from the prompt or the style's usual tempo."),
+            ParamSlider(v, "tempo", "Tempo (BPM)", 0, 240, special="auto", tooltip="0 = from the prompt or the style's usual tempo."),
             row("Key", bound_combo(v, "key", KEYS, "Override the key the prompt asks for")),
-            ParamSlider(v, "voices", "Voices", 0, 4, tooltip="0 = the style's usual number (chorales 4, tunes 1)."),
+            ParamSlider(v, "voices", "Voices", 0, 4, special="auto", tooltip="0 = the style's usual number (chorales 4, tunes 1)."),
             row("Instrument", bound_combo(v, "instrument", INSTRUMENTS, "The synthesizer's timbre")),
         ]
         self.audio_only = [self.top_k_audio, self.guidance, self.duration]
@@ -186,7 +186,7 @@ class MusicPanel(QWidget):
         if artifact.modality == "audio":
             self._show_waveform(artifact.payload[0])
         else:
-            self.roll.set_notes(getattr(artifact.payload, "notes", []))
+            self.roll.set_notes(getattr(artifact.payload, "notes", []), getattr(artifact.payload, "beats_per_bar", None))
         understood = artifact.info.get("understood")
         ignored = artifact.info.get("ignored")
         if understood:
