@@ -61,8 +61,36 @@ def main() -> None:
                     QTimer.singleShot(400, lambda: grab(name))
 
             window.state.job_changed.connect(done)
+        elif args.generate and name == "latent":
+            shoot_latent()
         else:
             QTimer.singleShot(600, lambda: grab(name))
+
+    def after_job(kind: str, then) -> None:
+        """Call `then` once the next job of this kind has finished (or failed)."""
+
+        def done(info) -> None:
+            if info.job.kind == kind and not info.active:
+                window.state.job_changed.disconnect(done)
+                QTimer.singleShot(400, then)
+
+        window.state.job_changed.connect(done)
+
+    def shoot_latent() -> None:
+        """The Images tab with the built-in dataset's map and one decoded point, then the Melodies tab."""
+        panel = window.panel("latent")
+
+        def melodies() -> None:
+            panel.tabs.setCurrentIndex(1)
+            after_job("latent.melody_interpolate", lambda: grab("latent-melodies"))
+            panel.interpolate_melodies()
+
+        def point() -> None:
+            after_job("latent.decode", lambda: (grab("latent", then_next=False), melodies()))
+            panel.show_point(0.3, -0.2)
+
+        after_job("latent.map", point)
+        panel.build_map()
 
     def catch_preview_midway() -> None:
         """One extra shot of the Image panel while it denoises: the live preview, step i/N."""

@@ -20,6 +20,7 @@ TASKS: dict[str, str] = {
     "text.generate": "studio.engine.text:generate_task",
     "music.generate": "studio.engine.music:generate_task",
     "music.note": "studio.engine.audition:note_task",
+    "latent.melody_interpolate": "studio.engine.melody:interpolate_task",
     "device.warmup": "studio.engine.warmup:warmup_task",
     # The Latent Explorer's tasks (names listed in studio.engine.latent_tasks.TASKS).
     **{kind: f"studio.engine.latent_tasks:{fn}" for kind, fn in {

@@ -1,5 +1,8 @@
 """Latent Explorer: map the model's latent space, click to decode, interpolate, walk, grid, breed.
 
+Two tabs: Images (the image model's VAE latent) and Melodies (the melody VAE: two melodies, from seeds
+or from the gallery's music, interpolated step by step, shown on a piano roll and played).
+
 Every computation is a worker job; dragging on the map or moving the attribute slider goes
 through a Throttle (≤ 1 request per frame) and the worker's supersede key (a newer decode
 replaces a queued one), so the GUI never waits and the last position always wins.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QGridLayout,
     QGroupBox,
@@ -17,22 +21,28 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPushButton,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from studio.engine.jobs import Job
 from studio.state import State
+from studio.widgets.audio_player import AudioPlayer
 from studio.widgets.controls import ParamSlider, bound_combo, bound_line, row, scroll_column
 from studio.widgets.image_view import ImageView, pil_to_pixmap
 from studio.widgets.latent_map import LatentMapView
 from studio.widgets.model_picker import ModelPicker
+from studio.widgets.piano_roll import PianoRoll
 from studio.widgets.throttle import Throttle
 
 SOURCES = [("Built-in model's training images", "dataset"), ("My gallery's images", "gallery"), ("A folder…", "folder")]
 MODES = [("Slerp (stays on the shell)", "slerp"), ("Lerp (straight line)", "lerp")]
 DIRECTIONS = [("Principal components 1 & 2", "pca"), ("Random directions", "random")]
 DECODE_KEY = "latent.decode"
+MELODY_DEFAULTS = {"melody_model": "builtin:melody-vae", "melody_a": "seed", "melody_b": "seed", "melody_seed_a": 1, "melody_seed_b": 2, "melody_steps": 6,
+                   "melody_mode": "slerp", "melody_tempo": 110}
+MELODY_BEATS = 8  # the melody VAE's two bars of 4/4 (studio.engine.melody.STEPS / 4)
 
 
 class LatentPanel(QWidget):
@@ -57,9 +67,18 @@ class LatentPanel(QWidget):
         splitter.addWidget(self._stage())
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([420, 760])
+        for name, value in MELODY_DEFAULTS.items():
+            if self.values.get(name) is None:
+                self.values.set(name, value)
+        self.melody_result = None  # the last MelodyInterpolation on show
+        self.melody_player = AudioPlayer(self)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(splitter, "Images")
+        self.tabs.addTab(self._melodies_tab(), "Melodies")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
-        layout.addWidget(splitter)
+        layout.addWidget(self.tabs)
         state.result_ready.connect(self._on_result)
         state.error_raised.connect(lambda modality, text: self._say(text) if modality in ("latent", "animation") else None)
         state.job_changed.connect(self._on_job)
@@ -193,6 +212,137 @@ class LatentPanel(QWidget):
         layout.addWidget(self.message)
         return holder
 
+    # --- melodies ------------------------------------------------------------------------------
+
+    def _melodies_tab(self) -> QWidget:
+        v = self.values
+        ends = QGroupBox("Two melodies (two bars each)")
+        e = QVBoxLayout(ends)
+        self.melody_sources = {}
+        for name in ("a", "b"):
+            combo = QComboBox()
+            combo.setToolTip("A random melody (a point drawn from the VAE's prior with the seed below), "
+                             "or the first two bars of a piece in your gallery")
+            combo.currentIndexChanged.connect(lambda _i, n=name, c=combo: v.set(f"melody_{n}", c.currentData()))
+            self.melody_sources[name] = combo
+            e.addWidget(row(f"Melody {name.upper()}", combo))
+            e.addWidget(ParamSlider(v, f"melody_seed_{name}", f"Seed {name.upper()}", 0, 9999,
+                                    tooltip="Used when the melody is a random one"))
+        self.refresh_melody_sources()
+        path = QGroupBox("Interpolation")
+        p = QVBoxLayout(path)
+        p.addWidget(ParamSlider(v, "melody_steps", "Steps", 2, 16, tooltip="Melodies from A to B, both included"))
+        p.addWidget(row("Path", bound_combo(v, "melody_mode", MODES, "Slerp keeps prior samples on their shell; lerp cuts across")))
+        p.addWidget(ParamSlider(v, "melody_tempo", "Tempo (bpm)", 40, 200))
+        go = QPushButton("Interpolate A → B")
+        go.setObjectName("primary")
+        go.clicked.connect(self.interpolate_melodies)
+        save = QPushButton("Interpolate and save to the gallery")
+        save.setToolTip("The whole strip as one piece: MIDI + WAV with its recipe")
+        save.clicked.connect(lambda: self.interpolate_melodies(save=True))
+        p.addWidget(go)
+        p.addWidget(save)
+        note = QLabel("Built-in melody VAE (models/melody-vae): melodies are 2 bars of 4/4 on a 16th grid, "
+                      "pitches C3–C6; a gallery piece contributes the first two bars of its top voice.")
+        note.setObjectName("hint")
+        note.setWordWrap(True)
+        p.addWidget(note)
+
+        self.melody_roll = PianoRoll()
+        self.melody_roll.setToolTip("Each step of the interpolation is two bars, in alternating colours")
+        self.melody_play = QPushButton("▶ Play")
+        self.melody_play.setEnabled(False)
+        self.melody_play.clicked.connect(self.toggle_melody_play)
+        self.melody_step = QLabel("")
+        self.melody_message = QLabel("Pick two melodies, then Interpolate.")
+        self.melody_message.setObjectName("hint")
+        self.melody_message.setWordWrap(True)
+        self.melody_player.unavailable.connect(self.melody_message.setText)
+        self.melody_player.playing_changed.connect(self._on_melody_playing)
+        self.melody_player.position_changed.connect(self._on_melody_position)
+        controls = QHBoxLayout()
+        controls.addWidget(self.melody_play)
+        controls.addWidget(self.melody_step, 1)
+        stage = QWidget()
+        s = QVBoxLayout(stage)
+        s.addWidget(self.melody_roll, 1)
+        s.addLayout(controls)
+        s.addWidget(self.melody_message)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(scroll_column(ends, path))
+        splitter.addWidget(stage)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([420, 760])
+        return splitter
+
+    def refresh_melody_sources(self) -> None:
+        """Random, or one of the gallery's recent music pieces (their MIDI files)."""
+        items = [("Random melody (seed below)", "seed")]
+        history = getattr(self.window(), "history", None)
+        if history is not None:
+            for entry in history.search(modality="music", limit=40):
+                midi = next((f for f in entry.files if f.suffix == ".mid"), None)
+                if midi is not None:
+                    items.append((f"Gallery: {(entry.prompt or midi.stem)[:40]}", str(midi)))
+        for name, combo in self.melody_sources.items():
+            wanted = self.values.get(f"melody_{name}")
+            combo.blockSignals(True)
+            combo.clear()
+            for label, value in items:
+                combo.addItem(label, value)
+            index = combo.findData(wanted)
+            combo.setCurrentIndex(max(0, index))
+            combo.blockSignals(False)
+            if index < 0:
+                self.values.set(f"melody_{name}", "seed")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.refresh_melody_sources()  # new music may have been composed since
+
+    def _melody_spec(self, name: str) -> dict:
+        source = self.values.get(f"melody_{name}")
+        if source and source != "seed":
+            return {"path": source}
+        return {"seed": int(self.values.get(f"melody_seed_{name}"))}
+
+    def interpolate_melodies(self, save: bool = False) -> Job:
+        self.melody_player.stop()
+        self.melody_message.setText("Encoding and decoding melodies…")
+        job = Job("latent.melody_interpolate", save=save, supersede_key=None if save else "latent.melody_interpolate",
+                  args={"model": self.values.get("melody_model"), "a": self._melody_spec("a"), "b": self._melody_spec("b"), "steps": self.values.get("melody_steps"),
+                        "method": self.values.get("melody_mode"), "tempo": self.values.get("melody_tempo")})
+        self._jobs[job.id] = "melodies"
+        return self.state.submit(job)
+
+    def _show_melodies(self, result) -> None:
+        self.melody_result = result
+        self.melody_roll.set_notes(result.sequence.notes, beats_per_bar=4)
+        self.melody_play.setEnabled(True)
+        counts = ", ".join(str(len(m.notes)) for m in result.melodies)
+        self.melody_message.setText(f"{len(result.melodies)} melodies from A to B (notes per step: {counts}). "
+                                    "Play to hear them one after another.")
+        self.melody_step.setText("")
+
+    def toggle_melody_play(self) -> None:
+        if self.melody_player.playing:
+            self.melody_player.stop()
+        elif self.melody_result is not None:
+            self.melody_player.play(self.melody_result.audio, self.melody_result.sample_rate)
+
+    def _on_melody_playing(self, playing: bool) -> None:
+        self.melody_play.setText("■ Stop" if playing else "▶ Play")
+        if not playing:
+            self.melody_roll.set_playhead(None)
+            self.melody_step.setText("")
+
+    def _on_melody_position(self, seconds: float) -> None:
+        result = self.melody_result
+        beats = seconds * result.sequence.tempo_bpm / 60.0
+        self.melody_roll.set_playhead(beats)
+        step = min(len(result.melodies), int(beats // result.beats_per_melody) + 1)
+        self.melody_step.setText(f"Step {step} of {len(result.melodies)}")
+
     # --- jobs ----------------------------------------------------------------------------------
 
     def _submit(self, kind: str, purpose: str, save: bool = False, supersede: str | None = None, **args) -> Job:
@@ -321,6 +471,8 @@ class LatentPanel(QWidget):
     def _on_job(self, info) -> None:
         if info.job.id in self._jobs and info.error:
             self._say(info.error)
+            if self._jobs.get(info.job.id) == "melodies":
+                self.melody_message.setText(info.error)
 
     def _on_result(self, job, result) -> None:
         purpose = self._jobs.pop(job.id, None)
@@ -338,6 +490,11 @@ class LatentPanel(QWidget):
             self._frame = 0
             self.player.start(int(1000 / max(1, self.values.get("fps"))))
             self._say(f"Playing a {len(self.frames)}-frame walk.")
+        elif purpose == "melodies":
+            self._show_melodies(result.value)
+            if result.artifacts and result.artifacts[0].files:
+                self.melody_message.setText(f"{self.melody_message.text()} Saved to the gallery: "
+                                            f"{result.artifacts[0].files[0].name}.")
         elif purpose == "grid":
             images, size = result.value
             self._show_grid(images, size)

@@ -1,0 +1,77 @@
+"""The Latent Explorer's Melodies tab with a real worker and a tiny random melody VAE."""
+
+import pytest
+
+from studio.engine import synth
+from studio.engine.history import History
+from studio.engine.music import MusicPiece, Note, write_midi
+from studio.panels.latent import LatentPanel
+from studio.state import State
+from studio.worker import Worker
+from tests.engine.test_melody_vae import a_tune, build_tiny_melody_vae
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return build_tiny_melody_vae(tmp_path_factory.mktemp("models") / "tiny-melody-vae")
+
+
+@pytest.fixture
+def panel(qtbot, tmp_path, tiny_model):
+    state = State()
+    worker = Worker(history=History(tmp_path / "h.sqlite3", tmp_path / "out"), device_override="cpu")
+    worker.message.connect(state.handle_message)
+    state.submit_requested.connect(worker.submit)
+    worker.start()
+    widget = LatentPanel(state)
+    qtbot.addWidget(widget)
+    state.panels["latent"].update({"melody_model": str(tiny_model), "melody_steps": 5})
+    yield widget
+    worker.stop()
+
+
+def test_interpolating_two_seeded_melodies_shows_every_step_on_the_roll(qtbot, panel):
+    panel.tabs.setCurrentIndex(1)
+    with qtbot.waitSignal(panel.state.result_ready, timeout=60000) as blocker:
+        panel.interpolate_melodies()
+    value = blocker.args[1].value
+    assert len(value.melodies) == 5
+    assert len(panel.melody_roll.notes) == len(value.sequence.notes) > 0
+    assert {voice for *_rest, voice in panel.melody_roll.notes} <= {0, 1}  # steps alternate colours
+    assert panel.melody_play.isEnabled()
+    assert "5 melodies" in panel.melody_message.text()
+
+
+def test_saving_writes_the_strip_to_the_gallery_with_its_recipe(qtbot, panel):
+    from studio.engine.music import read_recipe_from_midi
+
+    with qtbot.waitSignal(panel.state.result_ready, timeout=60000) as blocker:
+        panel.interpolate_melodies(save=True)
+    artifact = blocker.args[1].artifacts[0]
+    assert [f.suffix for f in artifact.files] == [".mid", ".wav"]
+    recipe = read_recipe_from_midi(artifact.files[0])
+    assert recipe.param("steps") == 5 and recipe.param("a") == {"seed": 1}
+    assert "Saved to the gallery" in panel.melody_message.text()
+
+
+def test_a_gallery_piece_can_be_an_end_and_no_sound_card_gives_a_clear_message(qtbot, panel, tmp_path, monkeypatch):
+    midi = write_midi(MusicPiece([Note(n.pitch, n.start, n.duration) for n in a_tune()]), tmp_path / "tune.mid")
+    panel.values.update({"melody_a": str(midi), "melody_steps": 3})
+    with qtbot.waitSignal(panel.state.result_ready, timeout=60000) as blocker:
+        panel.interpolate_melodies()
+    assert len(blocker.args[1].value.melodies) == 3
+
+    def no_device(*_args, **_kwargs):
+        raise synth.PlaybackUnavailable("No audio output device was found.")
+
+    monkeypatch.setattr(synth, "play", no_device)
+    panel.toggle_melody_play()
+    assert not panel.melody_player.playing
+    assert "No audio output device" in panel.melody_message.text()
+
+
+def test_a_missing_model_is_reported_in_the_tab(qtbot, panel, tmp_path):
+    panel.values.set("melody_model", str(tmp_path / "nowhere"))
+    with qtbot.waitSignal(panel.state.error_raised, timeout=60000):
+        panel.interpolate_melodies()
+    assert "not found" in panel.melody_message.text() or "nowhere" in panel.melody_message.text()
