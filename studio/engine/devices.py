@@ -50,7 +50,13 @@ def _mps_choice(torch) -> DeviceChoice:
 
 
 def cpu_threads() -> int:
-    # Leave one core to the GUI thread on small machines; all cores minus one on big ones.
+    # LATENT_STUDIO_THREADS wins: on a machine whose cores are busy with other work, torch's
+    # threads wait on each other (benchmarks/latent_speed.py measured a 2-thread decode going from
+    # 5 ms to 900 ms at load 5 on 2 cores, while 1 thread stayed at 13 ms).
+    wanted = os.environ.get("LATENT_STUDIO_THREADS", "")
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
+    # Leave one core to the GUI thread on big machines; all cores on small ones.
     cores = os.cpu_count() or 1
     return max(1, cores - 1) if cores > 4 else cores
 
@@ -61,7 +67,8 @@ def _cpu_choice() -> DeviceChoice:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         pass
-    return DeviceChoice("cpu", "float32", f"CPU ({cpu_threads()} threads)", None, total)
+    threads = cpu_threads()
+    return DeviceChoice("cpu", "float32", f"CPU ({threads} thread{'' if threads == 1 else 's'})", None, total)
 
 
 def pick_device(override: str = "auto", dtype_override: str = "auto") -> DeviceChoice:

@@ -25,6 +25,20 @@ def test_dtype_override():
     assert pick_device("cpu", "bfloat16").dtype == "bfloat16"
 
 
+def test_thread_count_can_be_pinned_for_a_busy_machine(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("LATENT_STUDIO_THREADS", "1")
+    try:
+        assert "CPU (1 thread)" in pick_device("cpu").label
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("LATENT_STUDIO_THREADS", "many")  # nonsense is ignored, not fatal
+        assert pick_device("cpu").device == "cpu"
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_cli(*args, home):
     env = {"LATENT_STUDIO_HOME": str(home), "LATENT_STUDIO_CACHE": str(home / "cache"), "PATH": "/usr/bin:/bin",
            "HF_HUB_OFFLINE": "1"}
