@@ -167,6 +167,52 @@ def write_gif(frames: list, path: Path, recipe: Recipe, fps: float = 12.0, loop:
     return atomic_write(path, write)
 
 
+def mp4_available() -> bool:
+    """MP4 needs PyAV (its wheel carries FFmpeg with libx264); GIF and the PNG sheet never do."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_mp4(frames: list, path: Path, recipe: Recipe, fps: float = 12.0) -> Path:
+    """H.264 in MP4 (yuv420p, which every player reads), the recipe in the container's comment tag."""
+    import av
+    import numpy as np
+
+    width, height = frames[0].size
+    even = (width + width % 2, height + height % 2)  # yuv420p needs even sides
+
+    def write(handle):
+        with av.open(handle, "w", format="mp4") as container:
+            container.metadata["comment"] = recipe.to_json()
+            stream = container.add_stream("libx264", rate=max(1, round(fps)))
+            stream.width, stream.height = even
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "18"}  # small emoji frames: keep them sharp
+            for frame in frames:
+                picture = frame.convert("RGB")
+                if picture.size != even:
+                    picture = picture.resize(even)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.asarray(picture), format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+
+    return atomic_write(path, write)
+
+
+def read_mp4_recipe(path: Path) -> Recipe:
+    import av
+
+    with av.open(str(path)) as container:
+        comment = container.metadata.get("comment")
+    if not comment:
+        raise RecipeError(f"{Path(path).name} holds no Latent Studio recipe")
+    return Recipe.from_json(comment)
+
+
 def write_sheet(frames: list, path: Path, recipe: Recipe, cols: int | None = None) -> Path:
     from PIL import Image
 
@@ -197,9 +243,13 @@ def write_artifact(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes
     if modality == "audio":
         return _write_audio(artifact, folder, stem)
     if modality == "animation":
-        gif = write_gif(payload, unique_path(folder, stem, ".gif"), recipe)
+        fps = float((getattr(artifact, "info", None) or {}).get("fps") or 12.0)
+        gif = write_gif(payload, unique_path(folder, stem, ".gif"), recipe, fps=fps)
         sheet = write_sheet(payload, unique_path(folder, stem + "-sheet", ".png"), recipe)
-        return [gif, sheet], thumbnail_png(payload[len(payload) // 2]), recipe.prompt
+        files = [gif, sheet]
+        if mp4_available():
+            files.append(write_mp4(payload, unique_path(folder, stem, ".mp4"), recipe, fps=fps))
+        return files, thumbnail_png(payload[len(payload) // 2]), recipe.prompt
     raise ValueError(f"no writer for modality {modality!r}")
 
 
@@ -292,6 +342,8 @@ def recipe_from_file(path: Path) -> Recipe:
         from studio.engine import synth
 
         return _found(synth.read_recipe_from_audio(path), path)
+    if suffix == ".mp4":
+        return read_mp4_recipe(path)
     if suffix == ".gif":
         from PIL import Image
 

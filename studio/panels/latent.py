@@ -112,10 +112,10 @@ class LatentPanel(QWidget):
         t.addLayout(picks)
         t.addWidget(row("Path", bound_combo(v, "mode", MODES, "Slerp keeps Gaussian samples on their shell; lerp cuts across")))
         t.addWidget(ParamSlider(v, "frames", "Frames", 2, 64, tooltip="Frames from A to B, or per leg of a walk"))
-        t.addWidget(ParamSlider(v, "fps", "Playback fps", 1, 60, tooltip="Speed of the live walk and of exported GIFs"))
+        t.addWidget(ParamSlider(v, "fps", "Playback fps", 1, 60, tooltip="Speed of the live walk and of exported GIF/MP4 animations"))
         buttons = QGridLayout()
         for index, (label, slot) in enumerate([("Strip A→B (save)", self.make_strip), ("Play walk", self.play_walk),
-                                               ("Save walk as GIF", self.save_walk), ("Clear walk", self.clear_walk)]):
+                                               ("Save walk (GIF + MP4)", self.save_walk), ("Clear walk", self.clear_walk)]):
             button = QPushButton(label)
             button.clicked.connect(slot)
             buttons.addWidget(button, index // 2, index % 2)

@@ -60,6 +60,25 @@ def test_strip_is_written_as_a_gif_with_n_frames(context, tiny_sd_folder, image_
     assert entry.recipe.params["mode"] == "slerp"
 
 
+def test_strip_is_also_an_mp4_with_its_recipe(context, tiny_sd_folder, image_folder, tmp_path):
+    import av
+
+    from studio.engine.export import recipe_from_file
+
+    files = sorted(image_folder.iterdir())
+    result = run("latent.strip", context, tiny_sd_folder, a={"path": str(files[0])}, b={"path": str(files[1])},
+                 frames=5, mode="lerp")
+    entry = History(tmp_path / "h.sqlite3", tmp_path / "out").save_artifact(result.artifacts[0])
+    mp4 = next(f for f in entry.files if f.suffix == ".mp4")
+    with av.open(str(mp4)) as video:
+        frames = list(video.decode(video=0))
+    assert len(frames) == 5 and frames[0].width % 2 == 0
+    # the first decoded frame is the strip's first picture, not a blank one (H.264 is lossy: compare loosely)
+    first = np.asarray(result.artifacts[0].payload[0].convert("RGB").resize((frames[0].width, frames[0].height)), float)
+    assert np.abs(frames[0].to_ndarray(format="rgb24").astype(float) - first).mean() < 20
+    assert recipe_from_file(mp4).params["mode"] == "lerp"
+
+
 def test_breeding_records_both_parents(context, tiny_sd_folder, image_folder, tmp_path):
     history = History(tmp_path / "h.sqlite3", tmp_path / "out")
     from studio.engine.jobs import Artifact
