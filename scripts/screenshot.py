@@ -104,7 +104,9 @@ def main() -> None:
 
     def grab(name: str, then_next: bool = True) -> None:
         screen = app.primaryScreen()
-        picture = screen.grabWindow(0) if os.environ.get("DISPLAY") else window.grab()
+        frame = window.frameGeometry()  # the window only, not the empty screen around it
+        picture = (screen.grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height())
+                   if os.environ.get("DISPLAY") else window.grab())
         picture.save(str(out / f"screenshot-{name}.png"))
         print(out / f"screenshot-{name}.png")
         if then_next:

@@ -985,7 +985,9 @@ def generate(model: MusicModel, recipe: Recipe, report: Callable[[Progress], Non
     started = time.perf_counter()
     params = {**DEFAULT_PARAMS, **{k: v for k, v in recipe.params.items() if v is not None or k == "continue_from"}}
     params["bars"] = max(1, int(params["bars"]))
-    params["voices"] = max(1, min(MAX_VOICES, int(params["voices"])))
+    # 0 (the panel's "auto") leaves the number to the model, which writes the style's usual texture
+    # (four voices for a chorale, one for a folk tune): the grammar then only caps it at MAX_VOICES.
+    params["voices"] = min(MAX_VOICES, int(params["voices"] or 0)) or MAX_VOICES
     seed = int(recipe.seed) if recipe.seed is not None and int(recipe.seed) >= 0 else random.randrange(2**31)
     rng = np.random.default_rng(seed)
     if model.kind == "gpt":

@@ -341,3 +341,17 @@ def test_builtin_model_writes_in_the_requested_key(key):
         notes += result.piece.notes
     assert len(notes) > 20
     assert M.in_key_fraction(notes, key) >= 0.8
+
+
+@pytest.mark.skipif(not (BUILTIN / "model.safetensors").exists(), reason="models/music-gpt not exported yet")
+def test_auto_voices_let_a_chorale_have_its_four_parts():
+    """The panel's "auto" (0) used to be clamped to one voice: every chorale came out as a bare melody."""
+    model = M.load_music_model(catalog.resolve("builtin:music-gpt"))
+
+    def voices(setting: int) -> set[int]:
+        result = M.generate(model, Recipe(modality="music", prompt="chorale in D minor", model="builtin:music-gpt",
+                                          seed=3, params={"bars": 4, "voices": setting}))
+        return {n.voice for n in result.piece.notes}
+
+    assert len(voices(0)) >= 3
+    assert voices(1) == {0}
