@@ -77,20 +77,46 @@ def main() -> None:
         window.state.job_changed.connect(done)
 
     def shoot_latent() -> None:
-        """The Images tab with the built-in dataset's map and one decoded point, then the Melodies tab."""
+        """Images tab: the dataset's map, A and B picked, a strip and a breeding saved; then the family
+        tree of one child; then the Melodies tab with an interpolation."""
         panel = window.panel("latent")
+        chain = [
+            ("latent.map", panel.build_map),
+            ("latent.decode", lambda: panel.show_point(*point_of("heart"))),
+            ("latent.decode", lambda: (panel.pick("A"), panel.show_point(*point_of("grinning face")))),
+            ("latent.strip", lambda: (panel.pick("B"), panel.make_strip())),
+            ("latent.breed", panel.breed),
+        ]
+
+        def run(index: int = 0) -> None:
+            if index == len(chain):
+                grab("latent", then_next=False)
+                family_tree()
+                return
+            kind, action = chain[index]
+            after_job(kind, lambda: run(index + 1))
+            action()
+
+        def point_of(label: str) -> tuple[float, float]:
+            """Where the map put the first training emoji whose label contains `label`."""
+            items = [item for item in panel.map.scene().items() if label in item.toolTip().lower()]
+            return panel.map.to_map(items[0].pos()) if items else (0.0, 0.0)
+
+        def family_tree() -> None:
+            from studio.panels.gallery import FamilyTreeDialog
+
+            child = next(e for e in window.history.search(modality="image", limit=20) if e.parents)
+            dialog = FamilyTreeDialog(window.history, child.id, window)
+            dialog.show()
+            QTimer.singleShot(300, lambda: (dialog.grab().save(str(out / "screenshot-family-tree.png")),
+                                            print(out / "screenshot-family-tree.png"), dialog.close(), melodies()))
 
         def melodies() -> None:
             panel.tabs.setCurrentIndex(1)
             after_job("latent.melody_interpolate", lambda: grab("latent-melodies"))
             panel.interpolate_melodies()
 
-        def point() -> None:
-            after_job("latent.decode", lambda: (grab("latent", then_next=False), melodies()))
-            panel.show_point(0.3, -0.2)
-
-        after_job("latent.map", point)
-        panel.build_map()
+        run()
 
     def catch_preview_midway() -> None:
         """One extra shot of the Image panel while it denoises: the live preview, step i/N."""

@@ -302,8 +302,12 @@ def _predicted_clean_latents(scheduler):
     return None
 
 
-def latent_preview(latents, factors, scale: float = 1.0):
-    """A small PIL image (one pixel per latent pixel) of the first latent in the batch."""
+def latent_preview(latents, factors, scale: float = 1.0, upscale: int = 1):
+    """A PIL image of the first latent in the batch: one pixel per latent pixel, then `upscale`d smoothly.
+
+    The smooth upscale (to the final image's size) matters on screen: shown with the nearest-neighbour
+    scaling that keeps finished pixel art crisp, a 16x16 preview was a mosaic of hard squares.
+    """
     import torch
     from PIL import Image
 
@@ -311,7 +315,10 @@ def latent_preview(latents, factors, scale: float = 1.0):
     with torch.inference_mode():
         x = latents[0].detach().float().cpu().permute(1, 2, 0) * scale  # H, W, C
         rgb = ((x @ weight + bias + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
-    return Image.fromarray(rgb, "RGB")
+    picture = Image.fromarray(rgb, "RGB")
+    if upscale > 1:
+        picture = picture.resize((picture.width * upscale, picture.height * upscale), Image.Resampling.BILINEAR)
+    return picture
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -382,10 +389,12 @@ class _StepWatcher:
             per_image = int(getattr(pipe, "_num_timesteps", 0) or self.steps_seen)
             began = time.perf_counter()
             clean = _predicted_clean_latents(pipe.scheduler)
+            upscale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
             if clean is not None:
-                preview = latent_preview(clean, preview_factors(self.bundle))
+                preview = latent_preview(clean, preview_factors(self.bundle), upscale=upscale)
             else:
-                preview = latent_preview(tensors["latents"], preview_factors(self.bundle), _noise_scale(pipe.scheduler))
+                preview = latent_preview(tensors["latents"], preview_factors(self.bundle), _noise_scale(pipe.scheduler),
+                                         upscale=upscale)
             self.preview_seconds += time.perf_counter() - began
             self.report(
                 Progress(

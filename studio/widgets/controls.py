@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -247,6 +247,28 @@ def row(label: str, widget: QWidget, tooltip: str = "") -> QWidget:
     return holder
 
 
+class _ControlColumn(QScrollArea):
+    """Scrolls vertically, never sideways, and is never narrower than its widest row.
+
+    The width is asked of the column each time (not fixed when built): the theme's stylesheet is applied
+    after the window is built and widens buttons and spin boxes, and a fixed minimum taken before it let
+    a splitter squeeze the column until its rows were clipped.
+    """
+
+    def __init__(self, column: QWidget, min_width: int) -> None:
+        super().__init__()
+        self.setWidget(column)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._min_width = min_width
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        scrollbar = self.verticalScrollBar().sizeHint().width()
+        width = max(self._min_width, self.widget().minimumSizeHint().width() + scrollbar + 2 * self.frameWidth())
+        return QSize(width, hint.height())
+
+
 def scroll_column(*widgets: QWidget, min_width: int = 410) -> QScrollArea:
     """A vertical column of control groups that scrolls vertically and never sideways."""
     column = QWidget()
@@ -255,10 +277,4 @@ def scroll_column(*widgets: QWidget, min_width: int = 410) -> QScrollArea:
     for widget in widgets:
         layout.addWidget(widget)
     layout.addStretch(1)
-    scroll = QScrollArea()
-    scroll.setWidget(column)
-    scroll.setWidgetResizable(True)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    # Wide enough for the widest control row plus the scrollbar: nothing is ever clipped.
-    scroll.setMinimumWidth(max(min_width, column.sizeHint().width() + 14))
-    return scroll
+    return _ControlColumn(column, min_width)

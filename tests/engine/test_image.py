@@ -111,7 +111,8 @@ def test_a_preview_arrives_once_per_step(tiny_bundle, scheduler):
     art = generate_artifacts(tiny_bundle, recipe(steps=3, scheduler=scheduler), events.append)[0]
     assert [(e.step, e.total) for e in events] == [(1, 3), (2, 3), (3, 3)]
     for event in events:
-        assert isinstance(event.preview, Image.Image) and event.preview.size == (16, 16)  # one pixel per latent
+        # one pixel per latent pixel, upscaled smoothly to the picture's own size
+        assert isinstance(event.preview, Image.Image) and event.preview.size == art.payload.size == (32, 32)
     assert art.info["steps_run"] == 3 and art.info["it_per_s"] > 0
     assert "fallbacks" in art.info
 
