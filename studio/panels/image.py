@@ -13,7 +13,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSplitter,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -23,7 +22,16 @@ from studio.engine.export import read_image_parameters
 from studio.engine.jobs import Job
 from studio.engine.recipe import RecipeError
 from studio.state import State
-from studio.widgets.controls import ParamSlider, PromptEdit, SeedBox, bound_combo, bound_line, row, scroll_column
+from studio.widgets.controls import (
+    ColumnSplitter,
+    ParamSlider,
+    PromptEdit,
+    SeedBox,
+    bound_combo,
+    bound_line,
+    row,
+    scroll_column,
+)
 from studio.widgets.image_view import ImageView, ThumbnailStrip, pil_to_pixmap
 from studio.widgets.mask_painter import MaskPainter
 from studio.widgets.model_picker import ModelPicker
@@ -66,11 +74,7 @@ class ImagePanel(QWidget):
         self.values = state.image
         self._mask_version = 0
         self.setAcceptDrops(True)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._controls())
-        splitter.addWidget(self._canvas())
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([440, 640])
+        splitter = ColumnSplitter(self._controls(), self._canvas())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(splitter)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from studio.engine.jobs import Job
 from studio.state import State
 from studio.widgets.audio_player import AudioPlayer
-from studio.widgets.controls import ParamSlider, bound_combo, bound_line, row, scroll_column
+from studio.widgets.controls import ColumnSplitter, ParamSlider, bound_combo, bound_line, row, scroll_column
 from studio.widgets.image_view import ImageView, pil_to_pixmap
 from studio.widgets.latent_map import LatentMapView
 from studio.widgets.model_picker import ModelPicker
@@ -62,11 +62,7 @@ class LatentPanel(QWidget):
         self.decode_throttle = Throttle(self._request_decode, parent=self)
         self.player = QTimer(self)
         self.player.timeout.connect(self._next_frame)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._controls())
-        splitter.addWidget(self._stage())
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([420, 760])
+        splitter = ColumnSplitter(self._controls(), self._stage())
         for name, value in MELODY_DEFAULTS.items():
             if self.values.get(name) is None:
                 self.values.set(name, value)
@@ -268,12 +264,7 @@ class LatentPanel(QWidget):
         s.addWidget(self.melody_roll, 1)
         s.addLayout(controls)
         s.addWidget(self.melody_message)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(scroll_column(ends, path))
-        splitter.addWidget(stage)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([420, 760])
-        return splitter
+        return ColumnSplitter(scroll_column(ends, path), stage)
 
     def refresh_melody_sources(self) -> None:
         """Random, or one of the gallery's recent music pieces (their MIDI files)."""

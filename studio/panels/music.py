@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSplitter,
     QVBoxLayout,
     QWidget,
 )
@@ -27,7 +26,7 @@ from studio.engine.export import waveform_png
 from studio.engine.jobs import Job
 from studio.state import State
 from studio.widgets.audio_player import AudioPlayer
-from studio.widgets.controls import ParamSlider, PromptEdit, SeedBox, bound_combo, row, scroll_column
+from studio.widgets.controls import ColumnSplitter, ParamSlider, PromptEdit, SeedBox, bound_combo, row, scroll_column
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.piano_roll import PianoRoll
 from studio.widgets.progress import GenerateBar
@@ -53,11 +52,7 @@ class MusicPanel(QWidget):
         self.values = state.music
         self.current = None  # the Artifact on the roll
         self.player = AudioPlayer(self)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._controls())
-        splitter.addWidget(self._stage())
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([440, 640])
+        splitter = ColumnSplitter(self._controls(), self._stage())
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(splitter)

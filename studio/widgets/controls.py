@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSlider,
     QSpinBox,
+    QSplitter,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -267,6 +268,31 @@ class _ControlColumn(QScrollArea):
         scrollbar = self.verticalScrollBar().sizeHint().width()
         width = max(self._min_width, self.widget().minimumSizeHint().width() + scrollbar + 2 * self.frameWidth())
         return QSize(width, hint.height())
+
+    def sizeHint(self) -> QSize:
+        # As narrow as the rows allow: the canvas beside the column gets the rest of the window.
+        return QSize(self.minimumSizeHint().width(), super().sizeHint().height())
+
+
+class ColumnSplitter(QSplitter):
+    """A control column on the left at its minimum width and a canvas taking the rest; the user may drag.
+
+    Sizes set before the first layout are redistributed by Qt in proportion to size hints, so the
+    column is placed once the splitter first has a width.
+    """
+
+    def __init__(self, column: QWidget, canvas: QWidget) -> None:
+        super().__init__(Qt.Orientation.Horizontal)
+        self.addWidget(column)
+        self.addWidget(canvas)
+        self.setStretchFactor(1, 1)
+        self._placed = False
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if not self._placed and self.width() > 0:
+            self._placed = True
+            self.setSizes([1, max(1, self.width())])  # Qt raises the column to its minimum
 
 
 def scroll_column(*widgets: QWidget, min_width: int = 410) -> QScrollArea:
