@@ -3,11 +3,8 @@
 import pytest
 
 from studio.engine import synth
-from studio.engine.history import History
 from studio.engine.music import MusicPiece, Note, write_midi
 from studio.panels.latent import LatentPanel
-from studio.state import State
-from studio.worker import Worker
 from tests.engine.test_melody_vae import a_tune, build_tiny_melody_vae
 
 
@@ -17,17 +14,12 @@ def tiny_model(tmp_path_factory):
 
 
 @pytest.fixture
-def panel(qtbot, tmp_path, tiny_model):
-    state = State()
-    worker = Worker(history=History(tmp_path / "h.sqlite3", tmp_path / "out"), device_override="cpu")
-    worker.message.connect(state.handle_message)
-    state.submit_requested.connect(worker.submit)
-    worker.start()
+def panel(qtbot, tmp_path, tiny_model, live_state):
+    state = live_state
     widget = LatentPanel(state)
     qtbot.addWidget(widget)
     state.panels["latent"].update({"melody_model": str(tiny_model), "melody_steps": 5})
     yield widget
-    worker.stop()
 
 
 def test_interpolating_two_seeded_melodies_shows_every_step_on_the_roll(qtbot, panel):

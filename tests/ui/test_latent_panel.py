@@ -4,12 +4,9 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QElapsedTimer, QTimer
 
-from studio.engine.history import History
 from studio.engine.jobs import JobEvent
 from studio.panels.latent import LatentPanel
-from studio.state import State
 from studio.widgets.throttle import FRAME_MS, Throttle
-from studio.worker import Worker
 from tests.engine.test_latent_tasks import emoji_like
 from tests.engine.tiny_models import build_tiny_sd_folder
 
@@ -20,12 +17,8 @@ def tiny_model(tmp_path_factory):
 
 
 @pytest.fixture
-def panel(qtbot, tmp_path, tiny_model):
-    state = State()
-    worker = Worker(history=History(tmp_path / "h.sqlite3", tmp_path / "out"), device_override="cpu")
-    worker.message.connect(state.handle_message)
-    state.submit_requested.connect(worker.submit)
-    worker.start()
+def panel(qtbot, tmp_path, tiny_model, live_state):
+    state = live_state
     widget = LatentPanel(state)
     qtbot.addWidget(widget)
     state.panels["latent"].update({"model": str(tiny_model), "source": "folder", "folder": str(tmp_path / "imgs")})
@@ -33,7 +26,6 @@ def panel(qtbot, tmp_path, tiny_model):
     for index in range(12):
         emoji_like(index).save(tmp_path / "imgs" / f"{index}.png")
     yield widget
-    worker.stop()
 
 
 def test_clicking_the_map_decodes_through_the_worker(qtbot, panel):

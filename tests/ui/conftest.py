@@ -1,0 +1,17 @@
+import pytest
+
+from studio.engine.history import History
+from studio.state import State
+from studio.worker import Worker
+
+
+@pytest.fixture
+def live_state(tmp_path):
+    """A State wired to a real, running worker (CPU) with its own history; the worker stops afterwards."""
+    state = State()
+    worker = Worker(history=History(tmp_path / "h.sqlite3", tmp_path / "out"), device_override="cpu")
+    worker.message.connect(state.handle_message)
+    state.submit_requested.connect(worker.submit)
+    worker.start()
+    yield state
+    worker.stop()
