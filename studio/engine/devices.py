@@ -71,8 +71,47 @@ def _cpu_choice() -> DeviceChoice:
     return DeviceChoice("cpu", "float32", f"CPU ({threads} thread{'' if threads == 1 else 's'})", None, total)
 
 
+# Loaded ahead of `import torch`, in the order torch links them (libtorch_python is small and quick).
+TORCH_CORE_LIBRARIES = ("libc10", "libtorch_cpu")
+
+
+def preload_torch_libraries() -> list[str]:
+    """Map torch's big C++ library with the GIL released, so the GUI thread keeps running meanwhile.
+
+    `import torch` dlopens libtorch_cpu (400 MB, ~190 ms of relocations and static initialisers) while
+    holding the GIL, and the GUI thread, which needs the GIL to run any Python slot, froze for that
+    long (benchmarks/responsiveness.py, "cold"). `ctypes.CDLL(path)` would hold the GIL too; calling
+    libc's own `dlopen` as a ctypes foreign function releases it. The import then finds the library
+    already mapped. Linux and macOS only (torch on Windows loads its DLLs its own way); any failure is
+    harmless: the import then does the loading itself.
+    """
+    import ctypes
+    import importlib.util
+    import sys
+
+    if "torch" in sys.modules or sys.platform == "win32":
+        return []
+    loaded = []
+    try:
+        spec = importlib.util.find_spec("torch")
+        if spec is None or spec.origin is None:
+            return []
+        dlopen = ctypes.CDLL(None).dlopen
+        dlopen.restype, dlopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_int]
+        folder = os.path.join(os.path.dirname(spec.origin), "lib")
+        suffix = ".dylib" if sys.platform == "darwin" else ".so"
+        for name in TORCH_CORE_LIBRARIES:
+            path = os.path.join(folder, name + suffix)
+            if os.path.exists(path) and dlopen(os.fsencode(path), os.RTLD_NOW | os.RTLD_GLOBAL):
+                loaded.append(name)
+    except (OSError, AttributeError):
+        pass
+    return loaded
+
+
 def pick_device(override: str = "auto", dtype_override: str = "auto") -> DeviceChoice:
     """The best device present, or the user's override when that device exists."""
+    preload_torch_libraries()
     import torch
 
     wanted = (override or "auto").lower()

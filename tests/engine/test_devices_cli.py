@@ -39,6 +39,16 @@ def test_thread_count_can_be_pinned_for_a_busy_machine(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_torch_libraries_preload_then_torch_imports_and_works():
+    """The GIL-free preload (see devices.preload_torch_libraries) must leave torch fully usable."""
+    code = ("from studio.engine.devices import preload_torch_libraries; loaded = preload_torch_libraries(); "
+            "import torch; print(loaded, float(torch.ones(3).sum()))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    expected = "['libc10', 'libtorch_cpu'] 3.0" if sys.platform.startswith("linux") else "3.0"
+    assert expected in done.stdout
+
+
 def run_cli(*args, home):
     env = {"LATENT_STUDIO_HOME": str(home), "LATENT_STUDIO_CACHE": str(home / "cache"), "PATH": "/usr/bin:/bin",
            "HF_HUB_OFFLINE": "1"}
