@@ -169,7 +169,26 @@ class JobInfo:
     @property
     def title(self) -> str:
         prompt = self.job.recipe.prompt if self.job.recipe else ""
-        return f"{self.modality}: {prompt[:40] or self.job.kind}"
+        return f"{self.modality}: {prompt[:40] or JOB_TITLES.get(self.job.kind, self.job.kind)}"
+
+
+# What the jobs list says for jobs without a prompt (the task names are for code, not people).
+JOB_TITLES = {
+    "latent.map": "map of images",
+    "latent.decode": "decode a point",
+    "latent.strip": "interpolation strip",
+    "latent.walk": "latent walk",
+    "latent.grid": "neighbourhood grid",
+    "latent.breed": "breeding",
+    "latent.anomaly": "anomaly ranking",
+    "latent.augment": "augmentations",
+    "latent.melody_interpolate": "melody interpolation",
+    "image.seed_travel": "seed travel",
+    "image.prompt_travel": "prompt travel",
+    "image.xy_plot": "X/Y plot",
+    "music.note": "note preview",
+    "device.warmup": "warming up",
+}
 
 
 JOB_KINDS = {"image": "image.generate", "text": "text.generate", "music": "music.generate"}

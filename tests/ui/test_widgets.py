@@ -86,3 +86,15 @@ def test_model_picker_offers_builtins_then_hub_models_and_remembers_what_was_add
     assert values.get("model") == "someone/my-musicgen" and picker.combo.currentData() == "someone/my-musicgen"
     assert picker.recent()[0] == "someone/my-musicgen"
     picker.remember("builtin:music-gpt")  # leave the shared settings tidy for the other tests
+
+
+def test_jobs_list_titles_say_what_a_prompt_less_job_does():
+    from studio.engine.jobs import Job, JobEvent
+    from studio.engine.recipe import Recipe
+    from studio.engine.tasks import TASKS
+    from studio.state import JOB_TITLES, JobInfo
+
+    assert JobInfo(Job("latent.melody_interpolate"), JobEvent.QUEUED).title == "latent: melody interpolation"
+    prompted = Job("image.generate", recipe=Recipe("image", prompt="a red heart"))
+    assert JobInfo(prompted, JobEvent.QUEUED).title == "image: a red heart"
+    assert set(JOB_TITLES) <= set(TASKS)  # no title for a task that no longer exists
