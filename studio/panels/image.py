@@ -26,6 +26,7 @@ from studio.widgets.controls import (
     ColumnSplitter,
     ParamSlider,
     PromptEdit,
+    RecentPrompts,
     SeedBox,
     bound_combo,
     bound_line,
@@ -98,6 +99,11 @@ class ImagePanel(QWidget):
         prompt_layout.addWidget(row("Model", self.model))
         prompt_layout.addWidget(self.prompt)
         prompt_layout.addWidget(self.negative)
+        self.recent = RecentPrompts(v, self.recent_prompts)
+        recent_row = QHBoxLayout()
+        recent_row.addStretch(1)
+        recent_row.addWidget(self.recent)
+        prompt_layout.addLayout(recent_row)
 
         sampling = QGroupBox("Sampling")
         form = QVBoxLayout(sampling)
@@ -184,6 +190,22 @@ class ImagePanel(QWidget):
             button.clicked.connect(lambda _=False, w=width, h=height: self.values.update({"width": w, "height": h}))
             layout.addWidget(button)
         return holder
+
+    def recent_prompts(self, history=None, limit: int = 20) -> list[dict]:
+        """The newest distinct prompt + negative pairs of pictures made here (not explorer outputs)."""
+        history = history or getattr(self.window(), "history", None)
+        if history is None:
+            return []
+        seen, choices = set(), []
+        for entry in history.search(modality="image", limit=400):
+            recipe = entry.recipe
+            pair = (recipe.prompt or "", recipe.negative_prompt or "")
+            if pair[0] and not recipe.param("operation") and pair not in seen:
+                seen.add(pair)
+                choices.append({"prompt": pair[0], "negative_prompt": pair[1]})
+                if len(choices) == limit:
+                    break
+        return choices
 
     def _canvas(self) -> QWidget:
         self.view = ImageView(placeholder="Your image appears here.\nType a prompt and press Generate (Ctrl+Enter).\n"

@@ -7,6 +7,7 @@ recipe moves the sliders). The state is the truth; widgets are never read back t
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QPlainTextEdit,
     QScrollArea,
     QSlider,
@@ -293,6 +295,34 @@ class ColumnSplitter(QSplitter):
         if not self._placed and self.width() > 0:
             self._placed = True
             self.setSizes([1, max(1, self.width())])  # Qt raises the column to its minimum
+
+
+class RecentPrompts(QToolButton):
+    """A "Recent prompts" menu, read afresh from the history each time it opens; a pick fills the panel.
+
+    `provider` returns the values to restore, newest first, e.g. {"prompt": …, "negative_prompt": …}.
+    """
+
+    def __init__(self, state: PanelState, provider: Callable[[], list[dict[str, Any]]], parent=None) -> None:
+        super().__init__(parent)
+        self.state, self.provider = state, provider
+        self.setText("Recent prompts")
+        self.setToolTip("Prompts you used before (from the gallery's history)")
+        self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.setMenu(QMenu(self))
+        self.menu().aboutToShow.connect(self.fill)
+
+    def fill(self) -> None:
+        menu = self.menu()
+        menu.clear()
+        choices = self.provider()
+        if not choices:
+            menu.addAction("Nothing yet: generate something first").setEnabled(False)
+        for values in choices:
+            label = values["prompt"].replace("\n", " ")[:70]
+            if values.get("negative_prompt"):
+                label += f"   — not: {values['negative_prompt'][:30]}"
+            menu.addAction(label, lambda chosen=values: self.state.update(chosen))
 
 
 def scroll_column(*widgets: QWidget, min_width: int = 410) -> QScrollArea:

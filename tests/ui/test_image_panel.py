@@ -84,3 +84,29 @@ def test_typing_a_prompt_and_ctrl_enter_makes_a_gallery_entry(qtbot, tmp_path):
         assert grid.width >= 2 * 32 and grid.height >= 3 * 32
     finally:
         window.worker.stop()
+
+
+def test_recent_prompts_come_from_the_history_newest_first_without_explorer_outputs(qtbot, tmp_path):
+    from studio.engine.history import History
+    from studio.engine.jobs import Artifact
+    from studio.engine.recipe import Recipe
+
+    history = History(tmp_path / "h.sqlite3", tmp_path / "out")
+    picture = Image.new("RGB", (8, 8), "red")
+    for prompt, negative, params in [("red heart", "blurry", {}), ("cat face", "", {}), ("red heart", "blurry", {}),
+                                     ("child 1 of 4", "", {"operation": "latent.breed"})]:
+        history.save_artifact(Artifact("image", Recipe("image", prompt=prompt, negative_prompt=negative, params=params),
+                                       picture))
+    state = State()
+    panel = ImagePanel(state)
+    qtbot.addWidget(panel)
+    choices = panel.recent_prompts(history)
+    assert choices == [{"prompt": "red heart", "negative_prompt": "blurry"}, {"prompt": "cat face", "negative_prompt": ""}]
+
+    panel.recent.provider = lambda: choices
+    panel.recent.fill()
+    actions = panel.recent.menu().actions()
+    assert [a.text() for a in actions][1] == "cat face"
+    actions[0].trigger()
+    assert (state.image.get("prompt"), state.image.get("negative_prompt")) == ("red heart", "blurry")
+    assert panel.prompt.toPlainText() == "red heart"
