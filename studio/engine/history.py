@@ -148,6 +148,21 @@ class History:
         )
         return [_entry(row) for row in rows]
 
+    def recent_prompts(self, modality: str | tuple[str, ...], limit: int = 20) -> list[tuple[str, str]]:
+        """Newest distinct (prompt, negative prompt) pairs the user wrote; explorer outputs (whose
+        "prompt" is a generated caption such as "child 1 of 4") are left out."""
+        seen: set[tuple[str, str]] = set()
+        pairs: list[tuple[str, str]] = []
+        for entry in self.search(modality=modality, limit=20 * limit):
+            recipe = entry.recipe
+            pair = (recipe.prompt or "", recipe.negative_prompt or "")
+            if pair[0] and not recipe.param("operation") and pair not in seen:
+                seen.add(pair)
+                pairs.append(pair)
+                if len(pairs) == limit:
+                    break
+        return pairs
+
     def count(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM outputs").fetchone()[0])
 

@@ -191,21 +191,10 @@ class ImagePanel(QWidget):
             layout.addWidget(button)
         return holder
 
-    def recent_prompts(self, history=None, limit: int = 20) -> list[dict]:
-        """The newest distinct prompt + negative pairs of pictures made here (not explorer outputs)."""
+    def recent_prompts(self, history=None) -> list[dict]:
         history = history or getattr(self.window(), "history", None)
-        if history is None:
-            return []
-        seen, choices = set(), []
-        for entry in history.search(modality="image", limit=400):
-            recipe = entry.recipe
-            pair = (recipe.prompt or "", recipe.negative_prompt or "")
-            if pair[0] and not recipe.param("operation") and pair not in seen:
-                seen.add(pair)
-                choices.append({"prompt": pair[0], "negative_prompt": pair[1]})
-                if len(choices) == limit:
-                    break
-        return choices
+        pairs = history.recent_prompts("image") if history is not None else []
+        return [{"prompt": prompt, "negative_prompt": negative} for prompt, negative in pairs]
 
     def _canvas(self) -> QWidget:
         self.view = ImageView(placeholder="Your image appears here.\nType a prompt and press Generate (Ctrl+Enter).\n"

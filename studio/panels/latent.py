@@ -85,7 +85,7 @@ class LatentPanel(QWidget):
         v = self.values
         map_box = QGroupBox("Map")
         m = QVBoxLayout(map_box)
-        m.addWidget(row("Model", ModelPicker(v, allow_demo=False, modality="image")))
+        m.addWidget(row("Model", ModelPicker(v, modality="image")))
         m.addWidget(row("Images", bound_combo(v, "source", SOURCES, "Which images to place on the map")))
         m.addWidget(row("Folder", bound_line(v, "folder", "for 'A folder…'")))
         build = QPushButton("Build map")

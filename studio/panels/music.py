@@ -26,7 +26,16 @@ from studio.engine.export import waveform_png
 from studio.engine.jobs import Job
 from studio.state import State
 from studio.widgets.audio_player import AudioPlayer
-from studio.widgets.controls import ColumnSplitter, ParamSlider, PromptEdit, SeedBox, bound_combo, row, scroll_column
+from studio.widgets.controls import (
+    ColumnSplitter,
+    ParamSlider,
+    PromptEdit,
+    RecentPrompts,
+    SeedBox,
+    bound_combo,
+    row,
+    scroll_column,
+)
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.piano_roll import PianoRoll
 from studio.widgets.progress import GenerateBar
@@ -67,6 +76,11 @@ class MusicPanel(QWidget):
         self.player.playing_changed.connect(self._on_playing)
         self.player.position_changed.connect(self._on_position)
 
+    def recent_prompts(self, history=None) -> list[dict]:
+        history = history or getattr(self.window(), "history", None)
+        pairs = history.recent_prompts(("music", "audio")) if history is not None else []
+        return [{"prompt": prompt} for prompt, _negative in pairs]
+
     def _controls(self) -> QWidget:
         v = self.values
         self.prompt = PromptEdit(v, "prompt", NOTES_PLACEHOLDER)
@@ -74,12 +88,14 @@ class MusicPanel(QWidget):
         self.prompt.submitted.connect(self.generate)
         prompt_box = QGroupBox("Prompt")
         p = QVBoxLayout(prompt_box)
-        p.addWidget(row("Model", ModelPicker(v, allow_demo=False)))
+        p.addWidget(row("Model", ModelPicker(v)))
         p.addWidget(self.prompt)
         self.understood = QLabel(NOTES_HINT)
         self.understood.setObjectName("hint")
         self.understood.setWordWrap(True)
         p.addWidget(self.understood)
+        self.recent = RecentPrompts(v, self.recent_prompts)
+        p.addWidget(self.recent, 0, Qt.AlignmentFlag.AlignRight)
 
         sampling = QGroupBox("Sampling")
         s = QVBoxLayout(sampling)

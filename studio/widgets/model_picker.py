@@ -19,12 +19,10 @@ def _builtin_installed(model_id: str) -> bool:
 
 
 class ModelPicker(QWidget):
-    def __init__(self, state: PanelState, allow_demo: bool = True, modality: str | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(self, state: PanelState, modality: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
         self.modality = modality or state.modality  # the latent explorer lists image models
-        self.allow_demo = allow_demo
         self.combo = QComboBox()
         self.combo.setToolTip("Which model generates. Built-in models work offline; add your own files or folders.")
         self.browse = QToolButton()

@@ -97,11 +97,13 @@ def test_recent_prompts_come_from_the_history_newest_first_without_explorer_outp
                                      ("child 1 of 4", "", {"operation": "latent.breed"})]:
         history.save_artifact(Artifact("image", Recipe("image", prompt=prompt, negative_prompt=negative, params=params),
                                        picture))
+    history.save_artifact(Artifact("text", Recipe("text", prompt="a text prompt"), "some text"))
     state = State()
     panel = ImagePanel(state)
     qtbot.addWidget(panel)
     choices = panel.recent_prompts(history)
     assert choices == [{"prompt": "red heart", "negative_prompt": "blurry"}, {"prompt": "cat face", "negative_prompt": ""}]
+    assert history.recent_prompts("image", limit=1) == [("red heart", "blurry")]
 
     panel.recent.provider = lambda: choices
     panel.recent.fill()
