@@ -157,7 +157,7 @@ class MainWindow(QMainWindow):
     def open_recipe(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Open a recipe or an output", str(self.history.outputs_dir),
-            "Outputs and recipes (*.png *.jpg *.jpeg *.webp *.md *.txt *.mid *.midi *.wav *.flac *.gif *.json);;All files (*)")
+            "Outputs and recipes (*.png *.jpg *.jpeg *.webp *.md *.txt *.mid *.midi *.wav *.flac *.gif *.mp4 *.json);;All files (*)")
         if path:
             self.load_recipe_file(Path(path))
 
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         # benchmarks/bundle.py times a bundled or installed app from launch to a painted window
         app.processEvents()
         print("window shown", flush=True)
-        window.close()
+        window.worker.stop()  # not close(): a timing run must not overwrite the user's saved window and settings
         return 0
     QTimer.singleShot(0, window.welcome_if_first_run)
     return app.exec()

@@ -92,8 +92,33 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "seed": 0,
         "seed_b": 1,
         "prompt_b": "",
+        # the Melodies tab (melody VAE)
+        "melody_model": "builtin:melody-vae",
+        "melody_a": "seed",  # "seed" or a MIDI file's path
+        "melody_b": "seed",
+        "melody_seed_a": 1,
+        "melody_seed_b": 2,
+        "melody_steps": 6,
+        "melody_mode": "slerp",
+        "melody_tempo": 110,
     },
 }
+
+def melody_values(recipe: Recipe) -> dict[str, Any]:
+    """The Melodies tab's settings that make a saved melody interpolation again."""
+    values: dict[str, Any] = {"melody_model": recipe.model or "builtin:melody-vae"}
+    for end in ("a", "b"):
+        spec = recipe.param(end) or {}
+        if "path" in spec:
+            values[f"melody_{end}"] = spec["path"]
+        else:
+            values[f"melody_{end}"] = "seed"
+            values[f"melody_seed_{end}"] = int(spec.get("seed", 0))
+    for name, key in (("steps", "melody_steps"), ("method", "melody_mode"), ("tempo", "melody_tempo")):
+        if recipe.param(name) is not None:
+            values[key] = recipe.param(name)
+    return values
+
 
 # Values that belong to the panel, not to the recipe.
 NOT_PARAMS = {"prompt", "negative_prompt", "model", "seed"}
@@ -248,6 +273,10 @@ class State(QObject):
 
     def restore(self, recipe: Recipe) -> None:
         """Put a recipe's settings back into its panel (gallery double-click, dropped PNG, File > Open)."""
+        if recipe.param("operation") == "latent.melody_interpolate":  # a "music" recipe the Music panel can't make
+            self.panels["latent"].update(melody_values(recipe))
+            self.restore_requested.emit("latent")
+            return
         modality = recipe.modality if recipe.modality in self.panels else "image"
         self.panels[modality].restore(recipe)
         self.restore_requested.emit(modality)

@@ -102,7 +102,9 @@ def preload_torch_libraries() -> list[str]:
         suffix = ".dylib" if sys.platform == "darwin" else ".so"
         for name in TORCH_CORE_LIBRARIES:
             path = os.path.join(folder, name + suffix)
-            if os.path.exists(path) and dlopen(os.fsencode(path), os.RTLD_NOW | os.RTLD_GLOBAL):
+            # RTLD_LOCAL, as torch itself loads them: their C++ symbols (protobuf, fmt, ...) must not
+            # clobber other libraries'. The later import reuses this mapping either way.
+            if os.path.exists(path) and dlopen(os.fsencode(path), os.RTLD_NOW | os.RTLD_LOCAL):
                 loaded.append(name)
     except (OSError, AttributeError):
         pass

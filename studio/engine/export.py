@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import tempfile
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from studio.engine.recipe import ParsedParameters, Recipe, RecipeError, a1111_parameters, parse_a1111_parameters
+
+log = logging.getLogger(__name__)
 
 PARTIAL_PREFIX = ".partial-"  # hidden on Unix; swept by History.sweep_partials
 FRONT_MATTER = "---"
@@ -159,7 +163,7 @@ def write_gif(frames: list, path: Path, recipe: Recipe, fps: float = 12.0, loop:
             format="GIF",
             save_all=True,
             append_images=frames[1:],
-            duration=int(1000 / fps),
+            duration=max(20, round(1000 / fps)),  # browsers slow frames under 20 ms down to 100 ms
             loop=0 if loop else 1,
             comment=recipe.to_json().encode("utf-8"),
         )
@@ -167,34 +171,44 @@ def write_gif(frames: list, path: Path, recipe: Recipe, fps: float = 12.0, loop:
     return atomic_write(path, write)
 
 
-def mp4_available() -> bool:
-    """MP4 needs PyAV (its wheel carries FFmpeg with libx264); GIF and the PNG sheet never do."""
+MP4_CODECS = ("libx264", "h264", "mpeg4")  # first present wins; PyAV's PyPI wheel has libx264
+
+
+def mp4_codec() -> str | None:
+    """The H.264 (or MPEG-4) encoder PyAV offers here, or None: then walks export as GIF + sheet only."""
     try:
-        import av  # noqa: F401
+        import av
     except ImportError:
-        return False
-    return True
+        return None
+    return next((name for name in MP4_CODECS if name in av.codecs_available), None)
 
 
 def write_mp4(frames: list, path: Path, recipe: Recipe, fps: float = 12.0) -> Path:
-    """H.264 in MP4 (yuv420p, which every player reads), the recipe in the container's comment tag."""
+    """MP4 in yuv420p (which every player reads), the recipe in the container's comment tag."""
     import av
     import numpy as np
+    from PIL import Image
 
+    codec = mp4_codec()
+    if codec is None:
+        raise RuntimeError("no MP4 encoder (PyAV with libx264) is installed")
     width, height = frames[0].size
-    even = (width + width % 2, height + height % 2)  # yuv420p needs even sides
+    even = (width + width % 2, height + height % 2)  # yuv420p needs even sides: pad, never stretch
 
     def write(handle):
         with av.open(handle, "w", format="mp4") as container:
             container.metadata["comment"] = recipe.to_json()
-            stream = container.add_stream("libx264", rate=max(1, round(fps)))
+            stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height = even
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "18"}  # small emoji frames: keep them sharp
+            if codec == "libx264":
+                stream.options = {"crf": "18"}  # small emoji frames: keep them sharp
             for frame in frames:
                 picture = frame.convert("RGB")
                 if picture.size != even:
-                    picture = picture.resize(even)
+                    padded = Image.new("RGB", even, "white")
+                    padded.paste(picture, (0, 0))
+                    picture = padded
                 for packet in stream.encode(av.VideoFrame.from_ndarray(np.asarray(picture), format="rgb24")):
                     container.mux(packet)
             for packet in stream.encode():
@@ -247,8 +261,11 @@ def write_artifact(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes
         gif = write_gif(payload, unique_path(folder, stem, ".gif"), recipe, fps=fps)
         sheet = write_sheet(payload, unique_path(folder, stem + "-sheet", ".png"), recipe)
         files = [gif, sheet]
-        if mp4_available():
-            files.append(write_mp4(payload, unique_path(folder, stem, ".mp4"), recipe, fps=fps))
+        if mp4_codec() is not None:
+            try:
+                files.append(write_mp4(payload, unique_path(folder, stem, ".mp4"), recipe, fps=fps))
+            except Exception:  # an encoder that fails must not cost the GIF and sheet already written
+                log.warning("MP4 export failed; GIF and sheet kept", exc_info=True)
         return files, thumbnail_png(payload[len(payload) // 2]), recipe.prompt
     raise ValueError(f"no writer for modality {modality!r}")
 

@@ -151,10 +151,14 @@ class History:
     def recent_prompts(self, modality: str | tuple[str, ...], limit: int = 20) -> list[tuple[str, str]]:
         """Newest distinct (prompt, negative prompt) pairs the user wrote; explorer outputs (whose
         "prompt" is a generated caption such as "child 1 of 4") are left out."""
+        kinds = (modality,) if isinstance(modality, str) else tuple(modality)
+        rows = self._conn().execute(  # the recipe column only: this runs on the GUI thread when a menu opens
+            f"SELECT recipe FROM outputs WHERE modality IN ({', '.join('?' * len(kinds))}) "
+            "ORDER BY created DESC, id DESC LIMIT ?", (*kinds, 20 * limit))
         seen: set[tuple[str, str]] = set()
         pairs: list[tuple[str, str]] = []
-        for entry in self.search(modality=modality, limit=20 * limit):
-            recipe = entry.recipe
+        for (recipe_json,) in rows:
+            recipe = Recipe.from_json(recipe_json)
             pair = (recipe.prompt or "", recipe.negative_prompt or "")
             if pair[0] and not recipe.param("operation") and pair not in seen:
                 seen.add(pair)

@@ -10,6 +10,8 @@ replaces a queued one), so the GUI never waits and the last position always wins
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
@@ -40,9 +42,6 @@ SOURCES = [("Built-in model's training images", "dataset"), ("My gallery's image
 MODES = [("Slerp (stays on the shell)", "slerp"), ("Lerp (straight line)", "lerp")]
 DIRECTIONS = [("Principal components 1 & 2", "pca"), ("Random directions", "random")]
 DECODE_KEY = "latent.decode"
-MELODY_DEFAULTS = {"melody_model": "builtin:melody-vae", "melody_a": "seed", "melody_b": "seed", "melody_seed_a": 1, "melody_seed_b": 2, "melody_steps": 6,
-                   "melody_mode": "slerp", "melody_tempo": 110}
-MELODY_BEATS = 8  # the melody VAE's two bars of 4/4 (studio.engine.melody.STEPS / 4)
 
 
 class LatentPanel(QWidget):
@@ -63,9 +62,6 @@ class LatentPanel(QWidget):
         self.player = QTimer(self)
         self.player.timeout.connect(self._next_frame)
         splitter = ColumnSplitter(self._controls(), self._stage())
-        for name, value in MELODY_DEFAULTS.items():
-            if self.values.get(name) is None:
-                self.values.set(name, value)
         self.melody_result = None  # the last MelodyInterpolation on show
         self.melody_player = AudioPlayer(self)
         self.tabs = QTabWidget()
@@ -78,6 +74,8 @@ class LatentPanel(QWidget):
         state.result_ready.connect(self._on_result)
         state.error_raised.connect(lambda modality, text: self._say(text) if modality in ("latent", "animation") else None)
         state.job_changed.connect(self._on_job)
+        # Only a saved melody interpolation restores into this panel (State.restore): show its tab.
+        state.restore_requested.connect(lambda name: self.show_melodies_tab() if name == "latent" else None)
 
     # --- building ----------------------------------------------------------------------------
 
@@ -266,6 +264,10 @@ class LatentPanel(QWidget):
         s.addWidget(self.melody_message)
         return ColumnSplitter(scroll_column(ends, path), stage)
 
+    def show_melodies_tab(self) -> None:
+        self.tabs.setCurrentIndex(1)
+        self.refresh_melody_sources()  # the restored ends may name a gallery piece
+
     def refresh_melody_sources(self) -> None:
         """Random, or one of the gallery's recent music pieces (their MIDI files)."""
         items = [("Random melody (seed below)", "seed")]
@@ -279,7 +281,10 @@ class LatentPanel(QWidget):
             wanted = self.values.get(f"melody_{name}")
             combo.blockSignals(True)
             combo.clear()
-            for label, value in items:
+            choices = list(items)
+            if wanted and wanted != "seed" and wanted not in dict(items).values() and Path(wanted).is_file():
+                choices.append((f"File: {Path(wanted).name}", wanted))  # a restored recipe's older piece
+            for label, value in choices:
                 combo.addItem(label, value)
             index = combo.findData(wanted)
             combo.setCurrentIndex(max(0, index))
@@ -307,6 +312,7 @@ class LatentPanel(QWidget):
         return self.state.submit(job)
 
     def _show_melodies(self, result) -> None:
+        self.melody_player.stop()  # the old strip's sound and playhead must not run over the new roll
         self.melody_result = result
         self.melody_roll.set_notes(result.sequence.notes, beats_per_bar=4)
         self.melody_play.setEnabled(True)

@@ -12,9 +12,12 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 
 class AudioPlayer(QObject):
+    """One per panel; sounddevice has a single output stream, so the player that plays last owns it."""
+
     position_changed = Signal(float)  # seconds since the start of the piece
     playing_changed = Signal(bool)
     unavailable = Signal(str)  # why nothing plays
+    _owner: AudioPlayer | None = None  # the player whose sound is in the stream now
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -36,6 +39,7 @@ class AudioPlayer(QObject):
         except synth.PlaybackUnavailable as exc:
             self.unavailable.emit(str(exc))
             return False
+        self._take_the_stream()
         self._offset = first / sample_rate
         self._duration = len(samples) / sample_rate
         self._started_at = time.perf_counter()
@@ -53,6 +57,19 @@ class AudioPlayer(QObject):
             synth.stop()
         except synth.PlaybackUnavailable:
             pass
+        self._release()
+
+    def _take_the_stream(self) -> None:
+        """Our sound just replaced another player's: that one must stop its clock, and must not later
+        stop the stream (now ours) when its own piece would have ended."""
+        previous, AudioPlayer._owner = AudioPlayer._owner, self
+        if previous is not None and previous is not self and previous.playing:
+            try:
+                previous._release()
+            except RuntimeError:  # its Qt object is already gone
+                pass
+
+    def _release(self) -> None:
         self._timer.stop()
         self.playing = False
         self.playing_changed.emit(False)

@@ -322,7 +322,8 @@ class RecentPrompts(QToolButton):
             label = values["prompt"].replace("\n", " ")[:70]
             if values.get("negative_prompt"):
                 label += f"   — not: {values['negative_prompt'][:30]}"
-            menu.addAction(label, lambda chosen=values: self.state.update(chosen))
+            # "&" marks a keyboard shortcut in a menu: double it so "salt & pepper" shows as written
+            menu.addAction(label.replace("&", "&&"), lambda chosen=values: self.state.update(chosen))
 
 
 def scroll_column(*widgets: QWidget, min_width: int = 410) -> QScrollArea:

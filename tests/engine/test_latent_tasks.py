@@ -126,3 +126,27 @@ def test_breeding_map_points_saves_the_parents_first(context, tiny_sd_folder, im
     save_with_lineage(history, result.artifacts)
     parent_a, parent_b, child = (history.get(a.entry_id) for a in result.artifacts[:3])
     assert parent_a.prompt == "parent A" and child.parents == [parent_a.id, parent_b.id]
+
+
+def test_odd_sized_frames_are_padded_not_stretched_and_a_failing_encoder_keeps_the_gif(tmp_path, monkeypatch):
+    import av
+
+    from studio.engine import export
+    from studio.engine.jobs import Artifact
+    from studio.engine.recipe import Recipe
+
+    frames = [Image.new("RGB", (33, 17), (200, 30, 30)) for _ in range(3)]
+    recipe = Recipe("animation", prompt="odd", params={"mode": "lerp"})
+    mp4 = export.write_mp4(frames, tmp_path / "odd.mp4", recipe, fps=7.5)
+    with av.open(str(mp4)) as video:
+        first = next(video.decode(video=0)).to_ndarray(format="rgb24")
+    assert first.shape[:2] == (18, 34)
+    assert abs(int(first[8, 16, 0]) - 200) < 25 and first[17, 33].min() > 200  # picture kept, padding white
+
+    def broken(*_args, **_kwargs):
+        raise av.error.ValueError(22, "encoder exploded")
+
+    monkeypatch.setattr(export, "write_mp4", broken)
+    history = History(tmp_path / "h.sqlite3", tmp_path / "out")
+    entry = history.save_artifact(Artifact("animation", recipe, frames, info={"fps": 12}))
+    assert sorted(f.suffix for f in entry.files) == [".gif", ".png"]

@@ -67,3 +67,20 @@ def test_a_missing_model_is_reported_in_the_tab(qtbot, panel, tmp_path):
     with qtbot.waitSignal(panel.state.error_raised, timeout=60000):
         panel.interpolate_melodies()
     assert "not found" in panel.melody_message.text() or "nowhere" in panel.melody_message.text()
+
+
+def test_a_saved_strip_restores_into_the_melodies_tab_not_the_music_panel(qtbot, panel):
+    from studio.engine.music import read_recipe_from_midi
+
+    panel.values.update({"melody_seed_a": 11, "melody_seed_b": 22, "melody_steps": 4, "melody_mode": "lerp"})
+    with qtbot.waitSignal(panel.state.result_ready, timeout=60000) as blocker:
+        panel.interpolate_melodies(save=True)
+    recipe = read_recipe_from_midi(blocker.args[1].artifacts[0].files[0])
+    panel.values.update({"melody_seed_a": 1, "melody_seed_b": 2, "melody_steps": 9, "melody_mode": "slerp"})
+    panel.tabs.setCurrentIndex(0)
+    music_prompt = panel.state.music.get("prompt")
+    with qtbot.waitSignal(panel.state.restore_requested) as restored:
+        panel.state.restore(recipe)
+    assert restored.args == ["latent"] and panel.tabs.currentIndex() == 1
+    assert [panel.values.get(k) for k in ("melody_seed_a", "melody_seed_b", "melody_steps", "melody_mode")] == [11, 22, 4, "lerp"]
+    assert panel.state.music.get("prompt") == music_prompt  # the Music panel is left alone

@@ -98,3 +98,24 @@ def test_jobs_list_titles_say_what_a_prompt_less_job_does():
     prompted = Job("image.generate", recipe=Recipe("image", prompt="a red heart"))
     assert JobInfo(prompted, JobEvent.QUEUED).title == "image: a red heart"
     assert set(JOB_TITLES) <= set(TASKS)  # no title for a task that no longer exists
+
+
+def test_a_second_player_takes_the_one_sound_stream_and_the_first_lets_go(qtbot, monkeypatch):
+    import numpy as np
+
+    from studio.engine import synth
+    from studio.widgets.audio_player import AudioPlayer
+
+    calls = []
+    monkeypatch.setattr(synth, "play", lambda samples, rate: calls.append("play"))
+    monkeypatch.setattr(synth, "stop", lambda: calls.append("stop"))
+    music, melodies = AudioPlayer(), AudioPlayer()
+    states = []
+    music.playing_changed.connect(states.append)
+    music.play(np.zeros(44100, np.float32), 44100)
+    melodies.play(np.zeros(44100, np.float32), 44100)
+    assert states == [True, False] and not music.playing and melodies.playing
+    music.stop()  # already let go: must not stop the stream the melodies now own
+    assert calls == ["play", "play"]
+    melodies.stop()
+    assert calls[-1] == "stop" and not melodies.playing
