@@ -112,3 +112,20 @@ def test_recent_prompts_come_from_the_history_newest_first_without_explorer_outp
     actions[0].trigger()
     assert (state.image.get("prompt"), state.image.get("negative_prompt")) == ("red heart", "blurry")
     assert panel.prompt.toPlainText() == "red heart"
+
+
+def test_the_control_column_opens_at_its_minimum_and_nothing_in_it_is_clipped(qtbot):
+    from studio.widgets.controls import ColumnSplitter
+
+    panel = ImagePanel(State())
+    qtbot.addWidget(panel)
+    panel.resize(1200, 800)
+    panel.show()
+    qtbot.waitExposed(panel)
+    splitter = panel.findChild(ColumnSplitter)
+    column, canvas = splitter.widget(0), splitter.widget(1)
+    assert column.width() == column.minimumSizeHint().width()
+    assert canvas.width() > column.width()  # the picture gets the rest
+    assert column.widget().width() <= column.viewport().width()  # no row runs under the right edge
+    splitter.setSizes([1, 5000])  # dragging the handle far left stops at the minimum
+    assert splitter.sizes()[0] == column.minimumSizeHint().width()
