@@ -780,6 +780,15 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
         "- Scheduler: DPM-Solver++ 2M, trailing timesteps; 20 steps, guidance 3-5 recommended.",
         f"- Folder size {size_bytes / 1e6:.1f} MB (fp16 safetensors).",
         "",
+        '## Choices: measured, and taken without an ablation',
+        '- Measured: training length matters most here. Prompt adherence (evaluation below) was 47.5 % at LDM step',
+        '  2,321 (the first committed weights) and 80.5 % at step 10,996, with nothing else changed.',
+        '- Measured: 16x16x4 latents for 64x64 pictures keep 24.4 dB PSNR on held-out emoji and decode in ~8 ms on CPU.',
+        '- Not ablated (one long CPU run was the budget, not several): v-prediction, min-SNR-5 weighting, EMA 0.999 and',
+        '  DPM-Solver++ 2M with trailing timesteps were taken from the literature for good samples in ~20 steps.',
+        '- Left out on purpose: horizontal flips (flags and text would mirror) and colour jitter (colour is in the',
+        '  captions: `red heart` vs `blue heart`).',
+        '',
         "## Training",
         f"- VAE: {s['vae_step']} steps (batch 32, L1 + MSE + 1e-4 KL), {s['seconds']['vae'] / 60:.0f} min; "
         f"PSNR {last_vae.get('held_out_psnr', float('nan')):.2f} dB on 128 held-out images (pooled MSE)"
