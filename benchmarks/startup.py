@@ -40,6 +40,9 @@ w.worker.stop()
 
 def run_child(code: str, home: str) -> dict:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "LATENT_STUDIO_HOME": home}
+    # An installed app has its bytecode cached (pip compiles site-packages; the bundle ships .pyc). Some shells
+    # here set PYTHONDONTWRITEBYTECODE, which would make every run recompile our modules (~25 ms) but not PySide6's.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     # python startup itself is the same for both and not ours to optimise: measure from its end
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
                             cwd=Path(__file__).resolve().parents[1])

@@ -66,6 +66,7 @@ class LatentPanel(QWidget):
         self.melody_player = AudioPlayer(self)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
+        self.tabs.tabBar().setDrawBase(False)  # the base line drew a stray white rule across the panel
         self.tabs.addTab(splitter, "Images")
         self.tabs.addTab(self._melodies_tab(), "Melodies")
         layout = QVBoxLayout(self)
