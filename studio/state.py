@@ -8,7 +8,7 @@ QtCore only: this module builds no widgets and imports no torch.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -193,8 +193,10 @@ class JobInfo:
 
     @property
     def title(self) -> str:
-        prompt = self.job.recipe.prompt if self.job.recipe else ""
-        return f"{self.modality}: {prompt[:40] or JOB_TITLES.get(self.job.kind, self.job.kind)}"
+        prompt = " ".join((self.job.recipe.prompt if self.job.recipe else "").split())  # one line, however typed
+        if len(prompt) > 40:
+            prompt = prompt[:39] + "…"
+        return f"{self.modality}: {prompt or JOB_TITLES.get(self.job.kind, self.job.kind)}"
 
 
 # What the jobs list says for jobs without a prompt (the task names are for code, not people).
@@ -255,6 +257,8 @@ class State(QObject):
     def generate(self, modality: str, **overrides: Any) -> Job | None:
         panel = self.panels[modality]
         recipe = panel.recipe()
+        if "prompt" in overrides:  # e.g. a chat turn: the message sent, not the page the panel keeps
+            recipe = replace(recipe, prompt=str(overrides.pop("prompt")))
         if overrides:
             recipe = recipe.with_params(**overrides)
         if not recipe.model:

@@ -241,12 +241,14 @@ class TextPanel(QWidget):
             self.chat_input.clear()
             self._base = self._render_chat() + "\nAssistant: "
             self.page.setPlainText(self._base)
-            self.state.generate("text", messages=list(self._chat))
+            self.state.generate("text", prompt=message, messages=list(self._chat))
         else:
             self._base = self.page.toPlainText()
             self.values.set("prompt", self._base)
             self.state.generate("text")
         self._undo.append(self._base)
+        self._tokens = []  # the inspector's tokens belong to the page being replaced
+        self.inspector.clear()
 
     def regenerate(self) -> None:
         if self._undo and not self._chat_mode():

@@ -1,4 +1,4 @@
-"""Text panel widgets alone: built-in and user-saved sampling presets."""
+"""Text panel widgets alone: built-in and user-saved sampling presets; what a chat turn submits."""
 
 from studio.engine import presets
 from studio.panels.text import TextPanel
@@ -47,3 +47,19 @@ def test_a_damaged_presets_file_is_ignored_not_fatal(qtbot):
     assert panel.presets.findText("Balanced") > 0
     panel.save_preset("Fresh")  # and saving replaces the damaged file
     assert "Fresh" in presets.user_presets("text")
+
+
+def test_a_chat_turn_submits_the_message_as_its_prompt_and_clears_the_inspector(qtbot):
+    state, panel = make_panel(qtbot)
+    state.text.update({"model": "builtin:text-markov", "prompt": "An old completion page"})
+    panel.inspector.setPlainText("candidates of a token on the old page")
+    state.text.set("mode", "chat")
+    submitted = []
+    state.submit_requested.connect(submitted.append)
+    panel.chat_input.setText("  Tell me a joke  ")
+    panel.generate()
+    recipe = submitted[0].recipe
+    assert recipe.prompt == "Tell me a joke"  # what the gallery shows and searches for this output
+    assert recipe.param("messages") == [{"role": "user", "content": "Tell me a joke"}]
+    assert state.text.get("prompt") == "An old completion page"  # the completion page is kept for later
+    assert panel.inspector.toPlainText() == ""

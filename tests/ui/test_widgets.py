@@ -98,6 +98,10 @@ def test_jobs_list_titles_say_what_a_prompt_less_job_does():
     prompted = Job("image.generate", recipe=Recipe("image", prompt="a red heart"))
     assert JobInfo(prompted, JobEvent.QUEUED).title == "image: a red heart"
     assert set(JOB_TITLES) <= set(TASKS)  # no title for a task that no longer exists
+    page = Job("text.generate", recipe=Recipe("text", prompt="Dear diary,\n\n  today the   cat " + "x" * 60))
+    title = JobInfo(page, JobEvent.QUEUED).title
+    assert "\n" not in title and title.startswith("text: Dear diary, today the cat") and title.endswith("…")
+    assert len(title) == len("text: ") + 40
 
 
 def test_a_second_player_takes_the_one_sound_stream_and_the_first_lets_go(qtbot, monkeypatch):
