@@ -56,6 +56,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "stop": [],
         "greedy": False,
         "inspect": False,
+        "messages": [],  # the chat so far (chat mode); kept apart from the completion page in "prompt"
     },
     "music": {
         "prompt": "",
@@ -121,7 +122,7 @@ def melody_values(recipe: Recipe) -> dict[str, Any]:
 
 
 # Values that belong to the panel, not to the recipe.
-NOT_PARAMS = {"prompt", "negative_prompt", "model", "seed"}
+NOT_PARAMS = {"prompt", "negative_prompt", "model", "seed", "messages"}  # a chat turn passes its messages itself
 
 
 class PanelState(QObject):
@@ -254,9 +255,10 @@ class State(QObject):
 
     # --- actions ----------------------------------------------------------------------------
 
-    def generate(self, modality: str, **overrides: Any) -> Job | None:
+    def generate(self, modality: str, fresh_seed: bool = False, **overrides: Any) -> Job | None:
+        """Submit the panel's recipe (with `overrides` as params); `fresh_seed` ignores a locked seed (Regenerate)."""
         panel = self.panels[modality]
-        recipe = panel.recipe()
+        recipe = panel.recipe(seed=random.randint(0, MAX_SEED) if fresh_seed else None)
         if "prompt" in overrides:  # e.g. a chat turn: the message sent, not the page the panel keeps
             recipe = replace(recipe, prompt=str(overrides.pop("prompt")))
         if overrides:
@@ -282,6 +284,10 @@ class State(QObject):
             self.restore_requested.emit("latent")
             return
         modality = recipe.modality if recipe.modality in self.panels else "image"
+        if modality == "text" and recipe.param("mode") == "chat":
+            # A chat turn's prompt is the message it answered: it goes back in as the chat (messages), and the
+            # completion page the user keeps in "prompt" is left alone.
+            recipe = replace(recipe, prompt=str(self.text.get("prompt", "")))
         self.panels[modality].restore(recipe)
         self.restore_requested.emit(modality)
 

@@ -35,7 +35,8 @@ def gated_task(job: Job, ctx: TaskContext) -> Result:
     for step in range(1, total + 1):
         GATE.acquire(timeout=10)
         ctx.check()  # the cancel check at each step: at most one step runs after Cancel
-        ctx.report(Progress(step, total))
+        streams_text = job.recipe is not None and job.recipe.modality == "text"
+        ctx.report(Progress(step, total, preview=" word" * step if streams_text else None))
     return Result()
 
 

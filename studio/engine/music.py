@@ -984,6 +984,7 @@ def generate(model: MusicModel, recipe: Recipe, report: Callable[[Progress], Non
 
     started = time.perf_counter()
     params = {**DEFAULT_PARAMS, **{k: v for k, v in recipe.params.items() if v is not None or k == "continue_from"}}
+    as_set = dict(params)  # what the user chose ("" key, 0 tempo/voices = from the prompt): the recipe keeps these
     params["bars"] = max(1, int(params["bars"]))
     # 0 (the panel's "auto") leaves the number to the model, which writes the style's usual texture
     # (four voices for a chorale, one for a folk tune): the grammar then only caps it at MAX_VOICES.
@@ -1039,7 +1040,9 @@ def generate(model: MusicModel, recipe: Recipe, report: Callable[[Progress], Non
     programs = list(prefix.programs) if prefix is not None else []
     programs += [INSTRUMENT_PROGRAMS.get(str(params["instrument"]), 0)] * (voices - len(programs))
     piece = MusicPiece(notes, tempo, tags.key, tags.metre, programs[:voices], tags.style)
-    complete = {**params, "tempo": tempo, "key": tags.key}
+    # The key and tempo used are recorded beside the settings, not over them: a restored recipe must not pin a
+    # key or tempo the user left to the prompt (the next prompt would then be silently overridden).
+    complete = {**as_set, "bars": params["bars"], "key_used": tags.key, "tempo_used": tempo}
     full = Recipe(
         modality="music", prompt=recipe.prompt, negative_prompt=recipe.negative_prompt,
         model=recipe.model, model_hash=recipe.model_hash or _model_hash(model), seed=seed, params=complete,

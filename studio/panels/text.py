@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine import presets
+from studio.engine.jobs import JobEvent
 from studio.engine.text import PRESET_KEYS
 from studio.engine.text import PRESETS as BUILTIN_PRESETS
 from studio.state import State
@@ -46,10 +47,13 @@ class TextPanel(QWidget):
         super().__init__(parent)
         self.state = state
         self.values = state.text
-        self._base = ""  # page text before the running generation: what Undo restores
+        self._base = ""  # page text before the running generation (the generated span starts after it)
+        # Undo steps per mode: completion keeps earlier pages; chat keeps (messages before the turn, message sent).
         self._undo: list[str] = []
-        self._streaming = False
-        self._chat: list[dict] = []
+        self._chat_undo: list[tuple[list[dict], str]] = []
+        self._job_id: int | None = None  # this panel's text job, from Generate until it ends
+        self._chat: list[dict] = list(self.values.get("messages") or [])
+        self._reply_offset = 0  # leading whitespace of a chat reply, not shown
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._page())
         splitter.addWidget(self._controls())
@@ -63,6 +67,7 @@ class TextPanel(QWidget):
         state.job_changed.connect(self._on_job)
         self.values.value_changed.connect(self._on_value)
         self._show_mode(self.values.get("mode"))
+        self._set_busy(False)
 
     # --- building ----------------------------------------------------------------------------
 
@@ -132,11 +137,11 @@ class TextPanel(QWidget):
                                 tooltip="Flattens (high) or sharpens (low) the odds of every next token. 0 = always the likeliest."))
         s.addWidget(ParamSlider(v, "top_k", "Top-k", 0, 200, special="off",
                                 tooltip="Only the k likeliest tokens may be picked (0 = no limit)."))
-        s.addWidget(ParamSlider(v, "top_p", "Top-p", 0, 1, 0.01, 2,
+        s.addWidget(ParamSlider(v, "top_p", "Top-p", 0.05, 1, 0.01, 2,
                                 tooltip="Only the likeliest tokens that together hold p of the probability (nucleus)."))
         s.addWidget(ParamSlider(v, "min_p", "Min-p", 0, 1, 0.01, 2,
                                 tooltip="Drop tokens less likely than min-p × the likeliest token's probability."))
-        s.addWidget(ParamSlider(v, "typical_p", "Typical-p", 0, 1, 0.01, 2,
+        s.addWidget(ParamSlider(v, "typical_p", "Typical-p", 0.05, 1, 0.01, 2,
                                 tooltip="Keep tokens whose surprise is close to the average surprise (1 = off)."))
         s.addWidget(ParamSlider(v, "repetition_penalty", "Repetition penalty", 1, 2, 0.01, 2,
                                 tooltip="Makes tokens already in the recent text less likely (1 = off)."))
@@ -148,11 +153,11 @@ class TextPanel(QWidget):
                                 tooltip="A penalty that grows with how often a token appeared."))
         s.addWidget(ParamSlider(v, "max_new_tokens", "Max new tokens", 1, 2048, tooltip="Stop after this many tokens."))
         s.addWidget(SeedBox(v))
-        stops = QLineEdit(format_stops(v.get("stop", [])))
-        stops.setPlaceholderText("e.g. \\n\\n;THE END")
-        stops.setToolTip("Generation ends when one of these appears (not included). Separate with ;  — \\n is a newline.")
-        stops.textChanged.connect(lambda text: v.set("stop", parse_stops(text)))
-        s.addWidget(row("Stop sequences", stops))
+        self.stops = QLineEdit(format_stops(v.get("stop", [])))
+        self.stops.setPlaceholderText("e.g. \\n\\n;THE END")
+        self.stops.setToolTip("Generation ends when one of these appears (not included). Separate with ;  — \\n is a newline.")
+        self.stops.textChanged.connect(lambda text: v.set("stop", parse_stops(text)))
+        s.addWidget(row("Stop sequences", self.stops))
         s.addWidget(bound_check(v, "greedy", "Greedy (always the likeliest token)",
                                 "Ignores temperature and filters: deterministic, often repetitive."))
         s.addWidget(bound_check(v, "inspect", "Token inspector (slower)",
@@ -172,10 +177,34 @@ class TextPanel(QWidget):
         return self.values.get("mode") == "chat"
 
     def _show_mode(self, mode) -> None:
+        """Each mode has its own page: completion shows the page in "prompt", chat shows the conversation."""
         chat = mode == "chat"
         self.chat_input.setVisible(chat)
-        self.page.setReadOnly(chat)
         self.continue_button.setVisible(not chat)
+        self.page.setReadOnly(chat or self._busy())
+        self._forget_tokens()
+        self.page.setExtraSelections([])
+        self._set_page(self._render_chat() if chat else str(self.values.get("prompt", "")))
+
+    def _busy(self) -> bool:
+        return self._job_id is not None
+
+    def _set_busy(self, busy: bool) -> None:
+        """While a text job runs, nothing may change the page under it: no second job, no undo, no typing."""
+        for widget in (self.bar.generate, self.continue_button, self.regenerate_button, self.undo_button,
+                       self.chat_input):
+            widget.setEnabled(not busy)
+        self.page.setReadOnly(busy or self._chat_mode())
+
+    def _set_page(self, text: str) -> None:
+        if text != self.page.toPlainText():
+            self.page.blockSignals(True)
+            self.page.setPlainText(text)
+            self.page.blockSignals(False)
+
+    def _forget_tokens(self) -> None:
+        self._tokens = []  # the inspector's tokens belong to the page being replaced
+        self.inspector.clear()
 
     # --- presets: built-in ones from the engine, the user's own saved by name ------------------
 
@@ -223,61 +252,125 @@ class TextPanel(QWidget):
     def _on_value(self, name: str, value) -> None:
         if name == "mode":
             self._show_mode(value)
-        elif name == "prompt" and not self._streaming and value != self.page.toPlainText() and not self._chat_mode():
-            self.page.blockSignals(True)
-            self.page.setPlainText(value)
-            self.page.blockSignals(False)
+        elif name == "prompt" and not self._busy() and not self._chat_mode():
+            self._set_page(str(value))
+        elif name == "stop" and parse_stops(self.stops.text()) != list(value or []):
+            self.stops.blockSignals(True)
+            self.stops.setText(format_stops(list(value or [])))
+            self.stops.blockSignals(False)
+        elif name == "messages" and list(value or []) != self._chat:
+            self._load_chat(list(value or []))
+
+    def _load_chat(self, messages: list[dict]) -> None:
+        """A restored chat recipe ends with the message it answered: it goes back in the input, ready to send."""
+        if messages and messages[-1].get("role") == "user":
+            self.chat_input.setText(str(messages[-1].get("content", "")))
+            messages = messages[:-1]
+        self._chat = [dict(m) for m in messages]
+        self._chat_undo.clear()
+        self.values.set("messages", list(self._chat))
+        if self._chat_mode():
+            self._set_page(self._render_chat())
 
     def _on_page_edited(self) -> None:
-        if not self._streaming and not self._chat_mode():
+        if not self._busy() and not self._chat_mode():
             self.values.set("prompt", self.page.toPlainText())
 
     def generate(self) -> None:
+        self._submit(fresh_seed=False)
+
+    def _submit(self, fresh_seed: bool) -> None:
+        if self._busy():
+            return  # Ctrl+Enter while streaming: the buttons are disabled, the shortcut must agree
         if self._chat_mode():
             message = self.chat_input.text().strip()
             if not message:
                 return
+            before = list(self._chat)
             self._chat.append({"role": "user", "content": message})
-            self.chat_input.clear()
             self._base = self._render_chat() + "\nAssistant: "
-            self.page.setPlainText(self._base)
-            self.state.generate("text", prompt=message, messages=list(self._chat))
+            self._set_page(self._base)
+            job = self.state.generate("text", fresh_seed, prompt=message, messages=list(self._chat))
+            if job is None:
+                self._chat = before
+                self._set_page(self._render_chat())
+                return
+            self.chat_input.clear()
+            self._chat_undo.append((before, message))
         else:
             self._base = self.page.toPlainText()
             self.values.set("prompt", self._base)
-            self.state.generate("text")
-        self._undo.append(self._base)
-        self._tokens = []  # the inspector's tokens belong to the page being replaced
-        self.inspector.clear()
+            job = self.state.generate("text", fresh_seed)
+            if job is None:
+                return
+            self._undo.append(self._base)
+        self._job_id = job.id
+        self._set_busy(True)
+        self._forget_tokens()
 
     def regenerate(self) -> None:
-        if self._undo and not self._chat_mode():
+        """Take back the last generation and sample it again with a new seed (even a locked one)."""
+        if self._chat_mode():
+            if self._chat_undo:
+                self.undo()  # puts the question back in the input
+                self._submit(fresh_seed=True)
+        elif self._undo:
             self.undo()
-            self.generate()
+            self._submit(fresh_seed=True)
 
     def undo(self) -> None:
-        if not self._undo:
+        if self._busy():
             return
-        previous = self._undo.pop()
+        self._forget_tokens()
+        self.page.setExtraSelections([])
         if self._chat_mode():
-            if self._chat and self._chat[-1]["role"] == "assistant":
-                self._chat.pop()
-            self.page.setPlainText(self._render_chat())
-        else:
-            self.page.setPlainText(previous)
+            if not self._chat_undo:
+                return
+            self._chat, message = self._chat_undo.pop()
+            self.chat_input.setText(message)  # the question comes back, to edit or send again
+            self.values.set("messages", list(self._chat))
+            self._set_page(self._render_chat())
+        elif self._undo:
+            self.values.set("prompt", self._undo.pop())
 
     def _render_chat(self) -> str:
         return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in self._chat)
 
     def _on_job(self, info) -> None:
-        if info.modality == "text":
-            self._streaming = info.active and info.job.kind == "text.generate"
+        if info.job.id != self._job_id or info.active:
+            return
+        self._job_id = None
+        self._set_busy(False)
+        if info.status != JobEvent.FINISHED:  # cancelled or failed: keep what streamed in
+            self._keep_partial()
+
+    def _keep_partial(self) -> None:
+        """A cancelled (or failed) generation leaves its text on the page; make it the page for real."""
+        page = self.page.toPlainText()
+        if self._chat_mode():
+            reply = page[len(self._base):].strip() if page.startswith(self._base) else ""
+            if reply:
+                self._chat.append({"role": "assistant", "content": reply})
+            else:  # nothing came back: the question returns to the input
+                before, message = self._chat_undo.pop() if self._chat_undo else (self._chat[:-1], "")
+                self._chat = before
+                self.chat_input.setText(message)
+            self.values.set("messages", list(self._chat))
+            self._set_page(self._render_chat())
+        else:
+            self.values.set("prompt", page)
 
     def _on_preview(self, modality: str, progress) -> None:
-        if modality == "text" and isinstance(progress.preview, str):
+        if modality == "text" and self._busy() and isinstance(progress.preview, str):
             self._show_generated(progress.preview)
 
     def _show_generated(self, generated: str) -> None:
+        if self._chat_mode():  # "Assistant: " is followed by the reply, not by the model's leading newline
+            shown = generated.lstrip()
+            self._reply_offset = len(generated) - len(shown)
+            generated = shown
+        else:
+            self._reply_offset = 0
         self.page.blockSignals(True)
         self.page.setPlainText(self._base + generated)
         self._highlight(len(self._base), len(self._base) + len(generated))
@@ -295,15 +388,15 @@ class TextPanel(QWidget):
         self.page.setExtraSelections([selection])
 
     def _on_output(self, artifact) -> None:
-        if artifact.modality != "text":
+        if artifact.modality != "text" or not self._busy():  # arrives just before the job's "finished"
             return
-        self._streaming = False
         self._show_generated(artifact.payload)
         if self._chat_mode():
             self._chat.append({"role": "assistant", "content": artifact.payload.strip()})
+            self.values.set("messages", list(self._chat))
         else:
             self.values.set("prompt", self.page.toPlainText())
-        self._tokens = inspector_spans(artifact.info.get("inspector") or [])
+        self._tokens = inspector_spans(artifact.info.get("inspector") or [], shift=-self._reply_offset)
         speed = artifact.info.get("tokens_per_s")
         first = artifact.info.get("first_token_s")
         parts = [f"seed {artifact.recipe.seed}"]
@@ -316,7 +409,7 @@ class TextPanel(QWidget):
         self.info.setText(" · ".join(parts))
 
     def _inspect_at_cursor(self) -> None:
-        if not self._tokens or self._streaming:
+        if not self._tokens or self._busy():
             return
         position = self.page.textCursor().position() - len(self._base)
         token = next((t for t in self._tokens if t.get("start", -1) <= position < t.get("end", -1)), None)
@@ -330,13 +423,21 @@ class TextPanel(QWidget):
         self.inspector.setHtml("<br>".join(lines))
 
 
-def inspector_spans(inspector: list[dict]) -> list[dict]:
-    """Give each inspected token its character span in the generated text (tokens are consecutive)."""
+def inspector_spans(inspector: list[dict], shift: int = 0) -> list[dict]:
+    """Each inspected token's character span in the generated text, moved by `shift` (text not shown).
+
+    The engine records the spans itself (a token's decoded text alone is wrong for the first token after a
+    healed trailing space and for the bytes of a multi-byte character); older entries without them get
+    consecutive spans from the token texts."""
     spans, position = [], 0
     for token in inspector:
         text = token.get("token", "")
-        spans.append({**token, "start": position, "end": position + max(1, len(text))})
-        position += len(text)
+        start, end = token.get("start"), token.get("end")
+        if start is None or end is None:
+            start, end = position, position + len(text)
+        position = end
+        if end > start:  # a token that added no character (half a UTF-8 character) can't be pointed at
+            spans.append({**token, "start": start + shift, "end": end + shift})
     return spans
 
 

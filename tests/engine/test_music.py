@@ -150,7 +150,8 @@ def test_same_seed_same_notes_and_the_recipe_is_complete(tiny_gpt):
     params = first.recipe.params
     for name in ("temperature", "top_k", "top_p", "bars", "tempo", "key", "voices", "instrument", "continue_from"):
         assert name in params
-    assert params["key"] == "G major" and first.piece.key == "G major"
+    assert params["key_used"] == "G major" and first.piece.key == "G major" and params["tempo_used"] > 0
+    assert not params["key"] and not params["tempo"], "left to the prompt, so a restored recipe leaves them so"
     assert first.recipe.model_hash and first.recipe.device == "cpu"
     assert first.piece.style == "reel" and first.piece.metre == "4/4"
 

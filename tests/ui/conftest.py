@@ -12,6 +12,7 @@ def live_state(tmp_path):
     worker = Worker(history=History(tmp_path / "h.sqlite3", tmp_path / "out"), device_override="cpu")
     worker.message.connect(state.handle_message)
     state.submit_requested.connect(worker.submit)
+    state.cancel_requested.connect(lambda job_id: worker.cancel(job_id))  # as the app wires it
     worker.start()
     yield state
     worker.stop()
