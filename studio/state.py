@@ -75,6 +75,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "duration": 8.0,  # MusicGen only: seconds of audio
     },
     "latent": {
+        "tab": "images",  # images | melodies: the sub-tab on show (a restored melody strip switches it)
         "model": "builtin:emoji-ldm",
         "source": "dataset",  # dataset | gallery | folder
         "folder": "",
@@ -279,9 +280,18 @@ class State(QObject):
 
     def restore(self, recipe: Recipe) -> None:
         """Put a recipe's settings back into its panel (gallery double-click, dropped PNG, File > Open)."""
-        if recipe.param("operation") == "latent.melody_interpolate":  # a "music" recipe the Music panel can't make
-            self.panels["latent"].update(melody_values(recipe))
+        operation = str(recipe.param("operation") or "")
+        if operation == "latent.melody_interpolate":  # a "music" recipe the Music panel can't make
+            self.panels["latent"].update({**melody_values(recipe), "tab": "melodies"})
             self.restore_requested.emit("latent")
+            return
+        if operation.startswith("latent."):
+            # A strip, walk, grid or child made from points on a map: no panel's settings remake it, and pouring
+            # its "prompt" ("child 2 of 4") and params into the Image panel would only break the user's settings.
+            self.panels["latent"].set("tab", "images")
+            self.restore_requested.emit("latent")
+            self.error_raised.emit("latent", "That output was made here from points on a latent map, so it has no "
+                                   "settings to load. The gallery's 'Show family tree' shows where it came from.")
             return
         modality = recipe.modality if recipe.modality in self.panels else "image"
         if modality == "text" and recipe.param("mode") == "chat":

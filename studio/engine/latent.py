@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from studio.engine.jobs import UserError
+
 # --- interpolation ---------------------------------------------------------------------------
 
 
@@ -151,7 +153,7 @@ def attribute_direction(latents: np.ndarray, has_attribute: Sequence[bool]) -> n
     """Mean latent of the examples with the attribute minus the mean of those without."""
     mask = np.asarray(has_attribute, dtype=bool)
     if mask.all() or not mask.any():
-        raise ValueError("an attribute needs examples with it and without it")
+        raise UserError("an attribute needs images with it and without it on the map: try another word")
     return latents[mask].mean(axis=0) - latents[~mask].mean(axis=0)
 
 

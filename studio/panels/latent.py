@@ -75,8 +75,12 @@ class LatentPanel(QWidget):
         state.result_ready.connect(self._on_result)
         state.error_raised.connect(lambda modality, text: self._say(text) if modality in ("latent", "animation") else None)
         state.job_changed.connect(self._on_job)
-        # Only a saved melody interpolation restores into this panel (State.restore): show its tab.
-        state.restore_requested.connect(lambda name: self.show_melodies_tab() if name == "latent" else None)
+        # The sub-tab lives in state (so a restore can choose it even before this panel exists, and it persists).
+        self.tabs.setCurrentIndex(1 if self.values.get("tab") == "melodies" else 0)
+        self.tabs.currentChanged.connect(lambda index: self.values.set("tab", "melodies" if index == 1 else "images"))
+        self.values.value_changed.connect(self._on_tab_value)
+        if self.values.get("tab") == "melodies":
+            self.refresh_melody_sources()
 
     # --- building ----------------------------------------------------------------------------
 
@@ -266,8 +270,13 @@ class LatentPanel(QWidget):
         return ColumnSplitter(scroll_column(ends, path), stage)
 
     def show_melodies_tab(self) -> None:
-        self.tabs.setCurrentIndex(1)
-        self.refresh_melody_sources()  # the restored ends may name a gallery piece
+        self.values.set("tab", "melodies")
+
+    def _on_tab_value(self, name: str, value) -> None:
+        if name == "tab":
+            self.tabs.setCurrentIndex(1 if value == "melodies" else 0)
+            if value == "melodies":
+                self.refresh_melody_sources()  # a restored strip's ends may name a gallery piece
 
     def refresh_melody_sources(self) -> None:
         """Random, or one of the gallery's recent music pieces (their MIDI files)."""

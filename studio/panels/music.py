@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from studio.engine import musicgen
 from studio.engine.export import waveform_png
-from studio.engine.jobs import Job
+from studio.engine.jobs import Job, UserError
 from studio.state import State
 from studio.widgets.audio_player import AudioPlayer
 from studio.widgets.controls import (
@@ -165,6 +165,7 @@ class MusicPanel(QWidget):
     def _apply_model(self) -> None:
         """Show the controls the picked model can use; hide the rest (cheap: reads config.json, no torch)."""
         self.makes_audio = musicgen.is_musicgen_ref(str(self.values.get("model") or ""))
+        self.bar.unit = "tok" if self.makes_audio else "bars"  # MusicGen counts audio tokens; the note models bars
         for widget in self.notes_only + [self.roll, self.continue_button]:
             widget.setVisible(not self.makes_audio)
         for widget in self.audio_only + [self.wave]:
@@ -193,6 +194,9 @@ class MusicPanel(QWidget):
     def _on_output(self, artifact) -> None:
         if artifact.modality not in ("music", "audio"):
             return
+        if str(artifact.recipe.param("operation") or "").startswith("latent."):
+            return  # a melody strip saved from the Latent Explorer: it shows there, not over this panel's piece
+        self.player.stop()  # the old piece's sound must not run on under the new piece's roll
         self.current = artifact
         if artifact.modality == "audio":
             self._show_waveform(artifact.payload[0])
@@ -261,19 +265,29 @@ class MusicPanel(QWidget):
             return
         formats = "WAV (*.wav);;FLAC (*.flac)" if self.current.modality == "audio" else "MIDI (*.mid);;WAV (*.wav);;FLAC (*.flac)"
         path, chosen = QFileDialog.getSaveFileName(self, "Export music", self.current.files[0].stem, formats)
-        if path:
+        if not path:
+            return
+        try:
             self._say(f"Exported {export_music_file(self.current, Path(path), chosen)}")
+        except (OSError, UserError, StopIteration) as exc:
+            self._say(f"Could not export to {path}: {exc or 'the saved files are missing'}")
 
     def _say(self, text: str) -> None:
         self.message.setText(text)
 
 
+EXPORT_SUFFIXES = (".mid", ".midi", ".wav", ".flac")
+
+
 def export_music_file(artifact, target: Path, chosen_filter: str = "") -> Path:
     """Copy the saved MIDI/WAV (recipe inside) or convert the WAV to FLAC with its recipe."""
-    suffix = target.suffix.lower() or (".flac" if "FLAC" in chosen_filter else ".wav" if "WAV" in chosen_filter else ".mid")
+    suffix = target.suffix.lower()
+    if suffix not in EXPORT_SUFFIXES:  # no suffix, or a dot inside the name ("Reel v1.2"): the filter decides
+        suffix = ".flac" if "FLAC" in chosen_filter else ".wav" if "WAV" in chosen_filter else ".mid"
+        target = target.with_name(target.name + suffix)
     if suffix in (".mid", ".midi") and not any(f.suffix == ".mid" for f in artifact.files):
         suffix = ".wav"  # MusicGen made audio, not notes: there is no MIDI to give
-    target = target.with_suffix(suffix)
+        target = target.with_suffix(suffix)
     if suffix in (".mid", ".midi"):
         source = next(f for f in artifact.files if f.suffix == ".mid")
         shutil.copyfile(source, target)

@@ -156,7 +156,8 @@ class GenerateBar(QWidget):
         state.job_changed.connect(self._on_job)
 
     def _on_job(self, info: JobInfo) -> None:
-        if info.modality != self.modality or info.job.kind.startswith(("device.", "worker.")):
+        # Helper jobs (warm-up, device switch, a clicked note's sound) are not what this bar's button started.
+        if info.modality != self.modality or info.job.kind.startswith(("device.", "worker.", "music.note")):
             return
         if info.status == JobEvent.QUEUED:
             self.current_job_id = info.job.id

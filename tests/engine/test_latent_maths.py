@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studio.engine import latent
+from studio.engine.jobs import UserError
 
 
 def unit(v):
@@ -91,7 +92,7 @@ def test_attribute_direction_points_from_without_to_with():
     latents = np.array([[1.0, 0], [1.2, 0], [0, 0], [0.1, 0]])
     direction = latent.attribute_direction(latents, [True, True, False, False])
     assert direction[0] > 1.0 and direction[1] == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         latent.attribute_direction(latents, [True] * 4)
 
 

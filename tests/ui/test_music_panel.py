@@ -72,3 +72,44 @@ def test_an_audio_result_shows_its_waveform_plays_and_exports(qtbot, tmp_path, m
     assert exported.suffix == ".wav" and synth.read_recipe_from_audio(exported) == recipe
     flac = export_music_file(artifact, tmp_path / "mine.flac")
     assert synth.read_recipe_from_audio(flac) == recipe
+
+
+def test_export_reads_a_dot_in_the_name_as_part_of_the_name(qtbot, tmp_path):
+    from studio.engine.music import read_recipe_from_midi
+
+    recipe = Recipe("music", prompt="reel", model="builtin:music-markov", seed=2, params={"bars": 2})
+    midi = tmp_path / "saved.mid"
+    import mido
+
+    track = mido.MidiTrack([mido.MetaMessage("text", text=recipe.to_json())])
+    mido.MidiFile(tracks=[track]).save(midi)
+    artifact = Artifact("music", recipe, None, files=[midi])
+    exported = export_music_file(artifact, tmp_path / "Reel v1.2", "MIDI (*.mid)")
+    assert exported.name == "Reel v1.2.mid" and read_recipe_from_midi(exported) == recipe
+
+
+def test_a_melody_strip_saved_in_the_latent_explorer_does_not_replace_the_music_panels_piece(qtbot, tmp_path):
+    state = State()
+    panel = MusicPanel(state)
+    qtbot.addWidget(panel)
+    piece = Artifact("music", Recipe("music", prompt="jig", seed=1), None, files=[tmp_path / "jig.mid"])
+    state.output_added.emit(piece)
+    strip = Artifact("music", Recipe("music", seed=0, params={"operation": "latent.melody_interpolate"}), None,
+                     files=[tmp_path / "strip.mid"])
+    state.output_added.emit(strip)
+    assert panel.current is piece
+
+
+def test_a_clicked_note_does_not_take_over_the_compose_bar(qtbot):
+    from studio.engine.jobs import Job, JobEvent
+    from studio.state import JobInfo
+
+    state = State()
+    panel = MusicPanel(state)
+    qtbot.addWidget(panel)
+    compose = Job("music.generate", recipe=Recipe("music", prompt="jig", seed=1))
+    state.job_changed.emit(JobInfo(compose, JobEvent.QUEUED))
+    note = Job("music.note", args={"pitch": 60}, save=False)
+    state.job_changed.emit(JobInfo(note, JobEvent.QUEUED))
+    state.job_changed.emit(JobInfo(note, JobEvent.FINISHED))
+    assert panel.bar.current_job_id == compose.id and panel.bar.cancel.isEnabled()

@@ -168,3 +168,28 @@ def test_family_tree_shows_parents_under_the_child(qtbot, window):
     root = dialog.tree.topLevelItem(0)
     assert "child" in root.text(0)
     assert [root.child(i).text(0).split(" ", 1)[1] for i in range(root.childCount())] == ["mother", "father"]
+
+
+def test_a_latent_explorer_output_restores_nothing_into_the_image_panel(qtbot, window):
+    from studio.engine.recipe import Recipe
+
+    window.state.image.update({"prompt": "my lighthouse", "mode": "txt2img"})
+    child = Recipe("image", prompt="child 2 of 4", seed=0, params={"operation": "latent.breed", "mutation": 0.3})
+    with qtbot.waitSignal(window.state.error_raised) as told:
+        window.state.restore(child)
+    assert "latent map" in told.args[1]
+    assert window.state.image.get("prompt") == "my lighthouse" and window.state.image.get("mode") == "txt2img"
+    assert window.tabs.currentWidget() is window.panel("latent")
+
+
+def test_a_melody_strip_restores_into_the_melodies_tab_even_before_the_explorer_was_opened(qtbot, window):
+    from studio.engine.recipe import Recipe
+
+    assert "latent" not in window.panels
+    strip = Recipe("music", seed=0, model="builtin:melody-vae",
+                   params={"operation": "latent.melody_interpolate", "a": {"seed": 3}, "b": {"seed": 4}, "steps": 5})
+    window.state.restore(strip)
+    latent = window.panel("latent")
+    assert window.tabs.currentWidget() is latent and latent.tabs.currentIndex() == 1
+    values = window.state.panels["latent"]
+    assert values.get("melody_seed_a") == 3 and values.get("melody_steps") == 5
