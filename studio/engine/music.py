@@ -91,6 +91,16 @@ class MusicPiece:
         return math.ceil(self.end_beats / self.beats_per_bar - 1e-9) if self.notes else 0
 
 
+def continuation_bar(piece: MusicPiece, metre: str) -> int:
+    """Bars (of `metre`, the one the continuation is written in) before the bar line a continuation starts on:
+    the one after the bar of the last onset. A note still ringing there ties over into the new bars, as a held
+    final chord would; counting endings instead cost a silent bar whenever a release came a hair late."""
+    if not piece.notes:
+        return 1
+    last_onset = max(n.start for n in piece.notes)
+    return max(1, math.floor(last_onset / metre_beats(metre) + 1e-9) + 1)
+
+
 def metre_beats(metre: str) -> float:
     """Quarter notes per bar: 6/8 -> 3.0, 3/4 -> 3.0, 2/2 -> 4.0."""
     numerator, denominator = metre.split("/")
@@ -1001,7 +1011,7 @@ def generate(model: MusicModel, recipe: Recipe, report: Callable[[Progress], Non
     state = model.start([])
     if prefix is not None:
         tags, tag_ids = _prefix_tags(tok, prefix, wanted, key_override)
-        prefix_bars = max(1, prefix.bars())
+        prefix_bars = continuation_bar(prefix, tags.metre)
         body = tok.encode_notes(prefix.notes, tags.metre, end_with_eos=False, bars=prefix_bars)
         context_ids = _crop(tag_ids, body, model.context - 64)
         model.next_logits(state, context_ids[:-1])

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -139,9 +140,14 @@ class MusicPanel(QWidget):
         self.bar.generate.clicked.connect(self.generate)
         self.play_button = QPushButton("▶ Play")
         self.play_button.clicked.connect(self.toggle_play)
-        self.continue_button = QPushButton("Continue…")
-        self.continue_button.setToolTip("Extend the current piece (or a MIDI file you choose) by the bars set on the left")
-        self.continue_button.clicked.connect(self.continue_piece)
+        self.continue_button = QPushButton("Continue")
+        self.continue_button.setToolTip("Extend the current piece, or a MIDI file you choose, by the bars set on the left")
+        continue_menu = QMenu(self.continue_button)
+        self.continue_current_action = continue_menu.addAction("Continue this piece", self.continue_piece)
+        continue_menu.addAction("Continue a MIDI file…", self.continue_midi_file)
+        continue_menu.aboutToShow.connect(
+            lambda: self.continue_current_action.setEnabled(bool(self.current and self.current.files)))
+        self.continue_button.setMenu(continue_menu)
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Save as MIDI, WAV or FLAC; the recipe is stored inside the file")
         self.export_button.clicked.connect(self.export)
@@ -178,12 +184,19 @@ class MusicPanel(QWidget):
         self.state.generate("music")
 
     def continue_piece(self) -> None:
-        source = self.current.files[0] if self.current and self.current.files else None
+        """Extend the piece on the roll (its saved MIDI file)."""
+        source = next((f for f in self.current.files if f.suffix == ".mid"), None) if self.current else None
         if source is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Continue a MIDI file", "", "MIDI (*.mid *.midi)")
-            if not path:
-                return
-            source = Path(path)
+            self.continue_midi_file()
+            return
+        self.continue_from(source)
+
+    def continue_midi_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Continue a MIDI file", "", "MIDI (*.mid *.midi)")
+        if path:
+            self.continue_from(Path(path))
+
+    def continue_from(self, source: Path) -> None:
         self.values.set("continue_from", str(source))
         self.state.generate("music")
 

@@ -193,7 +193,7 @@ def test_generate_task_stops_when_cancelled(tiny_gpt):
 def test_continuation_keeps_the_prefix_notes(tiny_gpt, tmp_path):
     model = M.load_music_model(str(tiny_gpt))
     prefix = M.MusicPiece(grid_notes(3, 30), tempo_bpm=90, key="D minor", metre="4/4", programs=[0] * 4)
-    prefix_bars = prefix.bars()
+    prefix_bars = M.continuation_bar(prefix, "4/4")
     result = M.generate(model, recipe(tiny_gpt, bars=2), prefix=prefix)
     assert result.piece.notes[: len(prefix.notes)] == prefix.notes
     new = result.piece.notes[len(prefix.notes):]
@@ -204,6 +204,16 @@ def test_continuation_keeps_the_prefix_notes(tiny_gpt, tmp_path):
     job = Job(kind="music.generate", recipe=recipe(tiny_gpt, bars=2, continue_from=str(path)))
     piece = M.generate_task(job, context([])).artifacts[0].payload
     assert sorted(map(key_of, piece.notes[: len(prefix.notes)])) == sorted(map(key_of, prefix.notes))
+
+
+def test_a_continuation_starts_on_the_bar_after_the_last_onset():
+    late_release = [M.Note(60, 0.0, 4.0), M.Note(62, 8.0, 4.02)]  # 3 bars of 4/4; the release 0.02 beats late
+    assert M.continuation_bar(M.MusicPiece(late_release, 90, "C major", "4/4", [0]), "4/4") == 3
+    held = [M.Note(60, 0.0, 2.0), M.Note(64, 14.0, 4.5)]  # a final note held over the bar line ties into bar 5
+    assert M.continuation_bar(M.MusicPiece(held, 90, "C major", "4/4", [0]), "4/4") == 4
+    # 7/8 is not a metre the model writes: the piece goes on in 4/4, so its length is counted in 4/4 bars
+    seven_eight = [M.Note(60, 0.0, 0.5), M.Note(62, 6.5, 0.5)]  # two bars of 7/8 = 7 quarter notes
+    assert M.continuation_bar(M.MusicPiece(seven_eight, 90, "C major", "7/8", [0]), "4/4") == 2
 
 
 def test_long_generation_crops_the_context(tiny_gpt):

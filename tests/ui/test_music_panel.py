@@ -113,3 +113,21 @@ def test_a_clicked_note_does_not_take_over_the_compose_bar(qtbot):
     state.job_changed.emit(JobInfo(note, JobEvent.QUEUED))
     state.job_changed.emit(JobInfo(note, JobEvent.FINISHED))
     assert panel.bar.current_job_id == compose.id and panel.bar.cancel.isEnabled()
+
+
+def test_continue_offers_a_midi_file_even_with_a_piece_on_the_roll(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    state = State()
+    panel = MusicPanel(state)
+    qtbot.addWidget(panel)
+    state.music.set("model", "builtin:music-markov")
+    state.output_added.emit(Artifact("music", Recipe("music", prompt="jig", seed=1), None, files=[tmp_path / "jig.mid"]))
+    submitted = []
+    state.submit_requested.connect(submitted.append)
+    chosen = tmp_path / "theirs.mid"
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(chosen), "MIDI (*.mid *.midi)"))
+    actions = {a.text(): a for a in panel.continue_button.menu().actions()}
+    actions["Continue a MIDI file…"].trigger()
+    actions["Continue this piece"].trigger()
+    assert [job.recipe.param("continue_from") for job in submitted] == [str(chosen), str(tmp_path / "jig.mid")]
