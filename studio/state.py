@@ -91,7 +91,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "attribute_amount": 0.0,
         "augment_count": 8,
         "augment_amount": 0.15,
-        "seed": 0,
         "seed_b": 1,
         "prompt_b": "",
         # the Melodies tab (melody VAE)

@@ -10,6 +10,7 @@ replaces a queued one), so the GUI never waits and the last position always wins
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.engine.jobs import Job
-from studio.state import State
+from studio.state import MAX_SEED, State
 from studio.widgets.audio_player import AudioPlayer
 from studio.widgets.controls import ColumnSplitter, ParamSlider, bound_combo, bound_line, row, scroll_column
 from studio.widgets.image_view import ImageView, pil_to_pixmap
@@ -434,7 +435,7 @@ class LatentPanel(QWidget):
         if len(self.walk_points) >= 2:
             return {"points": self.walk_points, "frames_per_leg": self.values.get("frames"), "mode": self.values.get("mode")}
         if self.current is not None:
-            return {"start": self.current, "steps": 4 * self.values.get("frames"), "seed": self.values.get("seed")}
+            return {"start": self.current, "steps": 4 * self.values.get("frames"), "seed": self._seed()}
         self._say("Click the map (a random walk starts there) or add two or more walk points.")
         return None
 
@@ -455,11 +456,17 @@ class LatentPanel(QWidget):
         self._submit("latent.grid", "grid", at=self.current, size=self.values.get("grid_size"),
                      radius=self.values.get("grid_radius"), directions=self.values.get("directions"))
 
+    @staticmethod
+    def _seed() -> int:
+        """A fresh seed per breeding, augmentation or random walk (recorded in the output's recipe): breeding
+        A x B again gives new children, not copies."""
+        return random.randint(0, MAX_SEED)
+
     def breed(self) -> None:
         if self._need_ab():
             self._submit("latent.breed", "saved", save=True, parent_specs=[self.picks["A"], self.picks["B"]],
                          children=self.values.get("children"), mutation=self.values.get("mutation"),
-                         seed=self.values.get("seed"))
+                         seed=self._seed())
 
     def find_anomalies(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of images to check")
@@ -471,7 +478,7 @@ class LatentPanel(QWidget):
             self._say("Click the map first.")
             return
         self._submit("latent.augment", "saved", save=True, at=self.current, count=self.values.get("augment_count"),
-                     amount=self.values.get("augment_amount"), seed=self.values.get("seed"))
+                     amount=self.values.get("augment_amount"), seed=self._seed())
 
     # --- results -------------------------------------------------------------------------------
 

@@ -103,18 +103,29 @@ class PianoRoll(QWidget):
             painter.drawLine(int(self._x(self.playhead)), RULER, int(self._x(self.playhead)), self.height())
 
     def _paint_grid(self, painter: QPainter) -> None:
-        """Beat lines, stronger at bar lines, and the bar numbers in the ruler."""
+        """Beat lines, then bar lines with their numbers in the ruler (a bar of 3/8 is 1.5 beats: bar lines are
+        drawn at their own positions, not picked out of the beats)."""
+        painter.setPen(QPen(QColor("#262a32")))
         beat = int(self.scroll_beats)
         while self._x(beat) < self.width():
-            x = self._x(beat)
-            bar_start = abs(beat / self.beats_per_bar - round(beat / self.beats_per_bar)) < 1e-6
-            if x >= GUTTER:
-                painter.setPen(QPen(QColor("#3a404c" if bar_start else "#262a32")))
-                painter.drawLine(int(x), RULER, int(x), self.height())
-                if bar_start:
-                    painter.setPen(QColor("#8b93a1"))
-                    painter.drawText(int(x) + 3, RULER - 4, str(round(beat / self.beats_per_bar) + 1))
+            if self._x(beat) >= GUTTER:
+                painter.drawLine(int(self._x(beat)), RULER, int(self._x(beat)), self.height())
             beat += 1
+        for number, start in self.visible_bars():
+            x = self._x(start)
+            painter.setPen(QPen(QColor("#3a404c")))
+            painter.drawLine(int(x), RULER, int(x), self.height())
+            painter.setPen(QColor("#8b93a1"))
+            painter.drawText(int(x) + 3, RULER - 4, str(number))
+
+    def visible_bars(self) -> list[tuple[int, float]]:
+        """(bar number from 1, its first beat) for every bar line in view."""
+        bars, bar = [], int(self.scroll_beats // self.beats_per_bar)
+        while self._x(bar * self.beats_per_bar) < self.width():
+            if self._x(bar * self.beats_per_bar) >= GUTTER:
+                bars.append((bar + 1, bar * self.beats_per_bar))
+            bar += 1
+        return bars
 
     def _paint_keyboard(self, painter: QPainter, low: int, high: int, row_height: float) -> None:
         painter.fillRect(QRectF(0, 0, GUTTER, self.height()), QColor("#23262e"))

@@ -87,3 +87,18 @@ def test_superseded_decodes_are_dropped_not_run(qtbot, panel):
     finished = [e for e in events if e == ("latent.decode", JobEvent.FINISHED)]
     superseded = [e for e in events if e == ("latent.decode", JobEvent.SUPERSEDED)]
     assert len(finished) + len(superseded) == 30 and len(superseded) > 0
+
+
+def test_breeding_the_same_parents_twice_draws_new_children(qtbot):
+    from studio.state import State
+
+    state = State()  # no worker: only what the panel submits is looked at
+    widget = LatentPanel(state)
+    qtbot.addWidget(widget)
+    widget.picks = {"A": {"point": [0.0, 0.0]}, "B": {"point": [1.0, 1.0]}}
+    submitted = []
+    state.submit_requested.connect(submitted.append)
+    widget.breed()
+    widget.breed()
+    assert [job.kind for job in submitted] == ["latent.breed", "latent.breed"]
+    assert submitted[0].args["seed"] != submitted[1].args["seed"]

@@ -33,6 +33,16 @@ def test_notes_start_right_of_the_keyboard(qtbot):
     assert rect.left() == GUTTER and rect.width() == roll.pixels_per_beat - 1
 
 
+def test_every_bar_line_is_drawn_in_a_metre_whose_bar_is_not_whole_beats(qtbot):
+    roll = PianoRoll()
+    qtbot.addWidget(roll)
+    roll.resize(600, 200)
+    roll.set_notes([(60, 0.0, 0.5, 80, 0), (62, 6.0, 0.5, 80, 0)], beats_per_bar=1.5)  # 3/8
+    bars = roll.visible_bars()
+    assert [number for number, _ in bars[:5]] == [1, 2, 3, 4, 5]
+    assert [start for _, start in bars[:5]] == [0.0, 1.5, 3.0, 4.5, 6.0]
+
+
 def test_gallery_tiles_are_one_size_whatever_the_thumbnail(qtbot):
     for width, height in ((64, 64), (160, 110), (300, 40)):
         source = QPixmap(width, height)
