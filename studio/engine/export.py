@@ -7,6 +7,7 @@ either no file or a complete one under the visible name.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -277,7 +278,12 @@ def _write_music(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes |
     piece, recipe = artifact.payload, artifact.recipe
     midi = unique_path(folder, stem, ".mid")
     music.write_midi(piece, midi, recipe.to_json())
-    audio = synth.render_piece(piece, synth.SAMPLE_RATE, timbre=recipe.param("instrument") or "piano")
+    heard = piece
+    if recipe.param("operation") == "latent.melody_interpolate":
+        # A melody strip's steps are voices only to colour them apart; heard, it is one centred melody (as the
+        # Latent Explorer plays it), not steps hopping between the speakers.
+        heard = dataclasses.replace(piece, notes=[dataclasses.replace(n, voice=0) for n in piece.notes])
+    audio = synth.render_piece(heard, synth.SAMPLE_RATE, timbre=recipe.param("instrument") or "piano")
     wav = synth.write_audio(audio, synth.SAMPLE_RATE, midi.with_suffix(".wav"), recipe.to_json())
     return [midi, Path(wav)], piano_roll_png(piece.notes), recipe.prompt
 

@@ -125,3 +125,18 @@ def test_playback_without_a_device_gives_the_message(monkeypatch):
     fake.query_devices = lambda: []
     with pytest.raises(synth.PlaybackUnavailable, match="no audio output device"):
         synth.play(np.zeros((10, 2), np.float32), SR)
+
+
+def test_a_saved_melody_strip_is_heard_centred_though_its_steps_are_coloured_as_voices(tmp_path):
+    import soundfile
+
+    from studio.engine.export import write_artifact
+    from studio.engine.jobs import Artifact
+
+    steps = [Note(60 + 2 * i, 2.0 * i, 1.5, voice=i % 2) for i in range(4)]  # alternate "voices" = steps
+    piece = MusicPiece(steps, tempo_bpm=120, metre="4/4")
+    for operation, centred in (("latent.melody_interpolate", True), (None, False)):
+        recipe = Recipe("music", seed=0, params={"operation": operation} if operation else {})
+        files, _thumb, _text = write_artifact(Artifact("music", recipe, piece), tmp_path, f"strip-{centred}")
+        samples, _rate = soundfile.read(str(next(f for f in files if f.suffix == ".wav")))
+        assert np.allclose(samples[:, 0], samples[:, 1], atol=1e-3) == centred
