@@ -53,6 +53,7 @@ class LatentPanel(QWidget):
         self.state = state
         self.values = state.panels["latent"]
         self.current: dict | None = None  # spec of the point on show
+        self.shown: tuple[dict, object] | None = None  # (spec decoded, its latent incl. attribute pushes)
         self.picks: dict[str, dict] = {}  # "A", "B" -> spec
         self.walk_points: list[dict] = []
         self.frames: list = []
@@ -401,16 +402,24 @@ class LatentPanel(QWidget):
         if self.current is None:
             self._say("Click the map first.")
             return
-        self.picks[name] = dict(self.current)
+        self.picks[name] = self._shown_spec()
         if "point" in self.current:
             self.map.mark(name, *self.current["point"])
         self._say(f"{name} set.")
+
+    def _shown_spec(self) -> dict:
+        """The picture on show as a latent (so attribute pushes count, and a rebuilt map doesn't move it); the
+        clicked point itself while its decode is still on the way."""
+        if self.shown is not None and self.shown[0] == self.current:
+            latent = self.shown[1]
+            return {"latent": latent.ravel().tolist(), "shape": list(latent.shape)}
+        return dict(self.current)
 
     def add_walk_point(self) -> None:
         if self.current is None:
             self._say("Click the map first.")
             return
-        self.walk_points.append(dict(self.current))
+        self.walk_points.append(self._shown_spec())
         if "point" in self.current:
             self.map.mark("walk", *self.current["point"], keep=True)
         self._say(f"The walk has {len(self.walk_points)} key points.")
@@ -497,8 +506,9 @@ class LatentPanel(QWidget):
             explained = sum(view.explained[:2]) * 100
             self._say(f"{len(view.points)} images mapped; the two axes hold {explained:.0f}% of the variance. Click anywhere.")
         elif purpose == "decode":
-            image, _z = result.value
+            image, z = result.value
             self.preview.set_image(image)
+            self.shown = (job.args["at"], z)  # what is on show, attribute pushes included: what Set A/B takes
         elif purpose == "walk":
             self.frames = result.value
             self._frame = 0

@@ -102,3 +102,20 @@ def test_breeding_the_same_parents_twice_draws_new_children(qtbot):
     widget.breed()
     assert [job.kind for job in submitted] == ["latent.breed", "latent.breed"]
     assert submitted[0].args["seed"] != submitted[1].args["seed"]
+
+
+def test_set_a_takes_the_picture_on_show_attribute_push_included(qtbot, panel):
+    import numpy as np
+
+    with qtbot.waitSignal(panel.state.result_ready, timeout=60000):
+        panel.build_map()
+    panel.values.update({"attribute": "3", "attribute_amount": 0.0})
+    with qtbot.waitSignal(panel.state.result_ready, timeout=60000) as plain:
+        panel.show_point(0.0, 0.0)
+    with qtbot.waitSignal(panel.state.result_ready, timeout=60000) as pushed:
+        panel.values.set("attribute_amount", 1.5)  # the slider: the same point, pushed along "3"
+        panel._request_decode(None)
+    panel.pick("A")
+    _image, z = pushed.args[1].value
+    assert not np.allclose(z, plain.args[1].value[1]), "the push moved the latent"
+    assert np.allclose(np.asarray(panel.picks["A"]["latent"]).reshape(panel.picks["A"]["shape"]), z)
