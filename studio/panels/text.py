@@ -110,8 +110,9 @@ class TextPanel(QWidget):
         model_box = QGroupBox("Model")
         model_layout = QVBoxLayout(model_box)
         model_layout.addWidget(row("Model", ModelPicker(v)))
-        model_layout.addWidget(row("Mode", bound_combo(v, "mode", [("Completion", "completion"), ("Chat", "chat")],
-                                                      "Completion continues the page; chat answers your messages")))
+        self.mode_combo = bound_combo(v, "mode", [("Completion", "completion"), ("Chat", "chat")],
+                                      "Completion continues the page; chat answers your messages")
+        model_layout.addWidget(row("Mode", self.mode_combo))
         self.presets = QComboBox()
         self.presets.setToolTip("Move the sliders to a tested combination, or to one you saved")
         self.presets.activated.connect(self._apply_preset)
@@ -192,7 +193,7 @@ class TextPanel(QWidget):
     def _set_busy(self, busy: bool) -> None:
         """While a text job runs, nothing may change the page under it: no second job, no undo, no typing."""
         for widget in (self.bar.generate, self.continue_button, self.regenerate_button, self.undo_button,
-                       self.chat_input):
+                       self.chat_input, self.mode_combo):
             widget.setEnabled(not busy)
         self.page.setReadOnly(busy or self._chat_mode())
 

@@ -97,7 +97,7 @@ def test_while_a_text_job_runs_the_page_is_locked_and_a_second_generate_is_ignor
     live_state.submit_requested.connect(jobs.append)
     panel.generate()
     assert panel.page.isReadOnly() and not panel.continue_button.isEnabled() and not panel.undo_button.isEnabled()
-    assert not panel.bar.generate.isEnabled()
+    assert not panel.bar.generate.isEnabled() and not panel.mode_combo.isEnabled()
     panel.generate()  # Ctrl+Enter while it streams
     panel.undo()
     assert len(jobs) == 1
