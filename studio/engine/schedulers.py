@@ -106,6 +106,12 @@ def make_scheduler(name: str, base_config: Mapping[str, Any]):
         raise UnknownScheduler(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
     class_name, extra, _label = SCHEDULERS[name]
     config = {k: v for k, v in dict(base_config).items() if k not in _RESET_KEYS}
+    if class_name == "DDIMScheduler":
+        # DDIM's own defaults clip the predicted x0 to [-1, 1], which is right for pixels and wrong for latents:
+        # from a config that doesn't say (DPM-Solver, UniPC, Euler ones) it drew noise blobs. SD's own configs
+        # say clip_sample False, as A1111 does.
+        config.setdefault("clip_sample", False)
+        config.setdefault("set_alpha_to_one", False)
     cls = getattr(diffusers, class_name)
     return cls.from_config(config, **extra)
 
