@@ -127,6 +127,7 @@ NOT_PARAMS = {"prompt", "negative_prompt", "model", "seed", "messages"}  # a cha
 
 class PanelState(QObject):
     value_changed = Signal(str, object)
+    last_seed_changed = Signal(object)  # the seed a generation really used (a random one is drawn at submit)
 
     def __init__(self, modality: str, defaults: dict[str, Any], parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -267,6 +268,7 @@ class State(QObject):
             self.error_raised.emit(modality, "Choose a model first.")
             return None
         panel.last_seed = recipe.seed
+        panel.last_seed_changed.emit(recipe.seed)
         return self.submit(Job(JOB_KINDS[modality], recipe))
 
     def submit(self, job: Job) -> Job:

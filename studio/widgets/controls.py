@@ -91,14 +91,25 @@ class ParamSlider(QWidget):
             self._show(value)
 
     def _show(self, value: Any) -> None:
-        if value is None:
+        """Show a value; one outside the widgets' range (an A1111 variation seed up to 2**32 - 1) is shown at
+        the nearest end while the state keeps it, and one that is not a number (a hand-edited recipe) is
+        left unshown: a restore must never take the control down with it."""
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return
+        if number != number:  # NaN
             return
         for widget in (self.slider, self.box):
             widget.blockSignals(True)
-        self.slider.setValue(int(round(float(value) * self._scale)))
-        self.box.setValue(float(value) if self._decimals else int(value))
-        for widget in (self.slider, self.box):
-            widget.blockSignals(False)
+        try:
+            scaled = number * self._scale
+            self.slider.setValue(int(round(min(max(scaled, self.slider.minimum()), self.slider.maximum()))))
+            shown = min(max(number, self.box.minimum()), self.box.maximum())
+            self.box.setValue(float(shown) if self._decimals else int(shown))
+        finally:
+            for widget in (self.slider, self.box):
+                widget.blockSignals(False)
 
 
 class SeedBox(QWidget):
@@ -134,6 +145,7 @@ class SeedBox(QWidget):
         self.dice.clicked.connect(lambda: self._set_locked_seed(random.randint(0, MAX_SEED)))
         self.reuse.clicked.connect(self._reuse_last)
         state.value_changed.connect(lambda name, value: self._show(value) if name == "seed" else None)
+        state.last_seed_changed.connect(self.show_last_seed)
 
     def _set_locked_seed(self, seed: int) -> None:
         self.state.set("seed", int(seed))

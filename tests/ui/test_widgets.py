@@ -133,3 +133,31 @@ def test_a_second_player_takes_the_one_sound_stream_and_the_first_lets_go(qtbot,
     assert calls == ["play", "play"]
     melodies.stop()
     assert calls[-1] == "stop" and not melodies.playing
+
+
+def test_a_slider_survives_values_it_cannot_show(qtbot):
+    from studio.state import PanelState
+    from studio.widgets.controls import ParamSlider
+
+    values = PanelState("image", {"variation_seed": 0})
+    slider = ParamSlider(values, "variation_seed", "Variation seed", 0, 2**31 - 1)
+    qtbot.addWidget(slider)
+    values.set("variation_seed", 3_000_000_000)  # A1111 draws variation seeds up to 2**32 - 1
+    assert values.get("variation_seed") == 3_000_000_000 and slider.box.value() == 2**31 - 1
+    values.set("variation_seed", "x")  # a hand-edited recipe
+    slider.box.setValue(1234)  # and the control still works
+    assert values.get("variation_seed") == 1234 and slider.slider.value() == 1234
+
+
+def test_after_a_random_seed_generation_the_seed_box_shows_it_and_lock_keeps_it(qtbot):
+    from studio.state import RANDOM_SEED, State
+    from studio.widgets.controls import SeedBox
+
+    state = State()
+    state.text.update({"model": "builtin:text-markov", "seed": RANDOM_SEED})
+    box = SeedBox(state.text)
+    qtbot.addWidget(box)
+    job = state.generate("text")
+    assert box.spin.value() == job.recipe.seed and not box.lock.isChecked()
+    box.lock.setChecked(True)
+    assert state.text.get("seed") == job.recipe.seed
