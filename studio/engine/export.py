@@ -348,8 +348,17 @@ def piano_roll_png(notes, width: int = 160, height: int = 110) -> bytes:
 
 
 def recipe_from_file(path: Path) -> Recipe:
-    """Open any exported file (or a .json recipe) and return its recipe."""
-    path = Path(path)
+    """Open any exported file (or a .json recipe) and return its recipe; a file that can't be read, whatever
+    its reader raised (mido, soundfile, PyAV, Pillow each have their own errors), is a RecipeError."""
+    try:
+        return _recipe_from_file(Path(path))
+    except RecipeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - third-party readers raise anything on a damaged file
+        raise RecipeError(f"{Path(path).name}: not a readable file ({type(exc).__name__}: {exc})") from exc
+
+
+def _recipe_from_file(path: Path) -> Recipe:
     suffix = path.suffix.lower()
     if suffix == ".json":
         return Recipe.from_json(path.read_text(encoding="utf-8"))

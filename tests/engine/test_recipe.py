@@ -200,3 +200,13 @@ def test_fuzz_write_parse_round_trip(prompt, negative, seed, steps, guidance):
     parsed = parse_a1111_parameters(a1111_parameters(recipe)).recipe
     assert parsed.seed == seed and parsed.params["steps"] == steps
     assert float(parsed.params["guidance"]) == guidance
+
+
+@pytest.mark.parametrize("suffix", [".mid", ".midi", ".wav", ".flac", ".mp4", ".gif", ".png", ".json", ".md"])
+def test_a_damaged_file_of_any_kind_gives_a_recipe_error_naming_it(tmp_path, suffix):
+    from studio.engine.export import recipe_from_file
+
+    damaged = tmp_path / f"damaged{suffix}"
+    damaged.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(RecipeError, match="damaged"):
+        recipe_from_file(damaged)
