@@ -35,6 +35,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "strength": 0.75,
         "variation_seed": 0,
         "variation_strength": 0.0,
+        "clip_skip": 1,  # A1111's "Clip skip": 1 = the text encoder's last layer
         "init_image": "",
         "mask_image": "",
     },
@@ -121,6 +122,17 @@ def melody_values(recipe: Recipe) -> dict[str, Any]:
     return values
 
 
+def model_is_here(ref: str) -> bool:
+    """Whether a recipe's model names something loadable here: a built-in, a path, a Hugging Face id."""
+    from studio.engine import catalog  # reads file headers and folder layouts only (no torch)
+
+    try:
+        catalog.resolve(ref)
+    except Exception:  # noqa: BLE001 - missing, damaged or not a model: all mean "not here"
+        return False
+    return True
+
+
 # Values that belong to the panel, not to the recipe.
 NOT_PARAMS = {"prompt", "negative_prompt", "model", "seed", "messages"}  # a chat turn passes its messages itself
 
@@ -132,6 +144,7 @@ class PanelState(QObject):
     def __init__(self, modality: str, defaults: dict[str, Any], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.modality = modality
+        self._defaults = dict(defaults)
         self._values = dict(defaults)
         self.last_seed: int | None = None  # the seed the last generation really used
 
@@ -166,9 +179,12 @@ class PanelState(QObject):
             params=params,
         )
 
-    def restore(self, recipe: Recipe, keep_seed_random: bool = False) -> None:
-        values = {"prompt": recipe.prompt, "negative_prompt": recipe.negative_prompt}
-        if recipe.model:
+    def restore(self, recipe: Recipe, keep_seed_random: bool = False, keep_model: bool = False) -> None:
+        # Settings the recipe doesn't name go back to their defaults: left as they were (a variation strength, an
+        # inpaint mode and its mask from an earlier picture) they would make something else than the recipe did.
+        values = {k: v for k, v in self._defaults.items() if k not in NOT_PARAMS}
+        values.update({"prompt": recipe.prompt, "negative_prompt": recipe.negative_prompt})
+        if recipe.model and not keep_model:
             values["model"] = recipe.model
         if not keep_seed_random:
             values["seed"] = recipe.seed
@@ -295,11 +311,17 @@ class State(QObject):
                                    "settings to load. The gallery's 'Show family tree' shows where it came from.")
             return
         modality = recipe.modality if recipe.modality in self.panels else "image"
+        keep_model = bool(recipe.model) and not model_is_here(recipe.model)
+        if keep_model:
+            # An A1111 PNG names its checkpoint by title ("dreamshaper_8"): not something this machine can load.
+            current = self.panels[modality].get("model")
+            self.error_raised.emit(modality, f"The recipe's model {recipe.model!r} isn't on this machine (or isn't a path"
+                                   f" or Hugging Face id); kept {current}. Pick the checkpoint with the model picker.")
         if modality == "text" and recipe.param("mode") == "chat":
             # A chat turn's prompt is the message it answered: it goes back in as the chat (messages), and the
             # completion page the user keeps in "prompt" is left alone.
             recipe = replace(recipe, prompt=str(self.text.get("prompt", "")))
-        self.panels[modality].restore(recipe)
+        self.panels[modality].restore(recipe, keep_model=keep_model)
         self.restore_requested.emit(modality)
 
     def active_jobs(self) -> list[JobInfo]:

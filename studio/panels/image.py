@@ -81,6 +81,8 @@ class ImagePanel(QWidget):
         layout.addWidget(splitter)
         state.preview_changed.connect(self._on_preview)
         state.output_added.connect(self._on_output)
+        # "Also in the file" belongs to the last dropped PNG: any other restore makes it stale
+        state.restore_requested.connect(lambda name: self.unknown.hide() if name == "image" else None)
 
     # --- building ----------------------------------------------------------------------------
 
@@ -117,6 +119,9 @@ class ImagePanel(QWidget):
         form.addWidget(row("Size preset", self._size_presets()))
         form.addWidget(SeedBox(v))
         form.addWidget(ParamSlider(v, "batch_count", "Batch count", 1, 16, tooltip="How many images, seeds seed, seed+1, …"))
+        form.addWidget(ParamSlider(v, "clip_skip", "CLIP skip", 1, 4,
+                                   tooltip="Read the prompt from an earlier layer of the text encoder (A1111's Clip skip; "
+                                           "many anime models want 2). 1 = the last layer."))
 
         variation = QGroupBox("Variation and image-to-image")
         extra = QVBoxLayout(variation)
@@ -249,6 +254,10 @@ class ImagePanel(QWidget):
     def _on_value(self, name: str, value) -> None:
         if name == "init_image" and value and self.mask.canvas.set_image(str(value)):
             self.stage.setCurrentWidget(self.mask)
+            if self.values.get("mask_image"):  # the canvas shows the mask the next generation will use
+                self.mask.canvas.load_mask(str(self.values.get("mask_image")))
+        elif name == "mask_image" and value:
+            self.mask.canvas.load_mask(str(value))
         elif name == "mode" and value in ("img2img", "inpaint") and self.values.get("init_image"):
             self.stage.setCurrentWidget(self.mask)
 
@@ -267,6 +276,7 @@ class ImagePanel(QWidget):
     def _open_init_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Input image", "", IMAGE_FILES)
         if path:
+            self.values.set("mask_image", "")  # a mask painted on the old picture must not repaint the new one
             self.values.set("init_image", path)
 
     def load_settings_from(self, path: Path) -> bool:
@@ -276,7 +286,7 @@ class ImagePanel(QWidget):
         except RecipeError as exc:
             self.state.error_raised.emit("image", str(exc))
             return False
-        self.state.restore(parsed.recipe)
+        self.state.restore(parsed.recipe)  # hides the label (restore_requested); shown again below if needed
         if parsed.unknown:
             kept = ", ".join(f"{k}: {v}" for k, v in parsed.unknown.items())
             self.unknown.setText(f"Also in the file (not used by this app, kept for reference): {kept}")

@@ -34,6 +34,15 @@ class MaskCanvas(QWidget):
         self.update()
         return True
 
+    def load_mask(self, path: str) -> bool:
+        """Show a saved mask (a restored recipe's) over the image, scaled to it; False if it can't be read."""
+        mask = QImage(path)
+        if self.image is None or mask.isNull():
+            return False
+        self.mask = mask.convertToFormat(QImage.Format.Format_Grayscale8).scaled(self.image.size())
+        self.update()
+        return True
+
     def _target(self) -> QRect:
         size = self.image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
         return QRect((self.width() - size.width()) // 2, (self.height() - size.height()) // 2, size.width(), size.height())

@@ -129,3 +129,45 @@ def test_the_control_column_opens_at_its_minimum_and_nothing_in_it_is_clipped(qt
     assert column.widget().width() <= column.viewport().width()  # no row runs under the right edge
     splitter.setSizes([1, 5000])  # dragging the handle far left stops at the minimum
     assert splitter.sizes()[0] == column.minimumSizeHint().width()
+
+
+def test_a_restore_resets_what_the_recipe_leaves_out_and_keeps_a_model_that_is_not_here(qtbot, tmp_path):
+    from studio.engine.recipe import parse_a1111_parameters
+
+    state = State()
+    panel = ImagePanel(state)
+    qtbot.addWidget(panel)
+    source = tmp_path / "old.png"
+    Image.new("RGB", (64, 64), "blue").save(source)
+    state.image.update({"variation_strength": 0.6, "batch_count": 4, "mode": "inpaint", "init_image": str(source)})
+    told = []
+    state.error_raised.connect(lambda modality, text: told.append(text))
+    a1111 = parse_a1111_parameters("a lighthouse\nNegative prompt: people\n"
+                                   "Steps: 12, Sampler: Euler a, CFG scale: 6, Seed: 7, Size: 64x64, "
+                                   "Model: dreamshaper_8, Clip skip: 2")
+    state.restore(a1111.recipe)
+    assert state.image.get("model") == "builtin:emoji-ldm" and "dreamshaper_8" in told[0]
+    assert state.image.get("clip_skip") == 2 and state.image.get("steps") == 12
+    assert (state.image.get("variation_strength"), state.image.get("batch_count"), state.image.get("mode"),
+            state.image.get("init_image")) == (0.0, 1, "txt2img", ""), "left-overs would change the picture"
+
+
+def test_a_new_input_image_drops_the_old_mask_and_a_restored_mask_is_shown(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from studio.engine.recipe import Recipe
+
+    state = State()
+    panel = ImagePanel(state)
+    qtbot.addWidget(panel)
+    first, second, mask = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "mask.png"
+    Image.new("RGB", (64, 64), "blue").save(first)
+    Image.new("RGB", (64, 64), "red").save(second)
+    Image.new("L", (64, 64), 255).save(mask)
+    state.restore(Recipe("image", prompt="x", seed=1, params={"mode": "inpaint", "init_image": str(first),
+                                                             "mask_image": str(mask)}))
+    assert panel.mask.canvas.coverage() == 1.0  # the canvas shows the mask the recipe used
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(second), ""))
+    panel._open_init_image()
+    assert state.image.get("init_image") == str(second) and state.image.get("mask_image") == ""
+    assert panel.mask.canvas.coverage() == 0.0
