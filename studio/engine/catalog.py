@@ -136,7 +136,10 @@ def check_weights_file(path: Path) -> None:
         header = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CorruptModelError(f"{path}: damaged safetensors header ({exc})") from exc
-    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    try:
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise CorruptModelError(f"{path}: damaged safetensors header (a tensor entry without valid data offsets)") from exc
     if 8 + header_len + end > size:
         raise CorruptModelError(
             f"{path}: truncated safetensors file ({size:,} bytes, its header promises {8 + header_len + end:,})"

@@ -134,8 +134,10 @@ class History:
     ) -> list[Entry]:
         clauses, args = [], []
         if text:
-            clauses.append("(prompt LIKE ? OR tags LIKE ? OR summary LIKE ?)")
-            args += [f"%{text}%"] * 3
+            # the words as typed: % and _ are LIKE wildcards, escaped so "_" finds underscores, not everything
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("(prompt LIKE ? ESCAPE '\\' OR tags LIKE ? ESCAPE '\\' OR summary LIKE ? ESCAPE '\\')")
+            args += [f"%{escaped}%"] * 3
         if modality:
             kinds = (modality,) if isinstance(modality, str) else tuple(modality)
             clauses.append(f"modality IN ({', '.join('?' * len(kinds))})")

@@ -48,6 +48,18 @@ def test_truncated_safetensors_names_the_file_quickly(tmp_path):
     assert time.perf_counter() - started < 1.0
 
 
+@pytest.mark.parametrize("entry", [{"dtype": "F32", "shape": [1]}, "not a tensor", {"data_offsets": None}])
+def test_a_header_entry_without_offsets_is_a_clear_error(tmp_path, entry):
+    import json
+    import struct
+
+    header = json.dumps({"weight": entry}).encode()
+    path = tmp_path / "odd.safetensors"
+    path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 16)
+    with pytest.raises(CorruptModelError, match="odd.safetensors.*offsets"):
+        check_weights_file(path)
+
+
 def test_header_cut_short_and_garbage_are_clear_errors(tmp_path):
     path = write_safetensors(tmp_path / "cut.safetensors")
     path.write_bytes(path.read_bytes()[:20])

@@ -55,6 +55,14 @@ def test_search_filter_and_favourites(tmp_path):
     assert history.search("ocean")[0].id == whale.id
 
 
+def test_search_finds_percent_and_underscore_as_typed(tmp_path):
+    history = make_history(tmp_path)
+    for prompt in ("100% red", "snake_case cat", "plain dog"):
+        history.save_artifact(Artifact("text", Recipe("text", prompt=prompt), "text"))
+    assert [e.prompt for e in history.search("_")] == ["snake_case cat"]
+    assert [e.prompt for e in history.search("%")] == ["100% red"]
+
+
 def test_lineage_follows_parents(tmp_path):
     history = make_history(tmp_path)
     a = history.save_artifact(Artifact("image", Recipe("image", prompt="a"), Image.new("RGB", (4, 4))))
