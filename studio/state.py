@@ -344,6 +344,10 @@ class State(QObject):
         elif message.event == JobEvent.FINISHED:
             info.result = message.result
             self._finished(message.job, message.result)
+        elif message.event == JobEvent.CANCELLED and message.result is not None:
+            info.result = message.result  # outputs finished before the cancel (saved): shown like any other
+            for artifact in message.result.artifacts:
+                self.output_added.emit(artifact)
         self.job_changed.emit(info)
         self._update_busy()
         if not info.active:

@@ -150,8 +150,11 @@ class Worker(QThread):
                 if job.save and self.history is not None:
                     save_with_lineage(self.history, result.artifacts)
             result.info.setdefault("seconds", time.perf_counter() - started)
-        except Cancelled:
-            self.message.emit(JobMessage(JobEvent.CANCELLED, job))
+        except Cancelled as stop:
+            kept = Result(artifacts=stop.partial) if stop.partial else None
+            if kept is not None and job.save and self.history is not None:
+                save_with_lineage(self.history, kept.artifacts)
+            self.message.emit(JobMessage(JobEvent.CANCELLED, job, result=kept))
         except UserError as exc:
             self.message.emit(JobMessage(JobEvent.FAILED, job, error=str(exc)))
         except Exception as exc:  # a broken job must never take the worker down

@@ -40,6 +40,14 @@ def gated_task(job: Job, ctx: TaskContext) -> Result:
     return Result()
 
 
+def half_batch_task(job: Job, ctx: TaskContext) -> Result:
+    """One picture done, then cancelled: what a batch cancelled during its second image raises."""
+    RAN.append(job.id)
+    from studio.engine.jobs import Cancelled
+
+    raise Cancelled(partial=[Artifact("image", job.recipe, Image.new("RGB", (16, 16), "green"))])
+
+
 def failing_task(job: Job, ctx: TaskContext) -> Result:
     RAN.append(job.id)
     if job.args.get("user_error"):
@@ -70,5 +78,5 @@ def text_task(job: Job, ctx: TaskContext) -> Result:
 def register_fakes() -> None:
     from studio.engine import tasks
 
-    for name in ("steps_task", "gated_task", "failing_task", "image_task", "text_task"):
+    for name in ("steps_task", "gated_task", "failing_task", "image_task", "text_task", "half_batch_task"):
         tasks.register(f"fake.{name.removesuffix('_task')}", f"tests.fakes:{name}")

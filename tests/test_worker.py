@@ -136,3 +136,12 @@ def test_model_cache_loads_once_and_frees_on_switch():
     assert cache.loads == 2 and freed == [True]
     cache.get("text", ("t",), lambda: object())
     assert cache.key("image") == ("b",), "another slot does not evict the image model"
+
+
+def test_outputs_finished_before_a_cancel_are_saved_and_reported(qtbot, worker):
+    job = Job("fake.half_batch", recipe=Recipe("image", prompt="green square", seed=3))
+    with qtbot.waitSignal(worker.message, timeout=10000, check_params_cb=lambda m: m.event == JobEvent.CANCELLED) as got:
+        worker.submit(job)
+    kept = got.args[0].result.artifacts
+    assert len(kept) == 1 and kept[0].files and kept[0].files[0].exists()
+    assert [e.prompt for e in worker.history.search()] == ["green square"]

@@ -570,10 +570,13 @@ def generate_artifacts(
     count = settings["batch_count"]
     for index in range(count):
         if cancelled is not None and cancelled():
-            raise Cancelled()
+            raise Cancelled(partial=artifacts)
         seed = (int(base_seed) + index) % (MAX_SEED + 1)
         variation_seed = None if variation_base is None else (int(variation_base) + index) % (MAX_SEED + 1)
-        image, info = generate_one(bundle, recipe, settings, seed, variation_seed, index, count, report, cancelled)
+        try:
+            image, info = generate_one(bundle, recipe, settings, seed, variation_seed, index, count, report, cancelled)
+        except Cancelled as stop:
+            raise Cancelled(partial=artifacts) from stop  # the finished images of the batch are kept
         info.update(fallbacks=list(bundle.fallbacks), notes=notes, batch_index=index)
         artifacts.append(
             Artifact("image", _output_recipe(bundle, recipe, settings, seed, variation_seed), image, info=info)

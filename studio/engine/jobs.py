@@ -18,7 +18,12 @@ _job_ids = itertools.count(1)
 
 
 class Cancelled(Exception):
-    """Raised by engine code when `cancelled()` turned true between two steps."""
+    """Raised by engine code when `cancelled()` turned true between two steps. `partial` holds outputs that
+    were already complete (the first images of a batch): they are saved, as A1111 keeps them on interrupt."""
+
+    def __init__(self, *args, partial: list | None = None) -> None:
+        super().__init__(*args)
+        self.partial = list(partial or [])
 
 
 class UserError(Exception):

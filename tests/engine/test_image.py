@@ -160,6 +160,18 @@ def test_cancel_between_batch_images(tiny_bundle):
     assert len(events) == 2
 
 
+def test_cancel_mid_batch_keeps_the_images_already_finished(tiny_bundle):
+    events: list[Progress] = []
+    steps = 3
+    with pytest.raises(Cancelled) as stopped:  # cancel during the second image
+        generate_artifacts(tiny_bundle, recipe(batch_count=3, steps=steps, scheduler="euler"), events.append,
+                           lambda: len(events) > steps + 1)
+    kept = stopped.value.partial
+    assert len(kept) == 1 and kept[0].recipe.seed == recipe().seed
+    alone = generate_artifacts(tiny_bundle, recipe(steps=steps, scheduler="euler"))[0]
+    assert np.array_equal(np.asarray(kept[0].payload), np.asarray(alone.payload))  # complete, and its recipe remakes it
+
+
 @pytest.fixture()
 def init_and_mask(tmp_path):
     gradient = np.linspace(0, 255, 32 * 32 * 3).reshape(32, 32, 3).astype(np.uint8)
