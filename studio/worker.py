@@ -133,8 +133,15 @@ class Worker(QThread):
         started = time.perf_counter()
         self.message.emit(JobMessage(JobEvent.STARTED, job))
 
+        phase: dict = {}  # the first report of the current phase (same total): where the rate counts from
+
         def report(progress: Progress) -> None:
-            stamped = Progress(progress.step, progress.total, progress.preview, progress.message, time.perf_counter() - started)
+            now = time.perf_counter()
+            if phase.get("total") != progress.total or progress.step < phase.get("step", 0):
+                phase.update(total=progress.total, step=progress.step, at=now)
+            done, spent = progress.step - phase["step"], now - phase["at"]
+            rate = done / spent if done > 0 and spent > 0 else 0.0
+            stamped = Progress(progress.step, progress.total, progress.preview, progress.message, now - started, rate)
             self.message.emit(JobMessage(JobEvent.PROGRESS, job, progress=stamped))
 
         try:

@@ -145,3 +145,17 @@ def test_outputs_finished_before_a_cancel_are_saved_and_reported(qtbot, worker):
     kept = got.args[0].result.artifacts
     assert len(kept) == 1 and kept[0].files and kept[0].files[0].exists()
     assert [e.prompt for e in worker.history.search()] == ["green square"]
+
+
+def test_the_rate_counts_from_the_first_step_not_from_the_job_start(qtbot, worker):
+    from studio.engine.jobs import Progress
+    from studio.widgets.progress import progress_text
+
+    job = Job("fake.steps", args={"steps": 6})
+    with qtbot.waitSignal(worker.message, timeout=10000, check_params_cb=lambda m: m.event == JobEvent.FINISHED):
+        worker.submit(job)
+    rates = [m.progress.rate for m in worker.messages if m.event == JobEvent.PROGRESS]
+    assert rates[0] == 0.0 and all(rate > 0 for rate in rates[1:])
+    # a 100 s model load before step 1 doesn't stretch the ETA: 5 steps left at 2 steps/s is 2 s... 3 s
+    text = progress_text(Progress(5, 10, elapsed=100.0, rate=2.0))
+    assert "2.0 it/s" in text and "ETA 2 s" in text or "ETA 3 s" in text

@@ -57,6 +57,9 @@ class Progress:
     preview: Any = None
     message: str = ""
     elapsed: float = 0.0  # seconds since the job started running (filled by the worker)
+    # steps per second since the first step of this phase (filled by the worker): model loading before the
+    # first step must not count, or the first job's ETA is off by the loading time
+    rate: float = 0.0
 
     @property
     def fraction(self) -> float:

@@ -22,10 +22,9 @@ def progress_text(progress: Progress | None, unit: str = "it") -> str:
     if progress is None:
         return "starting…"
     text = f"step {progress.step}/{progress.total}"
-    if progress.elapsed > 0 and progress.step:
-        rate = progress.step / progress.elapsed
-        remaining = (progress.total - progress.step) / rate if rate else 0
-        text += f" · {rate:.1f} {unit}/s · ETA {remaining:.0f} s"
+    if progress.rate > 0:  # counted from the first step, not from the job's start (model loading)
+        remaining = (progress.total - progress.step) / progress.rate
+        text += f" · {progress.rate:.1f} {unit}/s · ETA {remaining:.0f} s"
     if progress.message:
         text += f" · {progress.message}"
     return text
