@@ -249,7 +249,10 @@ class ImagePanel(QWidget):
         self.view.set_image(artifact.payload)
         recipe = artifact.recipe
         where = f" · saved to {artifact.files[0]}" if artifact.files else ""
-        self.caption.setText(f"seed {recipe.seed} · {recipe.param('steps')} steps · {recipe.model}{where}")
+        caption = f"seed {recipe.seed} · {recipe.param('steps')} steps · {recipe.model}{where}"
+        # what the engine had to do differently (a float32 VAE retry, memory savers) or ignore: said, not hidden
+        said = [str(n) for n in list(artifact.info.get("fallbacks") or []) + list(artifact.info.get("notes") or [])]
+        self.caption.setText(caption + "".join(f"\n⚠ {line}" for line in dict.fromkeys(said)))
 
     def _on_value(self, name: str, value) -> None:
         if name == "init_image" and value and self.mask.canvas.set_image(str(value)):

@@ -171,3 +171,17 @@ def test_a_new_input_image_drops_the_old_mask_and_a_restored_mask_is_shown(qtbot
     panel._open_init_image()
     assert state.image.get("init_image") == str(second) and state.image.get("mask_image") == ""
     assert panel.mask.canvas.coverage() == 0.0
+
+
+def test_what_the_engine_fell_back_to_or_ignored_is_shown_under_the_picture(qtbot):
+    from studio.engine.jobs import Artifact
+    from studio.engine.recipe import Recipe
+
+    state = State()
+    panel = ImagePanel(state)
+    qtbot.addWidget(panel)
+    info = {"fallbacks": ["VAE decoded in float32 (the float16 decode gave NaNs)"],
+            "notes": ["Variation seeds apply to text-to-image and full-strength inpainting; ignored here."]}
+    state.output_added.emit(Artifact("image", Recipe("image", prompt="x", seed=1, params={"steps": 4}),
+                                     Image.new("RGB", (32, 32)), info=info))
+    assert "float32" in panel.caption.text() and "ignored here" in panel.caption.text()
