@@ -641,12 +641,18 @@ def labelled_grid(images: Sequence, cols: int, x_labels: Sequence[str], y_labels
     """A grid with column labels on top and row labels on the left, like A1111's X/Y plot."""
     from PIL import Image, ImageDraw
 
-    w, h = images[0].size
-    if min(w, h) < MIN_PLOT_CELL:  # small models' images: enlarge (crisp pixels) so labels fit
-        factor = math.ceil(MIN_PLOT_CELL / min(w, h))
-        images = [im.resize((w * factor, h * factor), Image.Resampling.NEAREST) for im in images]
-        w, h = w * factor, h * factor
-    body = image_grid(images, cols, gap=2, background=(255, 255, 255))
+    # One cell size for all: the largest picture's. When width or height is an axis the pictures differ in size;
+    # each keeps its own shape and scale, centred in its cell (squeezing them to the first one's size lied).
+    smallest = min(min(im.size) for im in images)
+    factor = math.ceil(MIN_PLOT_CELL / smallest) if smallest < MIN_PLOT_CELL else 1  # small models: enlarge, crisp
+    w, h = max(im.width for im in images) * factor, max(im.height for im in images) * factor
+    cells = []
+    for im in images:
+        cell = Image.new("RGB", (w, h), (255, 255, 255))
+        big = im.convert("RGB").resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
+        cell.paste(big, ((w - big.width) // 2, (h - big.height) // 2))
+        cells.append(cell)
+    body = image_grid(cells, cols, gap=2, background=(255, 255, 255))
     font_size = max(10, min(32, h // 8))
     top = int(font_size * 2)
     probe = ImageDraw.Draw(body)

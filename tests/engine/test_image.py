@@ -254,6 +254,21 @@ def test_xy_plot_grid_has_one_labelled_cell_per_pair(tiny_bundle):
         xy_plot(tiny_bundle, recipe(), "stepz", [1], "seed", [1])
 
 
+def test_a_plot_over_width_keeps_each_pictures_shape():
+    from studio.engine.image import labelled_grid
+
+    square, wide = Image.new("RGB", (64, 64), "red"), Image.new("RGB", (128, 64), "blue")
+    sheet = labelled_grid([square, wide], 2, ["64", "128"], ["row"])
+    pixels_of = np.asarray(sheet)
+    blue = (pixels_of[..., 2] > 200) & (pixels_of[..., 0] < 50)
+    red = (pixels_of[..., 0] > 200) & (pixels_of[..., 2] < 50)
+    rows, cols = np.nonzero(blue)
+    assert (cols.max() - cols.min() + 1) == 2 * (rows.max() - rows.min() + 1)  # still twice as wide as high
+    rows, cols = np.nonzero(red)
+    assert (cols.max() - cols.min() + 1) == (rows.max() - rows.min() + 1)  # still square, same scale
+    assert red.sum() * 2 == blue.sum()
+
+
 def test_nan_decode_is_redone_in_float32(tiny_sd_folder, tmp_path, monkeypatch):
     """The black-image bug: a half-precision VAE decode overflowing to NaN, redone in float32."""
     import torch
