@@ -82,7 +82,8 @@ def write_jpeg_or_webp(image, path: Path, recipe: Recipe, quality: int = 92) -> 
 
     exif = Image.Exif()
     user_comment = b"UNICODE\0" + a1111_parameters(recipe).encode("utf-16-be")
-    exif[0x9286] = user_comment  # UserComment
+    # UserComment belongs in the Exif sub-IFD (0x8769), where A1111 and our reader look; in IFD0 it was unseen
+    exif.get_ifd(0x8769)[0x9286] = user_comment
     fmt = "WEBP" if Path(path).suffix.lower() == ".webp" else "JPEG"
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, format=fmt, quality=quality, exif=exif.tobytes())

@@ -114,3 +114,14 @@ def test_sigkill_mid_run_leaves_database_and_files_consistent(tmp_path):
             image.load()
     history.sweep_partials()
     assert not list(outputs.rglob(f"{PARTIAL_PREFIX}*"))
+
+
+def test_jpeg_and_webp_carry_parameters_that_read_back(tmp_path):
+    from studio.engine.export import write_jpeg_or_webp
+
+    recipe = Recipe("image", prompt="a red heart", negative_prompt="blurry", model="builtin:emoji-ldm", seed=42,
+                    params={"steps": 20, "guidance": 5.0, "scheduler": "euler_a", "width": 64, "height": 64})
+    for suffix in (".jpg", ".webp"):
+        path = write_jpeg_or_webp(Image.new("RGB", (64, 64), "red"), tmp_path / f"out{suffix}", recipe)
+        parsed = read_image_parameters(path).recipe
+        assert (parsed.prompt, parsed.negative_prompt, parsed.seed, parsed.param("steps")) == ("a red heart", "blurry", 42, 20)
