@@ -70,6 +70,8 @@ class MusicPanel(QWidget):
         self.makes_audio = False  # the picked model is MusicGen: audio out, no notes
         self._apply_model()
         self.values.value_changed.connect(lambda name, _value: self._apply_model() if name == "model" else None)
+        self.values.value_changed.connect(self._on_continue_from)
+        self._on_continue_from("continue_from", self.values.get("continue_from"))  # restored before this panel existed
         state.preview_changed.connect(self._on_preview)
         state.output_added.connect(self._on_output)
         state.result_ready.connect(self._on_result)
@@ -180,8 +182,10 @@ class MusicPanel(QWidget):
         self.prompt.setPlaceholderText(AUDIO_PLACEHOLDER if self.makes_audio else NOTES_PLACEHOLDER)
 
     def generate(self) -> None:
+        """Compose: a new piece, or, right after a continuation was restored from the gallery, that continuation
+        again. "continue_from" is only ever set while a continuation is pending, and cleared once submitted."""
+        self.state.generate("music")  # a file that is gone fails the job with a message naming it
         self.values.set("continue_from", "")
-        self.state.generate("music")
 
     def continue_piece(self) -> None:
         """Extend the piece on the roll (its saved MIDI file)."""
@@ -198,7 +202,11 @@ class MusicPanel(QWidget):
 
     def continue_from(self, source: Path) -> None:
         self.values.set("continue_from", str(source))
-        self.state.generate("music")
+        self.generate()
+
+    def _on_continue_from(self, name: str, value) -> None:
+        if name == "continue_from" and value:
+            self._say(f"Compose will continue {Path(str(value)).name} (restored), as the recipe did.")
 
     def _on_preview(self, modality: str, progress) -> None:
         if modality == "music" and isinstance(progress.preview, list):

@@ -131,3 +131,21 @@ def test_continue_offers_a_midi_file_even_with_a_piece_on_the_roll(qtbot, tmp_pa
     actions["Continue a MIDI file…"].trigger()
     actions["Continue this piece"].trigger()
     assert [job.recipe.param("continue_from") for job in submitted] == [str(chosen), str(tmp_path / "jig.mid")]
+
+
+def test_compose_after_restoring_a_continuation_makes_it_again_then_composes_fresh(qtbot, tmp_path):
+    import mido
+
+    state = State()
+    source = tmp_path / "theirs.mid"
+    mido.MidiFile(tracks=[mido.MidiTrack()]).save(source)
+    state.restore(Recipe("music", prompt="jig", model="builtin:music-markov", seed=4,
+                         params={"bars": 2, "continue_from": str(source)}))
+    panel = MusicPanel(state)  # built after the restore, as when the gallery opens the Music panel
+    qtbot.addWidget(panel)
+    assert "theirs.mid" in panel.message.text()
+    submitted = []
+    state.submit_requested.connect(submitted.append)
+    panel.generate()
+    panel.generate()
+    assert [job.recipe.param("continue_from") for job in submitted] == [str(source), ""]
