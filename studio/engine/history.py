@@ -189,11 +189,13 @@ class History:
     def sweep_partials(self) -> int:
         """Delete temp files a crash left behind; they were never visible under a real name."""
         removed = 0
-        # ours (.partial-*) and the music writers' (*.tmp, renamed over the real name when complete)
-        for pattern in (f"{PARTIAL_PREFIX}*", "*.tmp"):
-            for path in self.outputs_dir.rglob(pattern):
-                path.unlink(missing_ok=True)
-                removed += 1
+        # Only our own temp names (every writer uses PARTIAL_PREFIX), only where we write (the folder and its
+        # dated subfolders): the output folder may be one the user chose, full of their own files.
+        for pattern in (f"{PARTIAL_PREFIX}*", f"*/{PARTIAL_PREFIX}*"):
+            for path in self.outputs_dir.glob(pattern):
+                if path.is_file():
+                    path.unlink(missing_ok=True)
+                    removed += 1
         return removed
 
 

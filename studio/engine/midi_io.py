@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from studio.engine.export import PARTIAL_PREFIX
 from studio.engine.jobs import UserError
 from studio.engine.music import METRES, NOTE_NAMES, MusicPiece, Note, estimate_key, key_name, parse_key
 from studio.engine.recipe import Recipe, RecipeError
@@ -48,7 +49,7 @@ def write_midi(piece: MusicPiece, path: Path, recipe_json: str | None = None) ->
         meta.append(mido.MetaMessage("text", text=text, time=0))
     for voice in range(piece.voices):
         midi.tracks.append(_voice_track(piece, voice))
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(PARTIAL_PREFIX + path.name)  # a crash leaves it for History.sweep_partials
     midi.save(str(tmp))
     tmp.replace(path)
     return path

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.engine.export import PARTIAL_PREFIX
 from studio.engine.jobs import UserError
 from studio.engine.recipe import Recipe, RecipeError
 
@@ -199,7 +200,7 @@ def write_audio(samples: np.ndarray, sample_rate: int, path: Path, recipe_json: 
         samples = samples[:, None]
     text = _compact(recipe_json) if recipe_json else None
     long_wav = kind == "wav" and text is not None and len(text.encode("utf-8")) > _WAV_COMMENT_LIMIT
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(PARTIAL_PREFIX + path.name)  # a crash leaves it for History.sweep_partials
     with sf.SoundFile(str(tmp), "w", sample_rate, samples.shape[1], subtype="PCM_16", format=kind.upper()) as handle:
         if text is not None and not long_wav:
             handle.comment = text

@@ -125,3 +125,16 @@ def test_jpeg_and_webp_carry_parameters_that_read_back(tmp_path):
         path = write_jpeg_or_webp(Image.new("RGB", (64, 64), "red"), tmp_path / f"out{suffix}", recipe)
         parsed = read_image_parameters(path).recipe
         assert (parsed.prompt, parsed.negative_prompt, parsed.seed, parsed.param("steps")) == ("a red heart", "blurry", 42, 20)
+
+
+def test_the_sweep_removes_only_our_partial_files_where_we_write(tmp_path):
+    history = make_history(tmp_path)
+    day = history.outputs_dir / "2026-11-23"
+    day.mkdir(parents=True)
+    ours = [history.outputs_dir / ".partial-a.png", day / ".partial-b.wav"]
+    theirs = [history.outputs_dir / "notes.tmp", day / "draft.tmp", history.outputs_dir / "project" / "build" / ".partial-x"]
+    for path in ours + theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    assert history.sweep_partials() == 2
+    assert not any(p.exists() for p in ours) and all(p.exists() for p in theirs)
