@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from studio import __version__, paths
 from studio.engine.catalog import read_catalog
 from studio.engine.export import recipe_from_file
-from studio.engine.history import History
+from studio.engine.history import History, HistoryUnavailable, open_history
 from studio.engine.jobs import Job
 from studio.engine.recipe import RecipeError
 from studio.state import State
@@ -269,7 +269,8 @@ def load_theme(app: QApplication) -> None:
 def create_window(app: QApplication, warm_up: bool = True) -> MainWindow:
     """Build history, worker, state and window; connect the worker's messages to state's handler."""
     settings = QSettings()
-    history = History(paths.history_db_path(), Path(settings.value("output_folder", str(paths.outputs_dir()))))
+    history, history_note = open_history(paths.history_db_path(),
+                                         Path(settings.value("output_folder", str(paths.outputs_dir()))))
     history.sweep_partials()
     worker = Worker(history=history, device_override=str(settings.value("device", "auto")))
     state = State()
@@ -284,6 +285,9 @@ def create_window(app: QApplication, warm_up: bool = True) -> MainWindow:
         # Import torch and choose the device right after the window shows, while the user reads it:
         # the first Generate then does not pay for it. The status bar says what was chosen.
         QTimer.singleShot(300, lambda: state.submit(Job("device.warmup", save=False)))
+    if history_note:
+        log.warning(history_note)
+        QTimer.singleShot(0, lambda: QMessageBox.warning(window, "History", history_note))
     return window
 
 
@@ -296,9 +300,16 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("latent-studio")  # taskbars match the window to the .desktop entry
     app.setWindowIcon(app_icon())
-    setup_logging()
+    try:
+        setup_logging()
+    except OSError as exc:  # a read-only user folder: log to stderr only, and still start
+        print(f"Latent Studio: cannot write its log file ({exc})", file=sys.stderr)
     install_excepthook()
-    window = create_window(app)
+    try:
+        window = create_window(app)
+    except HistoryUnavailable as exc:
+        QMessageBox.critical(None, "Latent Studio", str(exc))
+        return 1
     window.show()
     if os.environ.get("LATENT_STUDIO_QUIT_WHEN_SHOWN"):
         # benchmarks/bundle.py times a bundled or installed app from launch to a painted window

@@ -199,6 +199,32 @@ class History:
         return removed
 
 
+class HistoryUnavailable(Exception):
+    """The history database can't be used right now (locked by another process, folder not writable)."""
+
+
+def open_history(db_path: Path, outputs_dir: Path) -> tuple[History, str]:
+    """The history, and a message when something had to be done about it. A damaged database file is moved
+    aside (kept for recovery, never deleted) and a new one started; one that is locked or can't be opened is a
+    HistoryUnavailable with a clear text. Output files are never touched."""
+    db_path = Path(db_path)
+    try:
+        return History(db_path, outputs_dir), ""
+    except sqlite3.OperationalError as exc:  # locked, or no permission: moving it aside would not help
+        raise HistoryUnavailable(f"The history database {db_path} can't be opened ({exc}). Is another Latent Studio "
+                                 "running? Your outputs are untouched.") from exc
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
+        aside = db_path.with_name(f"{db_path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(str(db_path) + suffix)
+            if part.exists():
+                part.replace(Path(str(aside) + suffix))
+        return History(db_path, outputs_dir), (
+            f"The history database was damaged ({exc}). It was moved to {aside.name} and a new, empty history "
+            "started; your output files are untouched and can be opened with File > Open."
+        )
+
+
 def _entry(row: tuple) -> Entry:
     (entry_id, modality, prompt, recipe, files, thumbnail, summary, created, favourite, tags, parents) = row
     return Entry(

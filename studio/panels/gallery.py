@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from PySide6.QtCore import QSize, Qt, QUrl
@@ -31,6 +32,7 @@ from studio.widgets.image_view import png_to_pixmap
 MODALITY_FILTERS = [("All", None), ("Images", "image"), ("Text", "text"), ("Music", ("music", "audio")),
                     ("Animations", "animation")]
 ICON_SIZE = 128
+GALLERY_LIMIT = 500  # thumbnails built at once; older outputs are found by searching
 
 
 def text_icon(summary: str) -> QPixmap:
@@ -141,11 +143,21 @@ class GalleryPanel(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        entries = self.history.search(self.search.text().strip(), self.kind.currentData(), self.favourites.isChecked())
+        try:
+            entries = self.history.search(self.search.text().strip(), self.kind.currentData(),
+                                          self.favourites.isChecked(), limit=GALLERY_LIMIT + 1)
+        except sqlite3.DatabaseError as exc:  # a damaged page: say so; the files on disk are untouched
+            self.grid.clear()
+            self.count.setText("")
+            self.hint.setText(f"The history database can't be read ({exc}). Your files are in the output folder "
+                              "(File > Open output folder); File > Open loads any of them.")
+            return
+        more = len(entries) > GALLERY_LIMIT
+        entries = entries[:GALLERY_LIMIT]
         self.grid.clear()
         for entry in entries:
             self.grid.addItem(self._item(entry))
-        self.count.setText(f"{len(entries)} shown")
+        self.count.setText(f"newest {len(entries)} shown: search to find older" if more else f"{len(entries)} shown")
         if not entries and not self.search.text() and not self.favourites.isChecked():
             self.hint.setText("Nothing here yet: everything you generate in any panel lands here, with its recipe.")
         else:

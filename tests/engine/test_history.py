@@ -138,3 +138,16 @@ def test_the_sweep_removes_only_our_partial_files_where_we_write(tmp_path):
         path.write_bytes(b"x")
     assert history.sweep_partials() == 2
     assert not any(p.exists() for p in ours) and all(p.exists() for p in theirs)
+
+
+def test_a_damaged_database_is_moved_aside_and_a_new_history_starts(tmp_path):
+    from studio.engine.history import open_history
+
+    db = tmp_path / "history.sqlite3"
+    db.write_bytes(bytes(range(256)) * 20)  # not a database
+    history, note = open_history(db, tmp_path / "outputs")
+    assert "damaged" in note and history.search() == []
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("history.sqlite3.damaged-")]
+    assert len(kept) == 1 and kept[0].read_bytes() == bytes(range(256)) * 20  # kept for recovery, not deleted
+    history.save_artifact(Artifact("text", Recipe("text", prompt="after"), "x"))
+    assert [e.prompt for e in open_history(db, tmp_path / "outputs")[0].search()] == ["after"]
