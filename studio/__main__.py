@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def recipe_from_args(args: argparse.Namespace):
 def run_generate(args: argparse.Namespace) -> int:
     from studio import paths
     from studio.engine.devices import pick_device
-    from studio.engine.history import History
+    from studio.engine.history import HistoryUnavailable, open_history
     from studio.engine.jobs import Job, TaskContext, UserError
     from studio.engine.models import ModelCache
     from studio.engine.tasks import find_task
@@ -112,25 +113,29 @@ def run_generate(args: argparse.Namespace) -> int:
             print(f"\rstep {progress.step}/{progress.total}", end="", file=sys.stderr, flush=True)
 
     try:
+        history, note = open_history(paths.history_db_path(), paths.outputs_dir())  # before the work, not after
+        if note:
+            print(note, file=sys.stderr)
         device = pick_device(args.device)
+        if device.note:  # e.g. "CUDA was asked for but is not available": the run goes on, the user is told
+            print(f"note: {device.note}", file=sys.stderr)
         context = TaskContext(report, lambda: False, ModelCache(), device)
         result = find_task(f"{args.modality}.generate")(Job(f"{args.modality}.generate", recipe), context)
-        history = History(paths.history_db_path(), paths.outputs_dir())
         for artifact in result.artifacts:
             history.save_artifact(artifact)
-    except (UserError, ValueError, OSError) as exc:
+        written = [_copy_out(artifact.files, args.out, index) for index, artifact in enumerate(result.artifacts)]
+    except (UserError, ValueError, OSError, sqlite3.Error, HistoryUnavailable) as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 2
     if args.modality != "text":
         print(file=sys.stderr)
-    for index, artifact in enumerate(result.artifacts):
-        written = _copy_out(artifact.files, args.out, index)
+    for artifact, files in zip(result.artifacts, written, strict=True):
         if args.modality == "text":
             sys.stdout.write(artifact.payload)
             sys.stdout.flush()
-            print(f"\nseed {artifact.recipe.seed}; saved to {', '.join(map(str, written))}", file=sys.stderr)
+            print(f"\nseed {artifact.recipe.seed}; saved to {', '.join(map(str, files))}", file=sys.stderr)
         else:
-            print(f"seed {artifact.recipe.seed}; saved to {', '.join(map(str, written))}")
+            print(f"seed {artifact.recipe.seed}; saved to {', '.join(map(str, files))}")
     return 0
 
 
@@ -139,6 +144,8 @@ def _copy_out(files: list[Path], out: str | None, index: int) -> list[Path]:
     if not out:
         return files
     target = Path(out)
+    if target.is_dir():  # --out FOLDER: the files go inside it, under their own names
+        target = target / files[0].name if files else target
     target.parent.mkdir(parents=True, exist_ok=True)
     copied = []
     for file in files:
@@ -157,7 +164,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
     try:
         written = convert_pickle_to_safetensors(Path(args.source), Path(args.out) if args.out else None)
-    except (UserError, OSError) as exc:
+    except (UserError, OSError) as exc:  # the catalog's errors (refused, empty, unwritable) are UserErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(written)

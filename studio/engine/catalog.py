@@ -196,14 +196,46 @@ def convert_pickle_to_safetensors(src: Path, dst: Path | None = None) -> Path:
     from safetensors.torch import save_file
 
     src = Path(src)
-    dst = Path(dst) if dst else src.with_suffix(".safetensors")
+    if dst is None:  # never over the source: a pickle named .safetensors would be overwritten by its own copy
+        dst = src.with_suffix(".safetensors") if src.suffix != ".safetensors" else src.with_name(src.stem + ".converted.safetensors")
+    dst = Path(dst)
     try:
-        data = torch.load(src, map_location="cpu", weights_only=True)
+        # an open file, not a path: torch.load reads a path named *.safetensors as safetensors, not as the
+        # pickle it is (the case the "is a pickle" message sends users here for)
+        with open(src, "rb") as handle:
+            data = torch.load(handle, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, … for refused content
         raise UnsafeModelError(f"{src.name}: refused by the safe loader ({exc})") from exc
-    state = data.get("state_dict", data) if isinstance(data, dict) else None
-    if not isinstance(state, dict):
-        raise CorruptModelError(f"{src.name}: no tensor dictionary inside")
-    tensors = {k: v.contiguous() for k, v in state.items() if isinstance(v, torch.Tensor)}
-    save_file(tensors, str(dst))
+    tensors = _tensors_in(data)
+    if not tensors:
+        raise CorruptModelError(f"{src.name}: no tensors inside, nothing to convert")
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(dst))
+    except Exception as exc:  # safetensors raises its own error for an unwritable path
+        raise UserError(f"cannot write {dst}: {exc}") from exc
     return dst
+
+
+def _tensors_in(data) -> dict:
+    """Every tensor in a checkpoint. A training checkpoint's weights under "state_dict"/"model"/"module" are
+    taken from there (its optimiser state left out); other nested dicts are flattened with dots."""
+    if isinstance(data, dict):
+        for wrapper in ("state_dict", "model", "module"):
+            inner = _flatten(data.get(wrapper))
+            if inner:
+                return inner
+    return _flatten(data)
+
+
+def _flatten(data, prefix: str = "") -> dict:
+    import torch
+
+    if isinstance(data, torch.Tensor):
+        return {prefix[:-1] or "tensor": data}
+    found = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found.update(_flatten(value, f"{prefix}{key}."))
+    return found

@@ -129,3 +129,27 @@ def test_convert_pickle_uses_the_safe_loader(tmp_path):
         pickle.dump({"w": Evil()}, handle)
     with pytest.raises(UnsafeModelError, match="refused"):
         catalog.convert_pickle_to_safetensors(evil)
+
+
+def test_convert_finds_nested_tensors_and_handles_a_pickle_named_safetensors(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    wrapped = tmp_path / "trained.pt"
+    torch.save({"model": {"w": torch.ones(3)}, "optimizer": {"state": {0: {"m": torch.zeros(3)}}}, "epoch": 5}, wrapped)
+    assert set(load_file(catalog.convert_pickle_to_safetensors(wrapped))) == {"w"}  # weights only, no optimiser
+
+    nested = tmp_path / "nested.pt"
+    torch.save({"w": torch.ones(1), "meta": {"x": torch.ones(2)}}, nested)
+    assert set(load_file(catalog.convert_pickle_to_safetensors(nested))) == {"w", "meta.x"}
+
+    renamed = tmp_path / "renamed.safetensors"  # what the "is a pickle" message tells users to convert
+    torch.save({"w": torch.ones(3)}, renamed)
+    converted = catalog.convert_pickle_to_safetensors(renamed)
+    assert converted.name == "renamed.converted.safetensors" and renamed.read_bytes()[:2] == b"PK"
+    assert set(load_file(converted)) == {"w"}
+
+    empty = tmp_path / "empty.pt"
+    torch.save({"epoch": 5}, empty)
+    with pytest.raises(CorruptModelError, match="no tensors"):
+        catalog.convert_pickle_to_safetensors(empty)

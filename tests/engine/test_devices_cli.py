@@ -107,3 +107,23 @@ def test_cli_music_writes_midi_and_wav_beside_it(tmp_path):
     assert out.exists() and (tmp_path / "reel.wav").exists()
     assert recipe_from_file(out).seed == 1
     assert result.stderr.count("step 1/") <= 1, "progress is redrawn only when the step changes"
+
+
+def test_cli_out_into_a_folder_and_into_nowhere(tmp_path):
+    folder = tmp_path / "renders"
+    folder.mkdir()
+    args = ("generate", "text", "--model", "builtin:text-markov", "--prompt", "The", "--max-new-tokens", "5")
+    inside = run_cli(*args, "--out", str(folder), home=tmp_path)
+    assert inside.returncode == 0, inside.stderr
+    assert [p.suffix for p in folder.iterdir()] == [".md"]  # inside the folder, not "renders.md" beside it
+    nowhere = run_cli(*args, "--out", "/proc/no-such-place/x.md", home=tmp_path)
+    assert nowhere.returncode == 2 and "Traceback" not in nowhere.stderr and "error:" in nowhere.stderr
+
+
+def test_cli_convert_of_an_empty_checkpoint_fails_clearly(tmp_path):
+    import torch
+
+    empty = tmp_path / "empty.pt"
+    torch.save({"epoch": 5}, empty)
+    result = run_cli("convert-checkpoint", str(empty), home=tmp_path)
+    assert result.returncode == 2 and "no tensors" in result.stderr and "Traceback" not in result.stderr
