@@ -8,6 +8,8 @@ text, stdout carries only the generated text, so it can be piped.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import sqlite3
 import sys
@@ -185,22 +187,31 @@ def run_selftest(args: argparse.Namespace) -> int:
     from studio.engine.export import recipe_from_file
 
     folder = Path(args.out or tempfile.mkdtemp(prefix="studio-selftest-"))
+    # its own history and outputs: a selftest must not add three pictures to the user's gallery
+    os.environ["LATENT_STUDIO_HOME"] = str(folder / "home")
     failures = 0
     for job in SELFTEST_JOBS:
         target = folder / f"selftest-{job[1]}{ {'image': '.png', 'text': '.md', 'music': '.mid'}[job[1]] }"
-        status = run_generate(_parser().parse_args([*job, "--out", str(target)]))
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the ok/FAILED lines
+            status = run_generate(_parser().parse_args([*job, "--out", str(target)]))
         try:
             ok = status == 0 and target.exists() and recipe_from_file(target).prompt == job[3]
         except Exception as exc:  # a selftest reports every failure, it does not stop at the first
             print(f"selftest {job[1]}: cannot read the recipe back: {exc}", file=sys.stderr)
             ok = False
-        print(f"selftest {job[1]}: {'ok' if ok else 'FAILED'} -> {target}", file=sys.stderr)
+        print(f"selftest {job[1]}: {'ok' if ok else 'FAILED'} -> {target}", flush=True)
         failures += not ok
     return 1 if failures else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv if argv is not None else sys.argv[1:])
+    argv = list(argv if argv is not None else sys.argv[1:])
+    if argv and all(Path(arg).is_file() for arg in argv):
+        # "Open with Latent Studio" (the desktop entry's %F): start the app with the file's recipe loaded
+        from studio.app import main as app_main
+
+        return app_main(open_paths=[Path(arg) for arg in argv])
+    args = _parser().parse_args(argv)
     if args.command == "generate":
         return run_generate(args)
     if args.command == "convert-checkpoint":

@@ -291,7 +291,7 @@ def create_window(app: QApplication, warm_up: bool = True) -> MainWindow:
     return window
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, open_paths: list[Path] | None = None) -> int:
     from studio.crash import install_excepthook, setup_logging
 
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
@@ -318,4 +318,6 @@ def main(argv: list[str] | None = None) -> int:
         window.worker.stop()  # not close(): a timing run must not overwrite the user's saved window and settings
         return 0
     QTimer.singleShot(0, window.welcome_if_first_run)
+    for path in open_paths or []:  # files the desktop asked us to open: their recipes, into their panels
+        QTimer.singleShot(0, lambda path=path: window.load_recipe_file(path))
     return app.exec()

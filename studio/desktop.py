@@ -34,7 +34,7 @@ def install_desktop_entry(data_home: Path | None = None) -> Path:
     scalable.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(paths.assets_dir() / "icon.svg", scalable)
     entry = (paths.assets_dir() / "latent-studio.desktop").read_text(encoding="utf-8")
-    entry = entry.replace("Exec=latent-studio %F", f"Exec={launch_command()}")
+    entry = entry.replace("Exec=latent-studio %F", f"Exec={launch_command()} %F")  # %F: "Open with" files
     target = data_home / "applications/latent-studio.desktop"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(entry, encoding="utf-8")

@@ -127,3 +127,21 @@ def test_cli_convert_of_an_empty_checkpoint_fails_clearly(tmp_path):
     torch.save({"epoch": 5}, empty)
     result = run_cli("convert-checkpoint", str(empty), home=tmp_path)
     assert result.returncode == 2 and "no tensors" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_selftest_keeps_out_of_the_users_history_and_prints_only_its_verdicts(tmp_path):
+    result = run_cli("selftest", "--out", str(tmp_path / "check"), home=tmp_path / "user")
+    assert result.returncode == 0, result.stderr
+    assert [line.split(":")[1].split()[0] for line in result.stdout.splitlines()] == ["ok", "ok", "ok"]
+    assert not (tmp_path / "user" / "outputs").exists() and not (tmp_path / "user" / "history.sqlite3").exists()
+
+
+def test_files_given_on_the_command_line_open_the_app_with_them(tmp_path, monkeypatch):
+    import studio.app
+    from studio.__main__ import main
+
+    picture = tmp_path / "made elsewhere.png"
+    picture.write_bytes(b"x")
+    opened = []
+    monkeypatch.setattr(studio.app, "main", lambda argv=None, open_paths=None: opened.append(open_paths) or 0)
+    assert main([str(picture)]) == 0 and opened == [[picture]]
