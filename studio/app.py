@@ -184,7 +184,9 @@ class MainWindow(QMainWindow):
     def set_device(self, value: str) -> None:
         QSettings().setValue("device", value)
         self.worker.set_device_override(value)
-        self.statusBar().showMessage(f"Device set to {value}; models reload on the next job.", 5000)
+        # the worker re-picks the device now; the status bar's device label then says what is really used
+        # (e.g. "CPU … (CUDA was asked for but is not available)"), the menu keeps the preference
+        self.statusBar().showMessage(f"Device preference: {value}. The device in use is shown on the right.", 8000)
 
     def show_welcome(self) -> None:
         from studio.widgets.welcome import WelcomeDialog
