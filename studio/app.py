@@ -172,7 +172,14 @@ class MainWindow(QMainWindow):
         return True
 
     def open_output_folder(self) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.history.outputs_dir)))
+        folder = self.history.outputs_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)  # a chosen folder may not exist (yet, or any more)
+        except OSError as exc:
+            self._on_error("file", f"cannot create the output folder {folder}: {exc}")
+            return
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self.statusBar().showMessage(f"No file manager answered; the outputs are in {folder}", 15000)
 
     def choose_output_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Where new outputs are saved", str(self.history.outputs_dir))
