@@ -249,7 +249,11 @@ class ImagePanel(QWidget):
         self.view.set_image(artifact.payload)
         recipe = artifact.recipe
         where = f" · saved to {artifact.files[0]}" if artifact.files else ""
-        caption = f"seed {recipe.seed} · {recipe.param('steps')} steps · {recipe.model}{where}"
+        plot = recipe.param("xy_plot")
+        if isinstance(plot, dict):  # a grid: its axes vary, so naming one seed or step count would mislead
+            caption = f"X/Y plot: {plot.get('x_param')} × {plot.get('y_param')} · {recipe.model}{where}"
+        else:
+            caption = f"seed {recipe.seed} · {recipe.param('steps')} steps · {recipe.model}{where}"
         # what the engine had to do differently (a float32 VAE retry, memory savers) or ignore: said, not hidden
         said = [str(n) for n in list(artifact.info.get("fallbacks") or []) + list(artifact.info.get("notes") or [])]
         self.caption.setText(caption + "".join(f"\n⚠ {line}" for line in dict.fromkeys(said)))

@@ -185,3 +185,16 @@ def test_what_the_engine_fell_back_to_or_ignored_is_shown_under_the_picture(qtbo
     state.output_added.emit(Artifact("image", Recipe("image", prompt="x", seed=1, params={"steps": 4}),
                                      Image.new("RGB", (32, 32)), info=info))
     assert "float32" in panel.caption.text() and "ignored here" in panel.caption.text()
+
+
+def test_an_xy_plot_caption_names_its_axes_not_one_value_of_them(qtbot):
+    from studio.engine.jobs import Artifact
+    from studio.engine.recipe import Recipe
+
+    state = State()
+    panel = ImagePanel(state)
+    qtbot.addWidget(panel)
+    plot = {"x_param": "steps", "x_values": [5, 10], "y_param": "guidance", "y_values": [3, 7]}
+    state.output_added.emit(Artifact("image", Recipe("image", prompt="x", seed=4, params={"steps": 10, "xy_plot": plot}),
+                                     Image.new("RGB", (32, 32))))
+    assert "steps × guidance" in panel.caption.text() and "10 steps" not in panel.caption.text()
