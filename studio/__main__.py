@@ -18,6 +18,37 @@ from pathlib import Path
 DEFAULT_MODELS = {"image": "builtin:emoji-ldm", "text": "builtin:text-gpt", "music": "builtin:music-gpt"}
 
 
+def _at_least(minimum: int):
+    """An int option checked when parsed: a bad value fails before any model loads, not after the work."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum, {minimum}")
+        return value
+
+    return parse
+
+
+def _scheduler(name: str) -> str:
+    from studio.engine.schedulers import SCHEDULERS  # names only: diffusers is not imported here
+
+    if name not in SCHEDULERS:
+        raise argparse.ArgumentTypeError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    return name
+
+
+def _instrument(name: str) -> str:
+    from studio.engine.synth import TIMBRES
+
+    if name not in TIMBRES:
+        raise argparse.ArgumentTypeError(f"unknown instrument {name!r}; choose one of {', '.join(TIMBRES)}")
+    return name
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Latent Studio: image, text and music generators.")
     commands = parser.add_subparsers(dest="command")
@@ -27,12 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     image = kinds.add_parser("image", help="text to image (or image to image with --init-image)")
     _common(image, "image")
     image.add_argument("--negative-prompt", default="")
-    image.add_argument("--steps", type=int, default=20)
+    image.add_argument("--steps", type=_at_least(1), default=20)
     image.add_argument("--guidance", type=float, default=5.0)
-    image.add_argument("--width", type=int, default=64)
-    image.add_argument("--height", type=int, default=64)
-    image.add_argument("--scheduler", default="dpmpp_2m")
-    image.add_argument("--batch-count", type=int, default=1)
+    image.add_argument("--width", type=_at_least(8), default=64)
+    image.add_argument("--height", type=_at_least(8), default=64)
+    image.add_argument("--scheduler", type=_scheduler, default="dpmpp_2m")
+    image.add_argument("--batch-count", type=_at_least(1), default=1)
     image.add_argument("--variation-seed", type=int, default=0)
     image.add_argument("--variation-strength", type=float, default=0.0)
     image.add_argument("--init-image", default="")
@@ -41,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
 
     text = kinds.add_parser("text", help="continue a prompt with a language model; prints only the text")
     _common(text, "text")
-    text.add_argument("--max-new-tokens", type=int, default=200)
+    text.add_argument("--max-new-tokens", type=_at_least(1), default=200)
     text.add_argument("--temperature", type=float, default=0.8)
     text.add_argument("--top-k", type=int, default=40)
     text.add_argument("--top-p", type=float, default=0.95)
@@ -53,13 +84,13 @@ def _parser() -> argparse.ArgumentParser:
 
     music = kinds.add_parser("music", help="compose; writes FILE.mid and FILE.wav beside it")
     _common(music, "music")
-    music.add_argument("--bars", type=int, default=8)
+    music.add_argument("--bars", type=_at_least(1), default=8)
     music.add_argument("--temperature", type=float, default=1.0)
     music.add_argument("--top-k", type=int, default=0)
     music.add_argument("--top-p", type=float, default=0.95)
-    music.add_argument("--tempo", type=int, default=0)
+    music.add_argument("--tempo", type=_at_least(0), default=0, help="beats per minute; 0: from the prompt")
     music.add_argument("--key", default="")
-    music.add_argument("--instrument", default="piano")
+    music.add_argument("--instrument", type=_instrument, default="piano")
     music.add_argument("--continue", dest="continue_from", default="", help="a MIDI file to extend")
 
     commands.add_parser("install-desktop", help="add Latent Studio to the desktop's application menu")

@@ -1,6 +1,8 @@
 """Device choice on this CPU machine, and the headless CLI's failure modes."""
 
 import subprocess
+
+import pytest
 import sys
 from pathlib import Path
 
@@ -145,3 +147,14 @@ def test_files_given_on_the_command_line_open_the_app_with_them(tmp_path, monkey
     opened = []
     monkeypatch.setattr(studio.app, "main", lambda argv=None, open_paths=None: opened.append(open_paths) or 0)
     assert main([str(picture)]) == 0 and opened == [[picture]]
+
+
+@pytest.mark.parametrize("bad", [["image", "--steps", "0"], ["image", "--width", "-64"], ["image", "--batch-count", "0"],
+                                 ["image", "--scheduler", "bogus"], ["music", "--tempo", "-40"],
+                                 ["music", "--instrument", "kazooo"], ["music", "--bars", "0"]])
+def test_cli_rejects_bad_values_before_any_work(tmp_path, bad):
+    from studio.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["generate", bad[0], "--prompt", "x", *bad[1:]])
+    assert stopped.value.code == 2
