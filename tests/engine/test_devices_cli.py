@@ -1,10 +1,10 @@
 """Device choice on this CPU machine, and the headless CLI's failure modes."""
 
 import subprocess
-
-import pytest
 import sys
 from pathlib import Path
+
+import pytest
 
 from studio.engine.devices import pick_device
 
