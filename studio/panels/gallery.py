@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMenu,
+    QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -32,7 +33,7 @@ from studio.widgets.image_view import png_to_pixmap
 MODALITY_FILTERS = [("All", None), ("Images", "image"), ("Text", "text"), ("Music", ("music", "audio")),
                     ("Animations", "animation")]
 ICON_SIZE = 128
-GALLERY_LIMIT = 500  # thumbnails built at once; older outputs are found by searching
+GALLERY_LIMIT = 500  # thumbnails built per page
 
 
 def text_icon(summary: str) -> QPixmap:
@@ -129,35 +130,52 @@ class GalleryPanel(QWidget):
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.hint = QLabel("Double-click an item to load its recipe into its panel. Right-click for more.")
         self.hint.setObjectName("hint")
+        self.limit = GALLERY_LIMIT  # thumbnails built at once; "Show older" adds a page
+        self.older = QPushButton("Show older")
+        self.older.setToolTip(f"Show the next {GALLERY_LIMIT} outputs")
+        self.older.clicked.connect(self.show_older)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.hint, 1)
+        bottom.addWidget(self.older)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addLayout(top)
         layout.addWidget(self.grid, 1)
-        layout.addWidget(self.hint)
-        self.search.textChanged.connect(self.refresh)
-        self.kind.currentIndexChanged.connect(self.refresh)
-        self.favourites.toggled.connect(self.refresh)
+        layout.addLayout(bottom)
+        self.search.textChanged.connect(self._new_query)
+        self.kind.currentIndexChanged.connect(self._new_query)
+        self.favourites.toggled.connect(self._new_query)
         self.grid.itemDoubleClicked.connect(self._restore)
         self.grid.customContextMenuRequested.connect(self._menu)
         state.output_added.connect(lambda _artifact: self.refresh())
         self.refresh()
 
+    def _new_query(self, *_args) -> None:
+        self.limit = GALLERY_LIMIT
+        self.refresh()
+
+    def show_older(self) -> None:
+        self.limit += GALLERY_LIMIT
+        self.refresh()
+
     def refresh(self) -> None:
         try:
             entries = self.history.search(self.search.text().strip(), self.kind.currentData(),
-                                          self.favourites.isChecked(), limit=GALLERY_LIMIT + 1)
+                                          self.favourites.isChecked(), limit=self.limit + 1)
         except sqlite3.DatabaseError as exc:  # a damaged page: say so; the files on disk are untouched
             self.grid.clear()
             self.count.setText("")
+            self.older.hide()
             self.hint.setText(f"The history database can't be read ({exc}). Your files are in the output folder "
                               "(File > Open output folder); File > Open loads any of them.")
             return
-        more = len(entries) > GALLERY_LIMIT
-        entries = entries[:GALLERY_LIMIT]
+        more = len(entries) > self.limit
+        entries = entries[: self.limit]
         self.grid.clear()
         for entry in entries:
             self.grid.addItem(self._item(entry))
-        self.count.setText(f"newest {len(entries)} shown: search to find older" if more else f"{len(entries)} shown")
+        self.count.setText(f"newest {len(entries)} shown" if more else f"{len(entries)} shown")
+        self.older.setVisible(more)
         if not entries and not self.search.text() and not self.favourites.isChecked():
             self.hint.setText("Nothing here yet: everything you generate in any panel lands here, with its recipe.")
         else:

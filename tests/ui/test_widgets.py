@@ -161,3 +161,23 @@ def test_after_a_random_seed_generation_the_seed_box_shows_it_and_lock_keeps_it(
     assert box.spin.value() == job.recipe.seed and not box.lock.isChecked()
     box.lock.setChecked(True)
     assert state.text.get("seed") == job.recipe.seed
+
+
+def test_the_gallery_pages_through_older_outputs(qtbot, tmp_path, monkeypatch):
+    from studio.engine.history import History
+    from studio.engine.jobs import Artifact
+    from studio.engine.recipe import Recipe
+    from studio.panels import gallery
+    from studio.state import State
+
+    monkeypatch.setattr(gallery, "GALLERY_LIMIT", 3)
+    history = History(tmp_path / "h.sqlite3", tmp_path / "out")
+    for index in range(5):
+        history.save_artifact(Artifact("text", Recipe("text", prompt=f"note {index}"), "x"))
+    panel = gallery.GalleryPanel(State(), history)
+    qtbot.addWidget(panel)
+    assert panel.grid.count() == 3 and not panel.older.isHidden() and "newest 3" in panel.count.text()
+    panel.older.click()
+    assert panel.grid.count() == 5 and panel.older.isHidden()
+    panel.search.setText("note")  # a new query starts from the newest page again
+    assert panel.grid.count() == 3
