@@ -271,9 +271,6 @@ class LatentPanel(QWidget):
         s.addWidget(self.melody_message)
         return ColumnSplitter(scroll_column(ends, path), stage)
 
-    def show_melodies_tab(self) -> None:
-        self.values.set("tab", "melodies")
-
     def _on_tab_value(self, name: str, value) -> None:
         if name == "tab":
             self.tabs.setCurrentIndex(1 if value == "melodies" else 0)

@@ -61,6 +61,7 @@ class MusicPanel(QWidget):
         self.state = state
         self.values = state.music
         self.current = None  # the Artifact on the roll
+        self._continuing = False  # True while Continue itself sets continue_from
         self.player = AudioPlayer(self)
         splitter = ColumnSplitter(self._controls(), self._stage())
         layout = QVBoxLayout(self)
@@ -201,11 +202,15 @@ class MusicPanel(QWidget):
             self.continue_from(Path(path))
 
     def continue_from(self, source: Path) -> None:
-        self.values.set("continue_from", str(source))
+        self._continuing = True  # set by Continue itself: not a restored continuation to announce
+        try:
+            self.values.set("continue_from", str(source))
+        finally:
+            self._continuing = False
         self.generate()
 
     def _on_continue_from(self, name: str, value) -> None:
-        if name == "continue_from" and value:
+        if name == "continue_from" and value and not self._continuing:
             self._say(f"Compose will continue {Path(str(value)).name} (restored), as the recipe did.")
 
     def _on_preview(self, modality: str, progress) -> None:

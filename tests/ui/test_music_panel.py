@@ -149,3 +149,12 @@ def test_compose_after_restoring_a_continuation_makes_it_again_then_composes_fre
     panel.generate()
     panel.generate()
     assert [job.recipe.param("continue_from") for job in submitted] == [str(source), ""]
+
+
+def test_continue_itself_does_not_announce_a_restored_continuation(qtbot, tmp_path, monkeypatch):
+    state = State()
+    panel = MusicPanel(state)
+    qtbot.addWidget(panel)
+    state.music.set("model", "builtin:music-markov")
+    panel.continue_from(tmp_path / "mine.mid")
+    assert "restored" not in panel.message.text()
