@@ -146,7 +146,7 @@ def run_generate(args: argparse.Namespace) -> int:
             print(f"\rstep {progress.step}/{progress.total}", end="", file=sys.stderr, flush=True)
 
     try:
-        history, note = open_history(paths.history_db_path(), paths.outputs_dir())  # before the work, not after
+        history, note = open_history(paths.history_db_path(), paths.chosen_outputs_dir())  # before the work
         if note:
             print(note, file=sys.stderr)
         device = pick_device(args.device)

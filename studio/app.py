@@ -186,6 +186,11 @@ class MainWindow(QMainWindow):
         if folder:
             self.history.outputs_dir = Path(folder)
             QSettings().setValue("output_folder", folder)
+            try:
+                paths.remember_output_folder(Path(folder))  # so `python -m studio generate` saves there too
+            except OSError as exc:
+                self.statusBar().showMessage(f"Using {folder} now, but it could not be remembered: {exc}", 15000)
+                return
             self.statusBar().showMessage(f"New outputs go to {folder}", 5000)
 
     def set_device(self, value: str) -> None:
@@ -278,8 +283,9 @@ def load_theme(app: QApplication) -> None:
 def create_window(app: QApplication, warm_up: bool = True) -> MainWindow:
     """Build history, worker, state and window; connect the worker's messages to state's handler."""
     settings = QSettings()
-    history, history_note = open_history(paths.history_db_path(),
-                                         Path(settings.value("output_folder", str(paths.outputs_dir()))))
+    # The preferences file is shared with the CLI; QSettings held the choice in earlier versions.
+    outputs = paths.saved_output_folder() or Path(settings.value("output_folder", str(paths.outputs_dir())))
+    history, history_note = open_history(paths.history_db_path(), outputs)
     history.sweep_partials()
     worker = Worker(history=history, device_override=str(settings.value("device", "auto")))
     state = State()

@@ -51,6 +51,42 @@ def outputs_dir() -> Path:
     return path
 
 
+def preferences_path() -> Path:
+    """Plain JSON the app and the command line both read (QSettings would drag Qt into the CLI)."""
+    return user_data_dir() / "preferences.json"
+
+
+def saved_output_folder() -> Path | None:
+    """The output folder chosen in Settings, or None (never chosen, or an unreadable preferences file)."""
+    import json
+
+    try:
+        folder = json.loads(preferences_path().read_text(encoding="utf-8")).get("output_folder")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(folder) if isinstance(folder, str) and folder else None
+
+
+def remember_output_folder(folder: Path) -> None:
+    import json
+
+    path = preferences_path()
+    try:
+        preferences = json.loads(path.read_text(encoding="utf-8"))
+        preferences = preferences if isinstance(preferences, dict) else {}
+    except (OSError, ValueError):
+        preferences = {}
+    preferences["output_folder"] = str(folder)
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(preferences, indent=2), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def chosen_outputs_dir() -> Path:
+    """Where new outputs go: the folder chosen in Settings, else the default one."""
+    return saved_output_folder() or outputs_dir()
+
+
 def history_db_path() -> Path:
     return user_data_dir() / "history.sqlite3"
 

@@ -158,3 +158,25 @@ def test_cli_rejects_bad_values_before_any_work(tmp_path, bad):
     with pytest.raises(SystemExit) as stopped:
         main(["generate", bad[0], "--prompt", "x", *bad[1:]])
     assert stopped.value.code == 2
+
+
+def test_cli_saves_into_the_output_folder_chosen_in_settings(tmp_path):
+    import json
+
+    chosen = tmp_path / "chosen"
+    (tmp_path / "preferences.json").write_text(json.dumps({"output_folder": str(chosen)}))
+    args = ("generate", "text", "--model", "builtin:text-markov", "--prompt", "The", "--max-new-tokens", "5")
+    result = run_cli(*args, home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [p.suffix for p in chosen.rglob("*.md")] == [".md"]
+    assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("*.md"))
+
+
+def test_a_damaged_preferences_file_falls_back_to_the_default_folder(tmp_path, monkeypatch):
+    from studio import paths
+
+    monkeypatch.setenv("LATENT_STUDIO_HOME", str(tmp_path))
+    (tmp_path / "preferences.json").write_text("{not json")
+    assert paths.chosen_outputs_dir() == tmp_path / "outputs"
+    paths.remember_output_folder(tmp_path / "elsewhere")  # repairs the file
+    assert paths.chosen_outputs_dir() == tmp_path / "elsewhere"

@@ -193,3 +193,17 @@ def test_a_melody_strip_restores_into_the_melodies_tab_even_before_the_explorer_
     assert window.tabs.currentWidget() is latent and latent.tabs.currentIndex() == 1
     values = window.state.panels["latent"]
     assert values.get("melody_seed_a") == 3 and values.get("melody_steps") == 5
+
+
+def test_chosen_output_folder_is_shared_with_the_command_line(window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from studio import paths
+
+    chosen = tmp_path / "my renders"
+    chosen.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(chosen))
+    window.choose_output_folder()
+    assert window.history.outputs_dir == chosen
+    assert paths.saved_output_folder() == chosen  # what `python -m studio generate` reads
+    assert paths.chosen_outputs_dir() == chosen
