@@ -122,6 +122,28 @@ def melody_values(recipe: Recipe) -> dict[str, Any]:
     return values
 
 
+def _standalone(spec: Any) -> bool:
+    """A latent end point that means the same thing without the map it was picked on."""
+    return isinstance(spec, dict) and ("latent" in spec and "shape" in spec or "path" in spec)
+
+
+def latent_ends_of(recipe: Recipe) -> tuple[dict[str, Any], dict] | None:
+    """(Latent panel settings, end points) that remake a saved strip or key-point walk; None when its points only
+    made sense on the map of that moment (older recipes, or a random walk from a clicked point)."""
+    operation, params = recipe.param("operation"), recipe.params
+    settings = {k: params[k] for k in ("mode", "fps") if params.get(k) is not None}
+    if operation == "latent.strip" and _standalone(params.get("a")) and _standalone(params.get("b")):
+        if params.get("frames"):
+            settings["frames"] = int(params["frames"])
+        return settings, {"picks": {"A": params["a"], "B": params["b"]}}
+    points = params.get("points") or []
+    if operation == "latent.walk" and len(points) >= 2 and all(_standalone(p) for p in points):
+        if params.get("frames_per_leg"):
+            settings["frames"] = int(params["frames_per_leg"])
+        return settings, {"walk": list(points)}
+    return None
+
+
 def model_is_here(ref: str) -> bool:
     """Whether a recipe's model names something loadable here: a built-in, a path, a Hugging Face id."""
     from studio.engine import catalog  # reads file headers and folder layouts only (no torch)
@@ -248,6 +270,7 @@ class State(QObject):
     result_ready = Signal(object, object)  # Job, Result (for jobs that return values)
     error_raised = Signal(str, str)  # modality, message
     restore_requested = Signal(str)  # modality whose panel should come forward
+    latent_ends_restored = Signal(object)  # {"picks": {"A": spec, "B": spec}} or {"walk": [spec, ...]}
     device_changed = Signal(str)  # label
     busy_changed = Signal(bool)
 
@@ -257,6 +280,8 @@ class State(QObject):
         self.jobs: dict[int, JobInfo] = {}
         self.device_label = "device: not chosen yet (picked at the first job)"
         self._busy = False
+        # A restored strip's or walk's end points, kept until the Latent Explorer (maybe not built yet) takes them.
+        self.pending_latent_ends: dict | None = None
 
     @property
     def image(self) -> PanelState:
@@ -300,6 +325,16 @@ class State(QObject):
         operation = str(recipe.param("operation") or "")
         if operation == "latent.melody_interpolate":  # a "music" recipe the Music panel can't make
             self.panels["latent"].update({**melody_values(recipe), "tab": "melodies"})
+            self.restore_requested.emit("latent")
+            return
+        restored = latent_ends_of(recipe)
+        if restored is not None:
+            settings, ends = restored
+            if recipe.model and model_is_here(recipe.model):
+                settings["model"] = recipe.model
+            self.panels["latent"].update({**settings, "tab": "images"})
+            self.pending_latent_ends = ends
+            self.latent_ends_restored.emit(ends)
             self.restore_requested.emit("latent")
             return
         if operation.startswith("latent."):

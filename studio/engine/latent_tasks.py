@@ -154,7 +154,7 @@ def strip_task(job: Job, ctx: TaskContext) -> Result:
     count, mode = int(job.args.get("frames", 8)), job.args.get("mode", "slerp")
     frames = _decode_frames(bundle, latent.interpolate(a, b, count, mode), ctx)
     recipe = _recipe(job, ctx, "animation", f"{mode} interpolation, {count} frames", a=job.args["a"], b=job.args["b"],
-                     frames=count, mode=mode)
+                     frames=count, mode=mode, fps=job.args.get("fps", 8))
     return Result([Artifact("animation", recipe, frames, info={"fps": job.args.get("fps", 8)})])
 
 

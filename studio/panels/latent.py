@@ -81,6 +81,9 @@ class LatentPanel(QWidget):
         self.tabs.setCurrentIndex(1 if self.values.get("tab") == "melodies" else 0)
         self.tabs.currentChanged.connect(lambda index: self.values.set("tab", "melodies" if index == 1 else "images"))
         self.values.value_changed.connect(self._on_tab_value)
+        state.latent_ends_restored.connect(self._take_restored_ends)
+        if state.pending_latent_ends:  # restored before this panel was built
+            self._take_restored_ends(state.pending_latent_ends)
         if self.values.get("tab") == "melodies":
             self.refresh_melody_sources()
 
@@ -411,6 +414,19 @@ class LatentPanel(QWidget):
             latent = self.shown[1]
             return {"latent": latent.ravel().tolist(), "shape": list(latent.shape)}
         return dict(self.current)
+
+    def _take_restored_ends(self, ends: dict) -> None:
+        """End points of a saved strip or walk, as exact latents: they need no map (nothing is marked on it)."""
+        self.state.pending_latent_ends = None
+        if "picks" in ends:
+            self.picks = dict(ends["picks"])
+            self.map.clear_marks("A")
+            self.map.clear_marks("B")
+            self._say("A and B are back from the saved strip: 'Strip A→B' makes it again.")
+        if "walk" in ends:
+            self.clear_walk()
+            self.walk_points = list(ends["walk"])
+            self._say(f"The saved walk's {len(self.walk_points)} key points are back: 'Play walk' or 'Save walk'.")
 
     def add_walk_point(self) -> None:
         if self.current is None:

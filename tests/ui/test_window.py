@@ -207,3 +207,40 @@ def test_chosen_output_folder_is_shared_with_the_command_line(window, tmp_path, 
     assert window.history.outputs_dir == chosen
     assert paths.saved_output_folder() == chosen  # what `python -m studio generate` reads
     assert paths.chosen_outputs_dir() == chosen
+
+
+def test_a_saved_strip_restores_its_exact_ends_and_remakes_the_same_strip(qtbot, window):
+    from studio.engine.recipe import Recipe
+
+    a = {"latent": [0.5] * 8, "shape": [2, 2, 2]}
+    b = {"path": "/pictures/cat.png"}
+    strip = Recipe("animation", prompt="lerp interpolation, 5 frames", seed=0,
+                   params={"operation": "latent.strip", "a": a, "b": b, "frames": 5, "mode": "lerp", "fps": 4})
+    assert "latent" not in window.panels
+    window.state.restore(strip)  # before the Explorer was ever opened
+    latent = window.panel("latent")
+    assert window.tabs.currentWidget() is latent and latent.tabs.currentIndex() == 0
+    assert latent.picks == {"A": a, "B": b}
+    values = window.state.panels["latent"]
+    assert (values.get("frames"), values.get("mode"), values.get("fps")) == (5, "lerp", 4)
+    submitted = []
+    window.state.submit_requested.connect(submitted.append)
+    latent.make_strip()
+    assert submitted[-1].kind == "latent.strip"
+    assert (submitted[-1].args["a"], submitted[-1].args["b"], submitted[-1].args["frames"]) == (a, b, 5)
+
+
+def test_a_saved_walk_restores_its_key_points_and_a_map_point_strip_still_explains(qtbot, window):
+    from studio.engine.recipe import Recipe
+
+    points = [{"latent": [float(i)] * 4, "shape": [1, 2, 2]} for i in range(3)]
+    walk = Recipe("animation", prompt="latent walk, 36 frames", seed=0,
+                  params={"operation": "latent.walk", "points": points, "frames_per_leg": 12, "mode": "slerp"})
+    window.state.restore(walk)
+    latent = window.panel("latent")
+    assert latent.walk_points == points and window.state.panels["latent"].get("frames") == 12
+    on_a_map = Recipe("animation", prompt="slerp interpolation, 8 frames", seed=0,
+                      params={"operation": "latent.strip", "a": {"point": [0, 1]}, "b": {"point": [1, 0]}})
+    with qtbot.waitSignal(window.state.error_raised) as told:
+        window.state.restore(on_a_map)  # map coordinates mean nothing without that map
+    assert "latent map" in told.args[1] and latent.walk_points == points
