@@ -101,6 +101,25 @@ def continuation_bar(piece: MusicPiece, metre: str) -> int:
     return max(1, math.floor(last_onset / metre_beats(metre) + 1e-9) + 1)
 
 
+def _seam_shift(prefix: MusicPiece, metre: str, prefix_bars: int) -> float:
+    """Beats to move a continuation by so that it starts on the prefix's own next bar line.
+
+    The model writes on a grid of bars of `metre`; when the piece's own metre is one the model doesn't write
+    (7/8 going on in 4/4), that grid's next bar line can fall up to a bar after the piece's: a silent gap.
+    """
+    if prefix.metre == metre or not prefix.notes:
+        return 0.0
+    try:
+        own_bar = metre_beats(prefix.metre)
+    except (ValueError, ZeroDivisionError):
+        return 0.0  # an unreadable metre: keep the model's grid
+    return continuation_bar(prefix, prefix.metre) * own_bar - prefix_bars * metre_beats(metre)
+
+
+def _shifted(notes: list[Note], beats: float) -> list[Note]:
+    return [replace(n, start=n.start + beats) for n in notes] if beats else notes
+
+
 def metre_beats(metre: str) -> float:
     """Quarter notes per bar: 6/8 -> 3.0, 3/4 -> 3.0, 2/2 -> 4.0."""
     numerator, denominator = metre.split("/")
@@ -1012,13 +1031,14 @@ def generate(model: MusicModel, recipe: Recipe, report: Callable[[Progress], Non
     if prefix is not None:
         tags, tag_ids = _prefix_tags(tok, prefix, wanted, key_override)
         prefix_bars = continuation_bar(prefix, tags.metre)
+        seam_shift = _seam_shift(prefix, tags.metre, prefix_bars)
         body = tok.encode_notes(prefix.notes, tags.metre, end_with_eos=False, bars=prefix_bars)
         context_ids = _crop(tag_ids, body, model.context - 64)
         model.next_logits(state, context_ids[:-1])
         logits = model.next_logits(state, context_ids[-1:])
     else:
         tags, tag_ids = _choose_tags(model, state, wanted, key_override, rng, params)
-        prefix_bars = 0
+        prefix_bars, seam_shift = 0, 0.0
     grammar = Grammar(tok, tags.metre, params["bars"], params["voices"], bar_offset=prefix_bars)
     generated: list[int] = []
     kept = list(prefix.notes) if prefix is not None else []  # previews show the whole piece, prefix included
@@ -1040,11 +1060,12 @@ def generate(model: MusicModel, recipe: Recipe, report: Callable[[Progress], Non
         probs = filter_logits(np.where(mask, logits, -np.inf), params["temperature"], params["top_k"], params["top_p"])
         token = _sample(probs, rng)
         if report:
-            report(Progress(min(grammar.bars_done, params["bars"]), params["bars"], preview=kept + grammar.notes,
+            report(Progress(min(grammar.bars_done, params["bars"]), params["bars"],
+                            preview=kept + _shifted(grammar.notes, seam_shift),
                             message=f"bar {min(grammar.bars_done, params['bars'])} of {params['bars']}"))
         if len(generated) > 400 * params["bars"] + 1000:  # a runaway model; grammar should make this unreachable
             break
-    notes = kept + grammar.notes
+    notes = kept + _shifted(grammar.notes, seam_shift)
     voices = max((n.voice for n in notes), default=0) + 1
     tempo = float(params["tempo"] or wanted.bpm or (prefix.tempo_bpm if prefix is not None else default_tempo(tags)))
     programs = list(prefix.programs) if prefix is not None else []

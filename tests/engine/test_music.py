@@ -366,3 +366,18 @@ def test_auto_voices_let_a_chorale_have_its_four_parts():
 
     assert len(voices(0)) >= 3
     assert voices(1) == {0}
+
+
+def test_a_7_8_piece_goes_on_in_4_4_from_its_own_next_bar_line(tiny_gpt):
+    """The model writes 4/4 bars; they start where the piece's own next 7/8 bar would (beat 7 here), not on the
+    4/4 grid, which would leave a silent gap (last onset 6.5: grid at 8) or overlap the last bar (onset 3.5: at 4)."""
+    late = M.MusicPiece([M.Note(60, 0.0, 0.5), M.Note(62, 6.5, 0.5)], 90, "C major", "7/8", [0])
+    early = M.MusicPiece([M.Note(60, 0.0, 3.5), M.Note(62, 3.5, 3.5)], 90, "C major", "7/8", [0])
+    assert M._seam_shift(late, "4/4", M.continuation_bar(late, "4/4")) == -1.0  # 8 -> 7
+    assert M._seam_shift(early, "4/4", M.continuation_bar(early, "4/4")) == 3.0  # 4 -> 7
+    in_4_4 = M.MusicPiece([M.Note(60, 0.0, 1.0), M.Note(62, 6.5, 0.5)], 90, "C major", "4/4", [0])
+    assert M._seam_shift(in_4_4, "4/4", M.continuation_bar(in_4_4, "4/4")) == 0.0
+    model = M.load_music_model(str(tiny_gpt))
+    for prefix in (late, early):
+        new = M.generate(model, recipe(tiny_gpt, bars=2), prefix=prefix).piece.notes[len(prefix.notes):]
+        assert new and all(7.0 - 1e-9 <= n.start < 7.0 + 2 * 4 for n in new)
