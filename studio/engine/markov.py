@@ -164,8 +164,7 @@ class NGramModel:
         tensors = {}
         for k, table in enumerate(self.tables, start=1):
             tensors[f"codes.{k}"] = table.codes
-            # Counts fit 32 bits by far; half the file size of int64.
-            tensors[f"counts.{k}"] = table.counts.astype(np.int32)
+            tensors[f"counts.{k}"] = table.counts.astype(smallest_count_dtype(table.counts))
         save_file(tensors, str(folder / "counts.safetensors"))
         (folder / "counts.safetensors").chmod(0o644)  # safetensors writes 0600; the file ships with the app
         config = {
@@ -191,6 +190,12 @@ class NGramModel:
             (tensors[f"codes.{k}"], tensors[f"counts.{k}"].astype(np.int64)) for k in range(1, config["order"] + 2)
         ]
         return cls(config["vocab_size"], config["order"], config["boundary"], tables)
+
+
+def smallest_count_dtype(counts: np.ndarray) -> type:
+    """Most high-order counts are tiny: uint16 instead of int32 keeps the shipped folder under 20 MB."""
+    largest = int(counts.max()) if len(counts) else 0
+    return np.uint16 if largest <= np.iinfo(np.uint16).max else np.int32
 
 
 def pad_sequences(sequences: list[np.ndarray] | np.ndarray, order: int, boundary: int) -> np.ndarray:

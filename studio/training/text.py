@@ -158,10 +158,20 @@ def sample_text(model, tokenizer, prompt: str, new_tokens: int = 120, temperatur
 # ----------------------------------------------------------------------------------------------- data
 
 
+def require_full_corpus() -> None:
+    missing = text_data.missing_packages()
+    if missing:
+        raise SystemExit(
+            "the text corpus is incomplete; install its Debian packages first:\n"
+            f"  sudo apt-get install --no-install-recommends {' '.join(missing)}"
+        )
+
+
 def prepare_data(run_dir: Path, vocab_size: int, tokenizer_dir: Path | None = None):
     """Tokenizer + train/held-out token streams, cached in the run folder so a resume reuses them exactly."""
     from transformers import AutoTokenizer
 
+    require_full_corpus()
     entries = text_data.load_entries()
     train_texts, held_texts = text_data.split_entries(entries)
     tok_dir = run_dir / "tokenizer"
@@ -276,10 +286,20 @@ def train(args: argparse.Namespace) -> None:
         weights = {k: v.float() for k, v in load_file(str(builtin / "model.safetensors")).items()}
         model.load_state_dict(weights, strict=False)
         trained = json.loads((builtin / "training.json").read_text()) if (builtin / "training.json").exists() else {}
-        state.update({k: trained[k] for k in ("step", "wall_seconds", "tokens", "history", "best_bpb") if k in trained})
+        keys = ("step", "wall_seconds", "tokens", "history", "best_bpb", "corpus", "corpus_changes")
+        state.update({k: trained[k] for k in keys if k in trained})
+        # A fresh optimiser: its own warm-up and cosine, counted from here.
+        state["schedule_start"] = state["step"]
         log(f"started from the exported weights in {builtin} (step {state['step']})", log_file)
     else:
         log(f"new run: {json.dumps(settings)}; corpus {json.dumps(summary)}", log_file)
+    corpus = {k: summary[k] for k in ("entries", "train_bytes", "held_out_bytes")}
+    if state.get("corpus") != corpus:
+        # Held-out figures on another corpus don't compare: the best checkpoint is chosen afresh from here.
+        if state["step"]:
+            state.setdefault("corpus_changes", []).append({"step": state["step"], "corpus": corpus})
+            log(f"corpus changed at step {state['step']}: {json.dumps(corpus)}", log_file)
+        state["corpus"], state["best_bpb"] = corpus, float("inf")
     params = sum(p.numel() for p in model.parameters())
     log(
         f"{params / 1e6:.2f} M parameters; {len(train_stream):,} train tokens, {len(held_stream):,} held-out tokens; "
@@ -326,7 +346,8 @@ def train(args: argparse.Namespace) -> None:
         )
 
     while state["step"] < args.max_steps and (stop_at is None or time.monotonic() < stop_at):
-        lr = learning_rate(state["step"], args.lr, args.warmup, args.max_steps)
+        start = state.get("schedule_start", 0)
+        lr = learning_rate(state["step"] - start, args.lr, args.warmup, args.max_steps - start)
         batch = random_batch(train_stream, args.batch, context, rng)
         loss = train_step(model, optimizer, batch, lr)
         state["step"] += 1
@@ -355,9 +376,17 @@ def train(args: argparse.Namespace) -> None:
 
 
 def draw_loss_curve(
-    history: list[dict], markov_bpb: float | None, path: Path, bytes_per_train_token: float = 1.0
+    history: list[dict],
+    markov_bpb: float | None,
+    path: Path,
+    bytes_per_train_token: float = 1.0,
+    corpus_changes: list[int] | None = None,
 ) -> None:
-    """Held-out (blue) and training (grey, smoothed) bits/byte against step, drawn with Pillow (no matplotlib)."""
+    """Held-out (blue) and training (grey, smoothed) bits/byte against step, drawn with Pillow (no matplotlib).
+
+    A corpus change (a dashed line) starts a new held-out set: the blue line is broken there, because
+    figures on two different held-out sets are not one curve.
+    """
     from PIL import Image, ImageDraw
 
     width, height, margin = 640, 360, 48
@@ -370,7 +399,7 @@ def draw_loss_curve(
         return
     max_step = max(p[0] for p in points) or 1
     values = [p[1] for p in points] + ([markov_bpb] if markov_bpb else [])
-    low, high = min(values + [2.0]) - 0.1, min(max(values), 8.0) + 0.1
+    low, high = min(values + [v for _, v in train] + [2.0]) - 0.1, min(max(values), 8.0) + 0.1
 
     def xy(step: float, value: float) -> tuple[float, float]:
         x = margin + (width - 2 * margin) * step / max_step
@@ -388,9 +417,25 @@ def draw_loss_curve(
         draw.text((width - margin - 190, y - 14), f"order-5 Markov {markov_bpb:.3f}", fill=(200, 60, 60))
     if len(train) > 1:
         draw.line([xy(s, v) for s, v in train], fill=(150, 150, 150), width=1)
-    draw.line([xy(s, v) for s, v in points] if len(points) > 1 else [xy(*points[0])] * 2, fill=(30, 90, 200), width=2)
-    draw.text((margin, 12), "bits/byte: text-gpt held-out (blue), training (grey); Markov baseline (red)", fill="black")
-    draw.text((width - margin - 80, height - margin + 8), f"step {max_step}", fill="black")
+    changes = sorted(corpus_changes or [])
+    for change in changes:
+        x, _ = xy(change, low)
+        for y in range(margin, height - margin, 8):
+            draw.line([x, y, x, y + 4], fill=(90, 90, 90))
+        draw.text((x - 84, margin + 6), "larger corpus ->", fill=(90, 90, 90))
+    bounds = [-1] + changes + [float("inf")]
+    for begin, end in zip(bounds, bounds[1:], strict=False):
+        segment = [xy(s, v) for s, v in points if begin < s <= end]
+        if segment:
+            draw.line(segment if len(segment) > 1 else segment * 2, fill=(30, 90, 200), width=2)
+    baseline_note = " on the latest corpus" if changes else ""
+    draw.text(
+        (margin, 12),
+        f"bits/byte: text-gpt held-out (blue), training (grey); Markov baseline{baseline_note} (red)",
+        fill="black",
+    )
+    draw.text((width - margin - 80, height - margin + 8), f"step {max_step:,}", fill="black")
+    draw.text((margin, height - margin + 8), "0", fill="black")
     image.save(path)
 
 
@@ -439,19 +484,26 @@ def export(args: argparse.Namespace) -> None:
     markov_file = run_dir.parent / "text-markov" / "baseline.json"
     markov = json.loads(markov_file.read_text()) if markov_file.exists() else {}
     markov_bpb = markov.get("held_out_bpb")
-    draw_loss_curve(state["history"], markov_bpb, out / "loss_curve.png", float(token_bytes[train_stream].mean()))
+    changes = [c["step"] for c in state.get("corpus_changes", [])]
+    draw_loss_curve(
+        state["history"], markov_bpb, out / "loss_curve.png", float(token_bytes[train_stream].mean()), changes
+    )
     samples = [
         sample_text(shipped, tokenizer, prompt, new_tokens=100, temperature=0.8, seed=i)
         for i, prompt in enumerate(["The", "A hacker", "Love is", "Q:"])
     ]
-    training = {k: state[k] for k in ("step", "wall_seconds", "tokens", "history", "best_bpb")}
+    keys = ("step", "wall_seconds", "tokens", "history", "best_bpb", "corpus", "corpus_changes")
+    training = {k: state[k] for k in keys if k in state}
     training["step"] = max(training["step"], best["step"])  # an evaluation can come after the last checkpoint
     training.update(
         {"best_step": best["step"], "held_out_bpb_fp16": bpb, "markov_bpb": markov_bpb, "settings": settings}
     )
     (out / "training.json").write_text(json.dumps(training, indent=1))
+    by_source = per_source_figures(out / "model.safetensors", out)
+    training["by_source"] = by_source
+    (out / "training.json").write_text(json.dumps(training, indent=1))
     write_model_card(
-        out, settings, summary, training, bpb, markov, samples, sum(p.numel() for p in shipped.parameters())
+        out, settings, summary, training, bpb, markov, samples, sum(p.numel() for p in shipped.parameters()), by_source
     )
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     log(
@@ -470,18 +522,44 @@ def portable_tokenizer_config(path: Path) -> None:
 
 
 def write_model_card(
-    out: Path, settings: dict, summary: dict, training: dict, bpb: float, markov: dict, samples: list[str], params: int
+    out: Path,
+    settings: dict,
+    summary: dict,
+    training: dict,
+    bpb: float,
+    markov: dict,
+    samples: list[str],
+    params: int,
+    by_source: dict | None = None,
 ) -> None:
     markov_bpb = markov.get("held_out_bpb")
     gain = 100 * (1 - bpb / markov_bpb) if markov_bpb else None
     versus = "not measured against" if gain is None else f"{gain:.1f} % below" if gain >= 0 else f"{-gain:.1f} % above"
     hours = training["wall_seconds"] / 3600
     sample_text_md = "\n\n".join("```\n" + s.strip() + "\n```" for s in samples)
+    corpus_history = "".join(
+        f"Up to step {change['step']:,} the model trained on a smaller corpus (fortunes and the Jargon File only); "
+        f"from there it went on with these weights on the corpus above, with a fresh optimiser (warm-up, cosine). "
+        f"Held-out figures before that step are on the smaller corpus's held-out set (the broken line in the curve).\n"
+        for change in training.get("corpus_changes", [])
+    )
+    by_source_md = ""
+    if by_source:
+        rows = "\n".join(
+            f"| {name} | {f['held_out_bytes']:,} | {f['gpt_bpb']:.3f} | {f['markov_bpb']:.3f} | {f['gpt_below_markov_percent']:.1f} % |"
+            for name, f in by_source.items()
+        )
+        by_source_md = (
+            "\nBy source (`python -m studio.training.text compare`; the Markov model retrained on the same split):\n\n"
+            "| held-out part | bytes | text-gpt | order-5 Markov | text-gpt below Markov |\n|---|---|---|---|---|\n"
+            + rows
+            + "\n"
+        )
     card = f"""# text-gpt — the built-in neural text model of Latent Studio
 
 A small GPT-2-style causal language model (transformers `GPT2LMHeadModel`) trained from scratch on
-fortune cookies and the Jargon File. It writes short quips, jokes and hacker-dictionary entries.
-Load it like any transformers model:
+fortune cookies and three hacker/satirical dictionaries (the Jargon File, The Devil's Dictionary, FOLDOC).
+It writes short quips, jokes and dictionary-style entries. Load it like any transformers model:
 
 ```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -490,15 +568,8 @@ model = AutoModelForCausalLM.from_pretrained("models/text-gpt")
 ```
 
 ## Data and licence
-- Debian `fortunes` + `fortunes-min` (/usr/share/games/fortunes): {text_data.LICENCES["fortunes"]}.
-  Sets left out: {", ".join(summary["skipped_fortune_sets"])} (pictures; jokes about groups of people). The offensive
-  set (`fortunes-off`) is not used.
-- Debian `jargon-text`: {text_data.LICENCES["jargon"]}. Chapters 1-12 and the lexicon entries; the appendices are not used.
-- Cleaning: `%` separators split entries; trailing spaces stripped; drawings (< 80 % letters/spaces) dropped; duplicates
-  dropped. {summary["entries"]:,} entries, {summary["train_bytes"]:,} training bytes, {summary["held_out_bytes"]:,}
-  held-out bytes ({text_data.HELD_OUT_PERCENT} % of entries, chosen by a hash of each entry's text: see
-  `studio/training/text_data.py`).
-- The model's weights are released under the project's licence; its outputs may echo the corpus.
+{text_data.corpus_markdown(summary)}
+- {text_data.WEIGHTS_LICENCE}
 
 ## Architecture
 GPT-2: {settings["layers"]} layers × {settings["width"]} wide, {settings["heads"]} heads, context {settings["context"]} tokens,
@@ -506,11 +577,11 @@ tied input/output embeddings, {params / 1e6:.2f} M parameters, stored as fp16 sa
 Tokenizer: byte-level BPE (`tokenizers`), {settings["vocab_size"]} tokens including `<|endoftext|>`, which ends each entry.
 
 ## Training
-`python -m studio.training.text train` on CPU (1 thread, nice 10): AdamW (β 0.9/0.95, weight decay 0.1),
-peak learning rate with warm-up and cosine decay, batches of random {settings["context"]}-token windows, dropout {settings["dropout"]}.
+`python -m studio.training.text train` on CPU (1-2 threads, nice 10): AdamW (β 0.9/0.95, weight decay 0.1),
+peak learning rate with warm-up and cosine decay, batches of 8 random {settings["context"]}-token windows, dropout {settings["dropout"]}.
 Steps: {training["step"]:,} ({training["tokens"]:,} tokens); wall time {hours:.2f} h. The exported weights are the best
 held-out checkpoint (step {training["best_step"]:,}).
-
+{corpus_history}
 ![loss curve](loss_curve.png)
 
 ## Evaluation (held-out bits per byte, lower is better)
@@ -521,7 +592,7 @@ held-out checkpoint (step {training["best_step"]:,}).
 
 text-gpt is {versus} the Markov baseline. Both predict the same held-out entries, each followed by an
 end-of-text symbol counted as one byte.
-
+{by_source_md}
 ## Samples (temperature 0.8, seeds 0-3)
 {sample_text_md}
 """
@@ -534,6 +605,7 @@ end-of-text symbol counted as one byte.
 def build_markov(args: argparse.Namespace) -> None:
     from studio.engine import markov
 
+    require_full_corpus()
     entries = text_data.load_entries()
     train_texts, held_texts = text_data.split_entries(entries)
     started = time.monotonic()
@@ -599,8 +671,9 @@ An order-{info["order"]} Markov model over bytes (each byte predicted from the {
 {info["smoothing"]} smoothing. Trained in {info["train_seconds"]:.1f} s by `python -m studio.training.text markov`.
 
 ## Data and licence
-Same corpus and split as `text-gpt`: Debian `fortunes`/`fortunes-min` ({text_data.LICENCES["fortunes"]}) and
-`jargon-text` ({text_data.LICENCES["jargon"]}); {summary["train_bytes"]:,} training bytes, {summary["held_out_bytes"]:,} held-out bytes.
+Same corpus and split as `text-gpt`:
+{text_data.corpus_markdown(summary)}
+- {text_data.WEIGHTS_LICENCE} (The counts hold the corpus's short byte sequences outright.)
 
 ## Evaluation
 Held-out: {info["held_out_bpb"]:.3f} bits/byte (full counts; the baseline text-gpt is compared with).
@@ -666,6 +739,60 @@ def benchmark(args: argparse.Namespace) -> None:
     print(json.dumps(speed_figures(args.model, args.tokens, args.runs), indent=2))
 
 
+def per_source_figures(weights: Path, tokenizer_dir: Path, order: int = 5) -> dict:
+    """Held-out bits/byte of GPT weights and of an order-n Markov model, overall and for each corpus source.
+
+    The Markov model is trained here on the same training entries (about two seconds), so the figures
+    always compare the two models on the same text.
+    """
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from studio.engine import markov
+
+    require_full_corpus()
+    entries = text_data.load_entries()
+    train_texts, _ = text_data.split_entries(entries)
+    ngrams = markov.train_byte_model(train_texts, order=order)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, model_max_length=1_000_000)  # whole entries
+    token_bytes = bytes_per_token(tokenizer)
+    config = (
+        json.loads((weights.parent / "config.json").read_text()) if (weights.parent / "config.json").exists() else None
+    )
+    state = {k: v.float() for k, v in load_file(str(weights)).items()}
+    vocab, width = state["transformer.wte.weight"].shape
+    layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("transformer.h."))
+    heads = config["n_head"] if config else 4
+    context = state["transformer.wpe.weight"].shape[0]
+    model = build_model(vocab, layers, width, heads, context, 0.0)
+    model.load_state_dict(state, strict=False)
+    model.tie_weights()
+    held_by_source: dict[str, list[str]] = {"all": []}
+    for entry in entries:
+        if text_data.is_held_out(entry.text):
+            held_by_source.setdefault(entry.source.split("/")[0], []).append(entry.text)
+            held_by_source["all"].append(entry.text)
+    figures = {}
+    for source, texts in held_by_source.items():
+        gpt = held_out_bits_per_byte(model, encode_stream(tokenizer, texts), token_bytes, context)
+        ngram = ngrams.bits_per_symbol(markov.texts_to_symbols(texts))
+        figures[source] = {
+            "held_out_bytes": sum(len(t.encode("utf-8")) for t in texts),
+            "gpt_bpb": round(gpt, 4),
+            "markov_bpb": round(ngram, 4),
+            "gpt_below_markov_percent": round(100 * (1 - gpt / ngram), 1),
+        }
+    return figures
+
+
+def compare(args: argparse.Namespace) -> None:
+    weights = Path(args.weights)
+    tokenizer_dir = Path(args.tokenizer) if args.tokenizer else weights.parent
+    if not (tokenizer_dir / "tokenizer.json").exists():
+        tokenizer_dir = tokenizer_dir / "tokenizer"
+    print(json.dumps(per_source_figures(weights, tokenizer_dir, args.order), indent=2))
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 
 
@@ -705,8 +832,19 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--tokens", type=int, default=200)
     bench.add_argument("--runs", type=int, default=5)
     bench.add_argument("--threads", type=int, default=1)
+    cmp_ = commands.add_parser("compare", help="held-out bits/byte of GPT weights vs the Markov model, per source")
+    cmp_.add_argument("--weights", default=str(model_dir("text-gpt") / "model.safetensors"))
+    cmp_.add_argument("--tokenizer", default="", help="folder with tokenizer.json (default: beside the weights)")
+    cmp_.add_argument("--order", type=int, default=5)
     args = parser.parse_args(argv)
-    {"train": train, "export": export, "markov": build_markov, "bench": benchmark}[args.command](args)
+    commands_by_name = {
+        "train": train,
+        "export": export,
+        "markov": build_markov,
+        "bench": benchmark,
+        "compare": compare,
+    }
+    commands_by_name[args.command](args)
 
 
 if __name__ == "__main__":

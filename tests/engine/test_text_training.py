@@ -68,3 +68,48 @@ def test_learning_rate_warms_up_then_decays():
     rates = [training.learning_rate(s, 1e-3, 10, 100) for s in (0, 9, 10, 55, 100, 200)]
     assert rates[0] < rates[1] == pytest.approx(1e-3)
     assert rates[2] > rates[3] > rates[4] == pytest.approx(1e-4) == rates[5]
+
+
+def _dictd_number(value: int) -> str:
+    digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    text = ""
+    while True:
+        text = digits[value % 64] + text
+        value //= 64
+        if not value:
+            return text
+
+
+def test_dictd_definitions_read_through_the_index_once_per_definition(tmp_path):
+    import gzip
+
+    definitions = ["LIAR, n.  A lawyer with a roving commission.\n\n", "kludge\n\n   <jargon> A clever trick.\n\n"]
+    data = "00-database-info\nheader\n" + "".join(definitions)
+    first = data.index(definitions[0])
+    second = data.index(definitions[1])
+    index_lines = [
+        f"00databaseinfo\t{_dictd_number(0)}\t{_dictd_number(first)}",  # dictd's header: skipped
+        f"liar\t{_dictd_number(first)}\t{_dictd_number(len(definitions[0]))}",
+        f"kludge\t{_dictd_number(second)}\t{_dictd_number(len(definitions[1]))}",
+        f"kluge\t{_dictd_number(second)}\t{_dictd_number(len(definitions[1]))}",  # an alias of the same definition
+    ]
+    (tmp_path / "toy.index").write_text("\n".join(index_lines) + "\n")
+    with gzip.open(tmp_path / "toy.dict.dz", "wt") as handle:
+        handle.write(data)
+    assert text_data.dictd_definitions("toy", tmp_path) == definitions
+    assert text_data.dictd_definitions("absent", tmp_path) == []
+
+
+def test_only_the_named_fortune_sets_are_read(tmp_path):
+    (tmp_path / "wisdom").write_text("Look before you leap.\n%\nHe who hesitates is lost.\n%\n")
+    (tmp_path / "mario.geral").write_text("Um texto em outra língua.\n%\n")  # another package's set
+    entries = text_data.fortune_entries(tmp_path, sets=["wisdom", "absent"])
+    assert [e.text for e in entries] == ["Look before you leap.", "He who hesitates is lost."]
+    assert {e.source for e in entries} == {"fortunes/wisdom"}
+
+
+def test_training_refuses_a_partial_corpus_and_names_the_packages(monkeypatch, tmp_path):
+    monkeypatch.setattr(text_data, "DICTD_DIR", tmp_path)  # no dictionaries here
+    assert {"dict-devil", "dict-foldoc"} <= set(text_data.missing_packages())
+    with pytest.raises(SystemExit, match="apt-get install .*dict-devil dict-foldoc"):
+        training.require_full_corpus()
