@@ -28,7 +28,9 @@ def card_figures(folder: Path) -> dict:
     for name in ("eval.json", "training.json", "metrics.json"):
         path = folder / name
         if path.exists():
-            return json.loads(path.read_text())
+            figures = json.loads(path.read_text())
+            # The per-evaluation history is the card's curve, not a figure of this benchmark.
+            return {k: v for k, v in figures.items() if k not in ("history", "corpus_changes")}
     return {}
 
 
