@@ -498,9 +498,7 @@ def export(args: argparse.Namespace) -> None:
     training.update(
         {"best_step": best["step"], "held_out_bpb_fp16": bpb, "markov_bpb": markov_bpb, "settings": settings}
     )
-    (out / "training.json").write_text(json.dumps(training, indent=1))
-    by_source = per_source_figures(out / "model.safetensors", out)
-    training["by_source"] = by_source
+    training["by_source"] = by_source = per_source_figures(out / "model.safetensors", out)
     (out / "training.json").write_text(json.dumps(training, indent=1))
     write_model_card(
         out, settings, summary, training, bpb, markov, samples, sum(p.numel() for p in shipped.parameters()), by_source
@@ -538,9 +536,9 @@ def write_model_card(
     hours = training["wall_seconds"] / 3600
     sample_text_md = "\n\n".join("```\n" + s.strip() + "\n```" for s in samples)
     corpus_history = "".join(
-        f"Up to step {change['step']:,} the model trained on a smaller corpus (fortunes and the Jargon File only); "
-        f"from there it went on with these weights on the corpus above, with a fresh optimiser (warm-up, cosine). "
-        f"Held-out figures before that step are on the smaller corpus's held-out set (the broken line in the curve).\n"
+        f"Up to step {change['step']:,} the model trained on an earlier, different corpus; "
+        f"from there it went on with those weights on the corpus above, with a fresh optimiser (warm-up, cosine). "
+        f"Held-out figures before that step are on the earlier corpus's held-out set (the broken line in the curve).\n"
         for change in training.get("corpus_changes", [])
     )
     by_source_md = ""
@@ -756,15 +754,17 @@ def per_source_figures(weights: Path, tokenizer_dir: Path, order: int = 5) -> di
     ngrams = markov.train_byte_model(train_texts, order=order)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, model_max_length=1_000_000)  # whole entries
     token_bytes = bytes_per_token(tokenizer)
-    config = (
-        json.loads((weights.parent / "config.json").read_text()) if (weights.parent / "config.json").exists() else None
-    )
+    # A model folder has config.json; a training run folder (best.safetensors) has settings.json.
+    if (weights.parent / "config.json").exists():
+        config = json.loads((weights.parent / "config.json").read_text())
+        layers, width, heads, context = (config[k] for k in ("n_layer", "n_embd", "n_head", "n_positions"))
+    elif (weights.parent / "settings.json").exists():
+        settings = json.loads((weights.parent / "settings.json").read_text())
+        layers, width, heads, context = (settings[k] for k in ("layers", "width", "heads", "context"))
+    else:
+        raise SystemExit(f"no config.json or settings.json beside {weights}: can't tell the model's shape")
     state = {k: v.float() for k, v in load_file(str(weights)).items()}
-    vocab, width = state["transformer.wte.weight"].shape
-    layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("transformer.h."))
-    heads = config["n_head"] if config else 4
-    context = state["transformer.wpe.weight"].shape[0]
-    model = build_model(vocab, layers, width, heads, context, 0.0)
+    model = build_model(len(tokenizer), layers, width, heads, context, 0.0)
     model.load_state_dict(state, strict=False)
     model.tie_weights()
     held_by_source: dict[str, list[str]] = {"all": []}
