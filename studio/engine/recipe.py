@@ -230,8 +230,8 @@ def parse_a1111_parameters(text: str) -> ParsedParameters:
     if not isinstance(text, str):
         raise RecipeError("parameters must be text")
     text = text.replace("\r\n", "\n").strip("\n")
-    if text.lstrip().startswith("{"):
-        return _parse_fooocus_json(text)
+    if text.lstrip().startswith("{") and _is_json_object(text):
+        return _parse_fooocus_json(text)  # otherwise an A1111 prompt that starts with "{red|blue}" wildcards
     lines = text.split("\n")
     pairs: dict[str, str] = {}
     if lines and _looks_like_parameter_line(lines[-1]):
@@ -307,6 +307,13 @@ def _scheduler_from_fooocus(sampler: str, schedule: str) -> str:
     if schedule.lower() == "karras" and f"{name}_karras" in A1111_SAMPLERS:
         return f"{name}_karras"
     return name
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def _parse_fooocus_json(text: str) -> ParsedParameters:

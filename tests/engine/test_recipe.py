@@ -210,3 +210,10 @@ def test_a_damaged_file_of_any_kind_gives_a_recipe_error_naming_it(tmp_path, suf
     damaged.write_bytes(bytes(range(256)) * 8)
     with pytest.raises(RecipeError, match="damaged"):
         recipe_from_file(damaged)
+
+
+def test_a_prompt_starting_with_a_brace_is_a1111_text_not_broken_json():
+    parsed = parse_a1111_parameters("{red|blue} car, {\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 7, Size: 512x512")
+    assert parsed.recipe.prompt == "{red|blue} car, {"
+    assert parsed.recipe.negative_prompt == "blurry" and parsed.recipe.seed == 7
+    assert parse_a1111_parameters("{").recipe.prompt == "{"
