@@ -45,13 +45,13 @@ def main() -> None:
     import torch
     from PySide6.QtCore import QCoreApplication, QEventLoop
 
-    from studio.engine import image
-    from studio.engine.catalog import resolve
-    from studio.engine.devices import pick_device
-    from studio.engine.history import History
-    from studio.engine.jobs import Job, JobEvent
-    from studio.engine.recipe import Recipe
-    from studio.engine.schedulers import set_scheduler
+    from studio.core.catalog import resolve
+    from studio.core.devices import pick_device
+    from studio.core.jobs import Job, JobEvent
+    from studio.core.recipe import Recipe
+    from studio.engine.image import generate as image
+    from studio.engine.image.schedulers import set_scheduler
+    from studio.library.history import History
     from studio.worker import Worker
 
     app = QCoreApplication([])

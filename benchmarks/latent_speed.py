@@ -56,10 +56,11 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from studio.engine import latent, latent_tasks
-    from studio.engine.devices import pick_device
-    from studio.engine.jobs import Job, TaskContext
-    from studio.engine.models import ModelCache
+    from studio.core.devices import pick_device
+    from studio.core.jobs import Job, TaskContext
+    from studio.core.model_cache import ModelCache
+    from studio.engine.latent import maths as latent
+    from studio.engine.latent import tasks as latent_tasks
 
     device = pick_device("cpu")
     app_threads = torch.get_num_threads()

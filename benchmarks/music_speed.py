@@ -1,8 +1,8 @@
 """Music speed (issue 5): seconds of music per second of compute, generation + synth, for the built-in models.
 
-Each (model, prompt, seed) composes `--bars` bars through `studio.engine.music.generate` (the function the
+Each (model, prompt, seed) composes `--bars` bars through `studio.engine.music.generate.generate` (the function the
 worker's `music.generate` task calls, with a no-op progress callback so the per-token previews are still
-built) and renders them with `studio.engine.synth.render_piece` (the recipe's instrument, piano by default).
+built) and renders them with `studio.engine.music.synth.render_piece` (the recipe's instrument, piano by default).
 Real-time factor = music seconds / (generation + synth seconds); goal >= 20x on 2 cores.
 In-key: fraction of the generated notes in the requested key's scale (`in_key_fraction`), per requested key,
 against the corpus' own rate. Held-out loss is quoted from the model cards, not re-measured (the `eval`
@@ -108,10 +108,10 @@ def main() -> None:
 
     import torch
 
-    from studio.engine import music as M
-    from studio.engine import synth
-    from studio.engine.devices import pick_device
-    from studio.engine.recipe import Recipe
+    from studio.core.devices import pick_device
+    from studio.core.recipe import Recipe
+    from studio.engine.music import generate as M
+    from studio.engine.music import synth
 
     device = pick_device("cpu")  # sets torch's threads as the app does; music always runs on the CPU
     threads = torch.get_num_threads()

@@ -27,7 +27,7 @@ def heavy_torch_task(job, ctx):
     """Repeated convolutions sized like a small UNet block: real CPU load with per-step reports."""
     import torch
 
-    from studio.engine.jobs import Progress, Result
+    from studio.core.jobs import Progress, Result
 
     x = torch.randn(8, 64, 64, 64)
     conv = torch.nn.Conv2d(64, 64, 3, padding=1)
@@ -52,8 +52,8 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from studio.app import create_window
-    from studio.engine import tasks
-    from studio.engine.jobs import Job, JobEvent
+    from studio.core import tasks
+    from studio.core.jobs import Job, JobEvent
 
     tasks.register("bench.heavy", "benchmarks.responsiveness:heavy_torch_task")
     app = QApplication([])

@@ -43,8 +43,9 @@ def main() -> None:
 
     import torch
 
-    from studio.engine import catalog, text
-    from studio.engine.devices import pick_device
+    from studio.core import catalog
+    from studio.core.devices import pick_device
+    from studio.engine.text import generate as text
 
     device = pick_device("auto")
     source = catalog.resolve(args.model)

@@ -34,7 +34,7 @@ def _at_least(minimum: int):
 
 
 def _scheduler(name: str) -> str:
-    from studio.engine.schedulers import SCHEDULERS  # names only: diffusers is not imported here
+    from studio.engine.image.schedulers import SCHEDULERS  # names only: diffusers is not imported here
 
     if name not in SCHEDULERS:
         raise argparse.ArgumentTypeError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
@@ -42,7 +42,7 @@ def _scheduler(name: str) -> str:
 
 
 def _instrument(name: str) -> str:
-    from studio.engine.synth import TIMBRES
+    from studio.engine.music.synth import TIMBRES
 
     if name not in TIMBRES:
         raise argparse.ArgumentTypeError(f"unknown instrument {name!r}; choose one of {', '.join(TIMBRES)}")
@@ -117,7 +117,7 @@ NOT_PARAMS = {"command", "modality", "prompt", "negative_prompt", "model", "seed
 def recipe_from_args(args: argparse.Namespace):
     import random
 
-    from studio.engine.recipe import Recipe
+    from studio.core.recipe import Recipe
 
     params = {k: v for k, v in vars(args).items() if k not in NOT_PARAMS}
     if args.modality == "text":
@@ -129,11 +129,11 @@ def recipe_from_args(args: argparse.Namespace):
 
 def run_generate(args: argparse.Namespace) -> int:
     from studio import paths
-    from studio.engine.devices import pick_device
-    from studio.engine.history import HistoryUnavailable, open_history
-    from studio.engine.jobs import Job, TaskContext, UserError
-    from studio.engine.models import ModelCache
-    from studio.engine.tasks import find_task
+    from studio.core.devices import pick_device
+    from studio.core.jobs import Job, TaskContext, UserError
+    from studio.core.model_cache import ModelCache
+    from studio.core.tasks import find_task
+    from studio.library.history import HistoryUnavailable, open_history
 
     recipe = recipe_from_args(args)
 
@@ -192,8 +192,8 @@ def _copy_out(files: list[Path], out: str | None, index: int) -> list[Path]:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from studio.engine.catalog import convert_pickle_to_safetensors
-    from studio.engine.jobs import UserError
+    from studio.core.catalog import convert_pickle_to_safetensors
+    from studio.core.jobs import UserError
 
     try:
         written = convert_pickle_to_safetensors(Path(args.source), Path(args.out) if args.out else None)
@@ -215,7 +215,7 @@ def run_selftest(args: argparse.Namespace) -> int:
     """What a packaged build must be able to do: every built-in generator, recipe inside the file."""
     import tempfile
 
-    from studio.engine.export import recipe_from_file
+    from studio.library.export import recipe_from_file
 
     folder = Path(args.out or tempfile.mkdtemp(prefix="studio-selftest-"))
     # its own history and outputs: a selftest must not add three pictures to the user's gallery

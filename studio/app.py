@@ -23,11 +23,11 @@ from PySide6.QtWidgets import (
 )
 
 from studio import __version__, paths
-from studio.engine.catalog import read_catalog
-from studio.engine.export import recipe_from_file
-from studio.engine.history import History, HistoryUnavailable, open_history
-from studio.engine.jobs import Job
-from studio.engine.recipe import RecipeError
+from studio.core.catalog import read_catalog
+from studio.core.jobs import Job
+from studio.core.recipe import RecipeError
+from studio.library.export import recipe_from_file
+from studio.library.history import History, HistoryUnavailable, open_history
 from studio.state import State
 from studio.widgets.progress import JobQueueView
 from studio.worker import Worker

@@ -18,9 +18,9 @@ from dataclasses import replace
 
 from PySide6.QtCore import QThread, Signal
 
-from studio.engine.jobs import Cancelled, Job, JobEvent, JobMessage, Progress, Result, TaskContext, UserError
-from studio.engine.models import ModelCache
-from studio.engine.tasks import find_task
+from studio.core.jobs import Cancelled, Job, JobEvent, JobMessage, Progress, Result, TaskContext, UserError
+from studio.core.model_cache import ModelCache
+from studio.core.tasks import find_task
 
 log = logging.getLogger(__name__)
 
@@ -172,13 +172,13 @@ class Worker(QThread):
 
     def device(self):
         if self._device is None:
-            from studio.engine.devices import pick_device
+            from studio.core.devices import pick_device
 
             self._device = pick_device(self.device_override)
         return self._device
 
     def _empty_device_cache(self) -> None:
         if self._device is not None:
-            from studio.engine.devices import empty_cache
+            from studio.core.devices import empty_cache
 
             empty_cache(self._device.device)

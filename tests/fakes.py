@@ -6,7 +6,7 @@ import threading
 
 from PIL import Image
 
-from studio.engine.jobs import Artifact, Job, Progress, Result, TaskContext, UserError
+from studio.core.jobs import Artifact, Job, Progress, Result, TaskContext, UserError
 
 # Each step of `gated_task` waits for the test to release it: lets a test cancel at an exact
 # step without sleeping. A Semaphore per test run, reset by `reset_gate`.
@@ -43,7 +43,7 @@ def gated_task(job: Job, ctx: TaskContext) -> Result:
 def half_batch_task(job: Job, ctx: TaskContext) -> Result:
     """One picture done, then cancelled: what a batch cancelled during its second image raises."""
     RAN.append(job.id)
-    from studio.engine.jobs import Cancelled
+    from studio.core.jobs import Cancelled
 
     raise Cancelled(partial=[Artifact("image", job.recipe, Image.new("RGB", (16, 16), "green"))])
 
@@ -76,7 +76,7 @@ def text_task(job: Job, ctx: TaskContext) -> Result:
 
 
 def register_fakes() -> None:
-    from studio.engine import tasks
+    from studio.core import tasks
 
     for name in ("steps_task", "gated_task", "failing_task", "image_task", "text_task", "half_batch_task"):
         tasks.register(f"fake.{name.removesuffix('_task')}", f"tests.fakes:{name}")

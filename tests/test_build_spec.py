@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.engine.tasks import TASKS
+from studio.core.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,12 +25,12 @@ def spec_hidden_imports() -> list[str]:
 def test_every_task_module_is_in_the_bundle_and_importable():
     hidden = set(spec_hidden_imports())
     modules = {target.split(":")[0] for target in TASKS.values()}
-    assert "studio.engine.melody" in modules  # the task table is the real one
+    assert "studio.engine.music.melody" in modules  # the task table is the real one
     for module in sorted(modules):
         assert module in hidden, f"{module} is named by a task but build.spec leaves it out"
         importlib.import_module(module)
-    assert "studio.training.data_emoji" in hidden  # the explorer's dataset map needs it
-    assert not any(name.startswith("studio.training.") and name != "studio.training.data_emoji" for name in hidden)
+    assert "studio.data.emoji" in hidden  # the explorer's dataset map needs it
+    assert not any(name.startswith("studio.training.") and name != "studio.data.emoji" for name in hidden)
 
 
 def test_spec_has_no_machine_paths():

@@ -2,9 +2,9 @@
 
 import pytest
 
-from studio.engine.history import History
-from studio.engine.jobs import Job, JobEvent
-from studio.engine.recipe import Recipe
+from studio.core.jobs import Job, JobEvent
+from studio.core.recipe import Recipe
+from studio.library.history import History
 from studio.worker import Worker
 from tests import fakes
 
@@ -125,7 +125,7 @@ def test_outputs_are_in_history_before_finished_arrives(qtbot, worker):
 
 
 def test_model_cache_loads_once_and_frees_on_switch():
-    from studio.engine.models import ModelCache
+    from studio.core.model_cache import ModelCache
 
     freed = []
     cache = ModelCache(on_free=lambda: freed.append(True))
@@ -148,7 +148,7 @@ def test_outputs_finished_before_a_cancel_are_saved_and_reported(qtbot, worker):
 
 
 def test_the_rate_counts_from_the_first_step_not_from_the_job_start(qtbot, worker):
-    from studio.engine.jobs import Progress
+    from studio.core.jobs import Progress
     from studio.widgets.progress import progress_text
 
     job = Job("fake.steps", args={"steps": 6})

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.history import Entry, History
+from studio.library.history import Entry, History
 from studio.state import State
 from studio.widgets.image_view import png_to_pixmap
 

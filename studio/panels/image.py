@@ -18,9 +18,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.export import read_image_parameters
-from studio.engine.jobs import Job
-from studio.engine.recipe import RecipeError
+from studio.core.jobs import Job
+from studio.core.recipe import RecipeError
+from studio.library.export import read_image_parameters
 from studio.state import State
 from studio.widgets.controls import (
     ColumnSplitter,
@@ -50,7 +50,7 @@ SCHEDULERS = [
 MODES = [("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint", "inpaint")]
 SIZE_PRESETS = [(64, 64), (128, 128), (512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512)]
 IMAGE_FILES = "Images (*.png *.jpg *.jpeg *.webp)"
-# What an X/Y plot may vary (the engine checks the same list: studio.engine.image.XY_AXES).
+# What an X/Y plot may vary (the engine checks the same list: studio.engine.image.generate.XY_AXES).
 XY_AXES = ["seed", "steps", "guidance", "scheduler", "prompt", "negative_prompt", "width", "height", "strength",
            "variation_seed", "variation_strength", "clip_skip"]
 NUMERIC_AXES = {"seed", "steps", "width", "height", "variation_seed", "clip_skip"}

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.jobs import Job
+from studio.core.jobs import Job
 from studio.state import MAX_SEED, State
 from studio.widgets.audio_player import AudioPlayer
 from studio.widgets.controls import ColumnSplitter, ParamSlider, bound_combo, bound_line, row, scroll_column

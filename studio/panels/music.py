@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine import musicgen
-from studio.engine.export import waveform_png
-from studio.engine.jobs import Job, UserError
+from studio.core.jobs import Job, UserError
+from studio.engine.music import musicgen
+from studio.library.export import waveform_png
 from studio.state import State
 from studio.widgets.audio_player import AudioPlayer
 from studio.widgets.controls import (
@@ -324,7 +324,7 @@ def export_music_file(artifact, target: Path, chosen_filter: str = "") -> Path:
         return target
     import soundfile
 
-    from studio.engine import synth
+    from studio.engine.music import synth
 
     samples, rate = soundfile.read(str(wav), dtype="float32")
     synth.write_audio(samples, rate, target, artifact.recipe.to_json())

@@ -19,10 +19,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine import presets
-from studio.engine.jobs import JobEvent
-from studio.engine.text import PRESET_KEYS
-from studio.engine.text import PRESETS as BUILTIN_PRESETS
+from studio.core.jobs import JobEvent
+from studio.engine.text.generate import PRESET_KEYS
+from studio.engine.text.generate import PRESETS as BUILTIN_PRESETS
+from studio.library import presets
 from studio.state import State
 from studio.widgets.controls import ParamSlider, SeedBox, bound_check, bound_combo, row, scroll_column
 from studio.widgets.model_picker import ModelPicker

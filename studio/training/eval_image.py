@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from studio.training import data_emoji
+from studio.data import emoji as data_emoji
 from studio.training.image import default_run_dir, images_to_tensor, psnr
 
 CLASS_PROMPTS = {

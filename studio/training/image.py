@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from studio import paths
-from studio.training import data_emoji
+from studio.data import emoji as data_emoji
 
 MODEL_NAME = "emoji-ldm"
 CHECKPOINT_EVERY_S = 180

@@ -6,10 +6,10 @@
     python -m studio.training.melody_vae export           # -> models/melody-vae/ (fp16) + MODEL_CARD.md
 
 The run folder is $STUDIO_RUNS_DIR/melody-vae (default /work/runs/melody-vae). The pieces come from the
-music GPT's parsed corpus (`python -m studio.training.music_data`), and so does the held-out split (5 % of
+music GPT's parsed corpus (`python -m studio.data.music`), and so does the held-out split (5 % of
 pieces, by a hash of the piece id): no melody of a held-out piece is ever trained on.
 
-Melodies (see studio/engine/melody.py for the encoding): the melody voice (a chorale's soprano, a tune's
+Melodies (see studio/engine/music/melody.py for the encoding): the melody voice (a chorale's soprano, a tune's
 only voice) is cut into 8-beat windows starting at every bar line, in every metre (two bars of 4/4 or 2/2,
 four of 2/4, 2 2/3 of 3/4 or 6/8). A window is kept when all its onsets fall on the 16th grid (no
 triplets), it has at least 4 notes, no more than one bar of silence, and fits 48-84 after an octave shift.
@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from studio import paths
-from studio.engine import melody as ML
-from studio.engine.music import Note
-from studio.training import music_data
+from studio.data import music as music_data
+from studio.engine.music import melody as ML
+from studio.engine.music.generate import Note
 
 MODEL_NAME = "melody-vae"
 WINDOW_BEATS = ML.STEPS / ML.STEPS_PER_BEAT
@@ -158,7 +158,7 @@ def ensure_windows() -> Path:
     if not out.exists():
         corpus = music_data.default_cache_file()
         if not corpus.exists():
-            sys.exit(f"no parsed corpus at {corpus}: run `python -m studio.training.music_data` first")
+            sys.exit(f"no parsed corpus at {corpus}: run `python -m studio.data.music` first")
         build_windows(corpus, out)
     return out
 
@@ -433,12 +433,12 @@ The Latent Explorer's music latent: a small MusicVAE-style VAE over two-bar melo
 note; per step REST, HOLD or a new note of pitch {config.pitch_low}-{config.pitch_high}). A bidirectional GRU
 ({config.encoder_hidden} per direction) encodes a melody to a {config.z_dim}-dimensional z; a GRU decoder
 ({config.decoder_hidden}) conditioned on z at every step writes it back. {params / 1e6:.2f} M parameters, fp16
-safetensors, folder {size:.1f} MB. Loaded by `studio.engine.melody.load_melody_vae` (config.json model_type
-`{ML.MODEL_TYPE}`); the code is in `studio/engine/melody.py`.
+safetensors, folder {size:.1f} MB. Loaded by `studio.engine.music.melody.load_melody_vae` (config.json model_type
+`{ML.MODEL_TYPE}`); the code is in `studio/engine/music/melody.py`.
 
 ## Data
 Melody voices of music21's bundled corpus (read offline from the music21 wheel; parsed by
-`studio/training/music_data.py`): {stats['windows']:,} distinct 8-beat windows from {stats['pieces_used']:,} of
+`studio/data/music.py`): {stats['windows']:,} distinct 8-beat windows from {stats['pieces_used']:,} of
 {stats['pieces']:,} pieces; {stats['held_out_windows']:,} windows of {stats['held_out_pieces']} held-out pieces (5 % of
 pieces by a hash of the piece id, the same split as `music-gpt`) are never trained on.
 Windows per collection: {stats['collections']}. Per metre: {stats['metres']}.

@@ -1,6 +1,6 @@
 """Train the built-in music models on the music21 corpus: a small GPT-2 and an n-gram baseline.
 
-    python -m studio.training.music_data          # parse the corpus once (minutes) -> corpus.jsonl.gz
+    python -m studio.data.music          # parse the corpus once (minutes) -> corpus.jsonl.gz
     python -m studio.training.music tokens        # notes -> token ids (seconds), done by `train` if missing
     python -m studio.training.music train         # resumable; checkpoints every ~3 min in the run folder
     python -m studio.training.music export        # best weights -> models/music-gpt/ (fp16) + MODEL_CARD.md
@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from studio import paths
-from studio.engine import music as M
-from studio.engine.recipe import Recipe
-from studio.training import music_data
+from studio.core.recipe import Recipe
+from studio.data import music as music_data
+from studio.engine.music import generate as M
 
 CONTEXT = 512
 MODEL_NAME = "music-gpt"
@@ -168,7 +168,7 @@ def ensure_tokens() -> Path:
     if not out.exists():
         corpus = music_data.default_cache_file()
         if not corpus.exists():
-            sys.exit(f"no parsed corpus at {corpus}: run `python -m studio.training.music_data` first")
+            sys.exit(f"no parsed corpus at {corpus}: run `python -m studio.data.music` first")
         build_tokens(corpus, out)
     return out
 
@@ -391,7 +391,7 @@ def write_markov_card(folder: Path, summary: dict) -> None:
 
 An interpolated n-gram model over the same note-event tokens as `music-gpt` (`music_vocab.json`): the
 baseline the neural model is measured against, and an instant generator. numpy only (no torch), counts in
-safetensors; loaded by `studio.engine.music.load_music_model` (config.json model_type "studio-markov").
+safetensors; loaded by `studio.engine.music.generate.load_music_model` (config.json model_type "studio-markov").
 
 - Shipped: order {summary['order']} ({summary['order'] - 1} tokens of context), {summary['smoothing']},
   transposed copies of the training pieces: {'yes' if summary['augment'] else 'no'};
@@ -549,7 +549,7 @@ def write_card(folder: Path, state: dict, evaluation: dict, data: TokenData) -> 
 A small GPT-2 (transformers `GPT2LMHeadModel`, {ARCH['n_layer']} layers x {ARCH['n_embd']}, {ARCH['n_head']} heads,
 context {CONTEXT}) over note-event tokens, trained here on 2 CPU cores. Folder size {size:.1f} MB (fp16 safetensors).
 Loads with `AutoModelForCausalLM.from_pretrained(folder)`; the vocabulary is `{M.VOCAB_FILE}` (see
-`studio/engine/music.py` for the token grammar).
+`studio/engine/music/generate.py` for the token grammar).
 
 ## Data
 music21's bundled corpus (read offline from the music21 wheel): {stats['pieces']} pieces, {stats['tokens']:,} tokens,

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from studio.training import text_data
+from studio.data import text as text_data
 
 RUN_DIR = Path(os.environ.get("STUDIO_RUNS", "/work/runs")) / "text-gpt"
 EOT = "<|endoftext|>"
@@ -601,7 +601,7 @@ end-of-text symbol counted as one byte.
 
 
 def build_markov(args: argparse.Namespace) -> None:
-    from studio.engine import markov
+    from studio.core import ngram as markov
 
     require_full_corpus()
     entries = text_data.load_entries()
@@ -643,7 +643,7 @@ def build_markov(args: argparse.Namespace) -> None:
 
 
 def markov_samples(ngrams) -> list[str]:
-    from studio.engine import text as engine_text
+    from studio.engine.text import generate as engine_text
 
     model = engine_text.MarkovTextModel(ngrams)
     settings = engine_text.TextSettings(max_new_tokens=300, temperature=0.8)
@@ -683,7 +683,7 @@ Held-out: {info["held_out_bpb"]:.3f} bits/byte (full counts; the baseline text-g
 ## Format
 `config.json` ("model_type": "studio-markov"), `counts.safetensors`: per n-gram order, the sorted n-gram codes
 (base-vocab integers) and their counts (raw for the highest order, continuation counts below), read by
-`studio/engine/markov.py`.
+`studio/core/ngram.py`.
 """
 
 
@@ -695,8 +695,8 @@ def speed_figures(model_ref: str, new_tokens: int = 200, runs: int = 5, prompt: 
 
     Medians, so one run slowed by another process on a shared machine does not decide the ratio.
     """
-    from studio.engine import catalog
-    from studio.engine import text as engine_text
+    from studio.core import catalog
+    from studio.engine.text import generate as engine_text
 
     model = engine_text.load_text_model(catalog.resolve(model_ref))
     settings = engine_text.TextSettings(max_new_tokens=new_tokens, repetition_window=0)
@@ -746,7 +746,7 @@ def per_source_figures(weights: Path, tokenizer_dir: Path, order: int = 5) -> di
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
-    from studio.engine import markov
+    from studio.core import ngram as markov
 
     require_full_corpus()
     entries = text_data.load_entries()

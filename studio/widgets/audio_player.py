@@ -30,7 +30,7 @@ class AudioPlayer(QObject):
         self.playing = False
 
     def play(self, samples, sample_rate: int, start_seconds: float = 0.0) -> bool:
-        from studio.engine import synth
+        from studio.engine.music import synth
 
         self.stop()
         first = int(max(0.0, start_seconds) * sample_rate)
@@ -51,7 +51,7 @@ class AudioPlayer(QObject):
     def stop(self) -> None:
         if not self.playing:
             return
-        from studio.engine import synth
+        from studio.engine.music import synth
 
         try:
             synth.stop()

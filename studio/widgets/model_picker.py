@@ -6,7 +6,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QMenu, QToolButton, QWidget
 
 from studio import paths
-from studio.engine.catalog import read_catalog
+from studio.core.catalog import read_catalog
 from studio.state import PanelState
 
 RECENT_LIMIT = 8

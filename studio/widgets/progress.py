@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.jobs import JobEvent, Progress
+from studio.core.jobs import JobEvent, Progress
 from studio.state import JobInfo, State
 
 

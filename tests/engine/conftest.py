@@ -8,7 +8,7 @@ from tests.engine.tiny_models import build_tiny_sd_folder
 
 
 def cpu_device(dtype: str = "float32"):
-    from studio.engine.devices import DeviceChoice
+    from studio.core.devices import DeviceChoice
 
     return DeviceChoice("cpu", dtype, "CPU (test)")
 
@@ -32,8 +32,8 @@ def tiny_sd_folder(tmp_path_factory, one_torch_thread):
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_sd_folder, tmp_path_factory):
     """The tiny folder loaded through the same path as a user's folder (shared: tests must not mutate it)."""
-    from studio.engine.catalog import resolve
-    from studio.engine.image_models import load_image_pipeline
+    from studio.core.catalog import resolve
+    from studio.engine.image.pipelines import load_image_pipeline
 
     with pytest.MonkeyPatch.context() as patch:  # the per-test cache folder does not exist yet at session scope
         patch.setenv("LATENT_STUDIO_CACHE", str(tmp_path_factory.mktemp("cache")))

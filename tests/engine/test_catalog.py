@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
-from studio.engine import catalog
-from studio.engine.catalog import CorruptModelError, UnsafeModelError, check_weights_file, check_weights_folder
-from studio.engine.jobs import UserError
+from studio.core import catalog
+from studio.core.catalog import CorruptModelError, UnsafeModelError, check_weights_file, check_weights_folder
+from studio.core.jobs import UserError
 
 
 def write_safetensors(path, tensors=None):

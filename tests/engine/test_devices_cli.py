@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.engine.devices import pick_device
+from studio.core.devices import pick_device
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,7 @@ def test_thread_count_can_be_pinned_for_a_busy_machine(monkeypatch):
 
 def test_torch_libraries_preload_then_torch_imports_and_works():
     """The GIL-free preload (see devices.preload_torch_libraries) must leave torch fully usable."""
-    code = ("from studio.engine.devices import preload_torch_libraries; loaded = preload_torch_libraries(); "
+    code = ("from studio.core.devices import preload_torch_libraries; loaded = preload_torch_libraries(); "
             "import torch; print(loaded, float(torch.ones(3).sum()))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -87,7 +87,7 @@ def test_install_desktop_entry(tmp_path):
 
 
 def test_cli_text_writes_the_requested_txt_with_its_recipe(tmp_path):
-    from studio.engine.export import recipe_from_file
+    from studio.library.export import recipe_from_file
 
     out = tmp_path / "story.txt"
     result = run_cli("generate", "text", "--prompt", "The wizard said", "--seed", "3", "--max-new-tokens", "20",
@@ -100,7 +100,7 @@ def test_cli_text_writes_the_requested_txt_with_its_recipe(tmp_path):
 
 
 def test_cli_music_writes_midi_and_wav_beside_it(tmp_path):
-    from studio.engine.export import recipe_from_file
+    from studio.library.export import recipe_from_file
 
     out = tmp_path / "reel.mid"
     result = run_cli("generate", "music", "--prompt", "lively folk reel in G", "--seed", "1", "--bars", "2",

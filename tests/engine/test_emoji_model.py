@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from studio import paths
-from studio.training import data_emoji
+from studio.data import emoji as data_emoji
 
 needs_font = pytest.mark.skipif(
     not data_emoji.FONT_PATH.exists() or not data_emoji.EMOJI_TEST_PATH.exists(),
@@ -160,7 +160,7 @@ def test_builtin_model_loads_offline_and_same_seed_gives_same_image():
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from studio.engine import catalog
+    from studio.core import catalog
 
     catalog.check_weights_folder(BUILTIN)
     total = sum(f.stat().st_size for f in BUILTIN.rglob("*") if f.is_file())
@@ -187,7 +187,7 @@ def test_ddim_built_from_the_models_own_config_draws_the_same_picture_as_its_def
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from studio.engine.schedulers import make_scheduler
+    from studio.engine.image.schedulers import make_scheduler
 
     pipe = StableDiffusionPipeline.from_pretrained(BUILTIN, dtype=torch.float32, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)

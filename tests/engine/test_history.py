@@ -9,10 +9,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from studio.engine.export import PARTIAL_PREFIX, read_image_parameters, read_text_recipe
-from studio.engine.history import History
-from studio.engine.jobs import Artifact
-from studio.engine.recipe import Recipe
+from studio.core.jobs import Artifact
+from studio.core.recipe import Recipe
+from studio.library.export import PARTIAL_PREFIX, read_image_parameters, read_text_recipe
+from studio.library.history import History
 
 
 def make_history(tmp_path):
@@ -76,9 +76,9 @@ WRITER = textwrap.dedent(
     import sys
     import numpy as np
     from PIL import Image
-    from studio.engine.history import History
-    from studio.engine.jobs import Artifact
-    from studio.engine.recipe import Recipe
+    from studio.library.history import History
+    from studio.core.jobs import Artifact
+    from studio.core.recipe import Recipe
 
     history = History(sys.argv[1], sys.argv[2])
     rng = np.random.default_rng(0)
@@ -117,7 +117,7 @@ def test_sigkill_mid_run_leaves_database_and_files_consistent(tmp_path):
 
 
 def test_jpeg_and_webp_carry_parameters_that_read_back(tmp_path):
-    from studio.engine.export import write_jpeg_or_webp
+    from studio.library.export import write_jpeg_or_webp
 
     recipe = Recipe("image", prompt="a red heart", negative_prompt="blurry", model="builtin:emoji-ldm", seed=42,
                     params={"steps": 20, "guidance": 5.0, "scheduler": "euler_a", "width": 64, "height": 64})
@@ -141,7 +141,7 @@ def test_the_sweep_removes_only_our_partial_files_where_we_write(tmp_path):
 
 
 def test_a_damaged_database_is_moved_aside_and_a_new_history_starts(tmp_path):
-    from studio.engine.history import open_history
+    from studio.library.history import open_history
 
     db = tmp_path / "history.sqlite3"
     db.write_bytes(bytes(range(256)) * 20)  # not a database

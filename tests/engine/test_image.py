@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.engine.image import (
+from studio.core.jobs import Cancelled, Job, Progress, TaskContext, UserError
+from studio.core.recipe import Recipe
+from studio.engine.image.generate import (
     MIN_PLOT_CELL,
     _is_sd_vae,
     generate,
@@ -23,9 +25,7 @@ from studio.engine.image import (
     snap_size,
     xy_plot,
 )
-from studio.engine.jobs import Cancelled, Job, Progress, TaskContext, UserError
-from studio.engine.recipe import Recipe
-from studio.engine.schedulers import available_schedulers, make_scheduler, model_default_scheduler
+from studio.engine.image.schedulers import available_schedulers, make_scheduler, model_default_scheduler
 from tests.engine.conftest import cpu_device
 
 
@@ -255,7 +255,7 @@ def test_xy_plot_grid_has_one_labelled_cell_per_pair(tiny_bundle):
 
 
 def test_a_plot_over_width_keeps_each_pictures_shape():
-    from studio.engine.image import labelled_grid
+    from studio.engine.image.generate import labelled_grid
 
     square, wide = Image.new("RGB", (64, 64), "red"), Image.new("RGB", (128, 64), "blue")
     sheet = labelled_grid([square, wide], 2, ["64", "128"], ["row"])
@@ -273,8 +273,8 @@ def test_nan_decode_is_redone_in_float32(tiny_sd_folder, tmp_path, monkeypatch):
     """The black-image bug: a half-precision VAE decode overflowing to NaN, redone in float32."""
     import torch
 
-    from studio.engine.catalog import resolve
-    from studio.engine.image_models import load_image_pipeline
+    from studio.core.catalog import resolve
+    from studio.engine.image.pipelines import load_image_pipeline
 
     monkeypatch.setenv("LATENT_STUDIO_CACHE", str(tmp_path))
     bundle = load_image_pipeline(resolve(str(tiny_sd_folder)), cpu_device("bfloat16"))

@@ -8,9 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from studio.engine.catalog import CorruptModelError, ModelSource, UnsafeModelError, resolve
-from studio.engine.image import generate_artifacts, generate_images
-from studio.engine.image_models import (
+from studio.core.catalog import CorruptModelError, ModelSource, UnsafeModelError, resolve
+from studio.core.jobs import UserError
+from studio.core.recipe import Recipe
+from studio.engine.image.generate import generate_artifacts, generate_images
+from studio.engine.image.pipelines import (
     GiB,
     _download_progress_class,
     adapt_memory_to_size,
@@ -18,8 +20,6 @@ from studio.engine.image_models import (
     load_image_pipeline,
     plan_memory,
 )
-from studio.engine.jobs import UserError
-from studio.engine.recipe import Recipe
 from tests.engine.conftest import cpu_device
 from tests.engine.tiny_models import write_ldm_checkpoint
 

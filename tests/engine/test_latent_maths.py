@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.engine import latent
-from studio.engine.jobs import UserError
+from studio.core.jobs import UserError
+from studio.engine.latent import maths as latent
 
 
 def unit(v):

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from studio.engine import latent, latent_tasks
-from studio.engine.history import History
-from studio.engine.jobs import Job, TaskContext
-from studio.engine.models import ModelCache
+from studio.core.jobs import Job, TaskContext
+from studio.core.model_cache import ModelCache
+from studio.engine.latent import maths as latent
+from studio.engine.latent import tasks as latent_tasks
+from studio.library.history import History
 from tests.engine.conftest import cpu_device
 
 
@@ -63,7 +64,7 @@ def test_strip_is_written_as_a_gif_with_n_frames(context, tiny_sd_folder, image_
 def test_strip_is_also_an_mp4_with_its_recipe(context, tiny_sd_folder, image_folder, tmp_path):
     import av
 
-    from studio.engine.export import recipe_from_file
+    from studio.library.export import recipe_from_file
 
     files = sorted(image_folder.iterdir())
     result = run("latent.strip", context, tiny_sd_folder, a={"path": str(files[0])}, b={"path": str(files[1])},
@@ -81,8 +82,8 @@ def test_strip_is_also_an_mp4_with_its_recipe(context, tiny_sd_folder, image_fol
 
 def test_breeding_records_both_parents(context, tiny_sd_folder, image_folder, tmp_path):
     history = History(tmp_path / "h.sqlite3", tmp_path / "out")
-    from studio.engine.jobs import Artifact
-    from studio.engine.recipe import Recipe
+    from studio.core.jobs import Artifact
+    from studio.core.recipe import Recipe
 
     parents = [history.save_artifact(Artifact("image", Recipe("image", prompt=f"p{i}"), emoji_like(i))) for i in (0, 1)]
     result = run("latent.breed", context, tiny_sd_folder, parent_specs=[{"path": str(p.files[0])} for p in parents],
@@ -97,7 +98,7 @@ def test_anomaly_ranking_finds_a_planted_noise_image(tiny_sd_folder, image_folde
     """Train the tiny VAE briefly on the discs, then a noise picture reconstructs worst."""
     import torch
 
-    bundle = latent.load_vae(__import__("studio.engine.catalog", fromlist=["resolve"]).resolve(str(tiny_sd_folder)),
+    bundle = latent.load_vae(__import__("studio.core.catalog", fromlist=["resolve"]).resolve(str(tiny_sd_folder)),
                              cpu_device())
     images = [Image.open(p).convert("RGB") for p in sorted(image_folder.iterdir())][:16]
     pixels = latent._to_tensor(images, 32, "cpu")
@@ -131,9 +132,9 @@ def test_breeding_map_points_saves_the_parents_first(context, tiny_sd_folder, im
 def test_odd_sized_frames_are_padded_not_stretched_and_a_failing_encoder_keeps_the_gif(tmp_path, monkeypatch):
     import av
 
-    from studio.engine import export
-    from studio.engine.jobs import Artifact
-    from studio.engine.recipe import Recipe
+    from studio.core.jobs import Artifact
+    from studio.core.recipe import Recipe
+    from studio.library import export
 
     frames = [Image.new("RGB", (33, 17), (200, 30, 30)) for _ in range(3)]
     recipe = Recipe("animation", prompt="odd", params={"mode": "lerp"})

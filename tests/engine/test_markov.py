@@ -1,4 +1,4 @@
-"""The generic n-gram model (studio.engine.markov) and its use as a text model."""
+"""The generic n-gram model (studio.core.ngram) and its use as a text model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from studio import paths
-from studio.engine import catalog, markov
+from studio.core import catalog
+from studio.core import ngram as markov
 
 TEXTS = [
     "the cat sat on the mat.",
@@ -69,7 +70,7 @@ def test_pruning_keeps_a_proper_distribution(model):
 
 def test_sampling_through_the_text_engine(model, tmp_path):
     torch = pytest.importorskip("torch")  # noqa: F841
-    from studio.engine import text
+    from studio.engine.text import generate as text
 
     model.save(tmp_path / "m")
     loaded = text.load_text_model(catalog.resolve(str(tmp_path / "m")))
@@ -94,7 +95,7 @@ def test_builtin_markov_model_samples():
     if not (folder / "counts.safetensors").exists():
         pytest.skip("models/text-markov is not built yet (python -m studio.training.text markov)")
     pytest.importorskip("torch")
-    from studio.engine import text
+    from studio.engine.text import generate as text
 
     loaded = text.load_text_model(catalog.resolve("builtin:text-markov"))
     result = text.generate(loaded, "The ", text.TextSettings(max_new_tokens=80), seed=0)
@@ -103,8 +104,8 @@ def test_builtin_markov_model_samples():
 
 def test_an_ngram_model_over_other_tokens_is_refused_as_text(model, tmp_path):
     pytest.importorskip("torch")
-    from studio.engine import text
-    from studio.engine.jobs import UserError
+    from studio.core.jobs import UserError
+    from studio.engine.text import generate as text
 
     model.save(tmp_path / "music", extra_config={"tokens": "studio-music-remi"})
     with pytest.raises(UserError, match="not over text"):

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from studio import paths
-from studio.engine import melody as ML
-from studio.engine.catalog import UnsafeModelError
-from studio.engine.jobs import Job, TaskContext
-from studio.engine.models import ModelCache
-from studio.engine.music import MusicPiece, Note
+from studio.core.catalog import UnsafeModelError
+from studio.core.jobs import Job, TaskContext
+from studio.core.model_cache import ModelCache
+from studio.engine.music import melody as ML
+from studio.engine.music.generate import MusicPiece, Note
 
 TINY = ML.MelodyVaeConfig(embed=8, encoder_hidden=16, decoder_hidden=16, z_dim=4)
 
@@ -162,7 +162,7 @@ def context() -> TaskContext:
 
 
 def test_the_interpolate_task_returns_one_melody_per_step_and_their_audio(tiny_folder):
-    from studio.engine.tasks import find_task
+    from studio.core.tasks import find_task
 
     job = Job("latent.melody_interpolate", args={"model": str(tiny_folder), "a": {"seed": 1},
                                                  "b": {"notes": [[n.pitch, n.start, n.duration] for n in a_tune()]},

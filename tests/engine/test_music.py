@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from studio.engine import catalog
-from studio.engine import music as M
-from studio.engine.devices import DeviceChoice
-from studio.engine.jobs import Job, Progress, TaskContext
-from studio.engine.midi_io import read_midi, read_recipe_from_midi, write_midi
-from studio.engine.recipe import Recipe
+from studio.core import catalog
+from studio.core.devices import DeviceChoice
+from studio.core.jobs import Job, Progress, TaskContext
+from studio.core.recipe import Recipe
+from studio.engine.music import generate as M
+from studio.engine.music.midi import read_midi, read_recipe_from_midi, write_midi
 
 
 def grid_notes(seed: int, count: int = 60, metre: str = "4/4") -> list[M.Note]:
@@ -282,7 +282,7 @@ def test_reading_a_broken_midi_is_a_user_error(tmp_path):
 
 
 def test_one_abc_tune_parses_into_a_piece():
-    from studio.training import music_data
+    from studio.data import music as music_data
 
     tune = "X:1\nT:Test reel\nR:reel\nM:4/4\nL:1/8\nK:Ador\n|:EAAB c2BA|GABG EDEG:|\n"
     piece = music_data.parse_abc_tune(("test/1", "oneills1850", tune))
@@ -292,7 +292,7 @@ def test_one_abc_tune_parses_into_a_piece():
 
 
 def fake_corpus(path: Path) -> None:
-    from studio.training.music_data import is_held_out
+    from studio.data.music import is_held_out
 
     held = [i for i in range(400) if is_held_out(f"fake/{i}")][:4]
     with gzip.open(path, "wt") as sink:

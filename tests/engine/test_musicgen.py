@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studio.engine import catalog, musicgen
-from studio.engine.devices import DeviceChoice
-from studio.engine.jobs import Cancelled, Job, Progress, TaskContext, UserError
-from studio.engine.recipe import Recipe
+from studio.core import catalog
+from studio.core.devices import DeviceChoice
+from studio.core.jobs import Cancelled, Job, Progress, TaskContext, UserError
+from studio.core.recipe import Recipe
+from studio.engine.music import musicgen
 
 SAMPLE_RATE = 3200  # tiny EnCodec: 3200 Hz, hop 8 x 8 = 64 samples -> 50 frames a second, like the real models
 HOP = 64
@@ -83,7 +84,7 @@ def recipe(model: Path | str, seed: int = 7, **params) -> Recipe:
 
 
 def run(model, seed: int = 7, reports: list | None = None, **params):
-    from studio.engine import music
+    from studio.engine.music import generate as music
 
     (artifact,) = music.generate_task(Job("music.generate", recipe(model, seed, **params)), context(reports)).artifacts
     return artifact
@@ -123,14 +124,14 @@ def test_same_seed_same_samples_other_seed_other_samples(tiny_musicgen):
     other = run(tiny_musicgen, seed=4)
     assert np.array_equal(first.payload[0], again.payload[0])
     assert not np.array_equal(first.payload[0], other.payload[0])
-    from studio.engine import music
+    from studio.engine.music import generate as music
 
     (replayed,) = music.generate_task(Job("music.generate", first.recipe), context()).artifacts
     assert np.array_equal(replayed.payload[0], first.payload[0])  # the saved recipe makes it again
 
 
 def test_cancel_stops_between_tokens(tiny_musicgen):
-    from studio.engine import music
+    from studio.engine.music import generate as music
 
     reports: list[Progress] = []
     job = Job("music.generate", recipe(tiny_musicgen, duration=2.0))
@@ -142,7 +143,7 @@ def test_cancel_stops_between_tokens(tiny_musicgen):
 def test_the_wav_keeps_the_recipe_and_the_gallery_gets_a_waveform(tiny_musicgen, tmp_path):
     import soundfile
 
-    from studio.engine.export import recipe_from_file, write_artifact
+    from studio.library.export import recipe_from_file, write_artifact
 
     artifact = run(tiny_musicgen, duration=0.3)
     files, thumbnail, summary = write_artifact(artifact, tmp_path, "tune")

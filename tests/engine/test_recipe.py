@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from studio.engine.recipe import Recipe, RecipeError, a1111_parameters, parse_a1111_parameters
+from studio.core.recipe import Recipe, RecipeError, a1111_parameters, parse_a1111_parameters
 
 # Written after the conventions of A1111 1.x, Forge, Fooocus (A1111 scheme) and Civitai copies.
 REAL_WORLD = [
@@ -204,7 +204,7 @@ def test_fuzz_write_parse_round_trip(prompt, negative, seed, steps, guidance):
 
 @pytest.mark.parametrize("suffix", [".mid", ".midi", ".wav", ".flac", ".mp4", ".gif", ".png", ".json", ".md"])
 def test_a_damaged_file_of_any_kind_gives_a_recipe_error_naming_it(tmp_path, suffix):
-    from studio.engine.export import recipe_from_file
+    from studio.library.export import recipe_from_file
 
     damaged = tmp_path / f"damaged{suffix}"
     damaged.write_bytes(bytes(range(256)) * 8)

@@ -9,9 +9,9 @@ import types
 import numpy as np
 import pytest
 
-from studio.engine import synth
-from studio.engine.music import MusicPiece, Note
-from studio.engine.recipe import Recipe
+from studio.core.recipe import Recipe
+from studio.engine.music import synth
+from studio.engine.music.generate import MusicPiece, Note
 
 SR = 44100
 
@@ -130,8 +130,8 @@ def test_playback_without_a_device_gives_the_message(monkeypatch):
 def test_a_saved_melody_strip_is_heard_centred_though_its_steps_are_coloured_as_voices(tmp_path):
     import soundfile
 
-    from studio.engine.export import write_artifact
-    from studio.engine.jobs import Artifact
+    from studio.core.jobs import Artifact
+    from studio.library.export import write_artifact
 
     steps = [Note(60 + 2 * i, 2.0 * i, 1.5, voice=i % 2) for i in range(4)]  # alternate "voices" = steps
     piece = MusicPiece(steps, tempo_bpm=120, metre="4/4")

@@ -11,10 +11,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from studio import paths  # noqa: E402
-from studio.engine import catalog, text  # noqa: E402
-from studio.engine.devices import DeviceChoice  # noqa: E402
-from studio.engine.jobs import Cancelled, Job, Progress, TaskContext  # noqa: E402
-from studio.engine.recipe import Recipe  # noqa: E402
+from studio.core import catalog  # noqa: E402
+from studio.core.devices import DeviceChoice  # noqa: E402
+from studio.core.jobs import Cancelled, Job, Progress, TaskContext  # noqa: E402
+from studio.core.recipe import Recipe  # noqa: E402
+from studio.engine.text import generate as text  # noqa: E402
 
 CORPUS = ["The quick brown fox jumps over the lazy dog.", "A hacker is a person who enjoys exploring systems."]
 

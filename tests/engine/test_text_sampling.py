@@ -1,4 +1,4 @@
-"""The sampling maths of studio.engine.text, tested directly on logits rows."""
+"""The sampling maths of studio.engine.text.generate, tested directly on logits rows."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from studio.engine import text  # noqa: E402
-from studio.engine.jobs import UserError  # noqa: E402
+from studio.core.jobs import UserError  # noqa: E402
+from studio.engine.text import generate as text  # noqa: E402
 
 
 def kept(logits) -> set[int]:

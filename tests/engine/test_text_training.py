@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from studio.data import text as text_data  # noqa: E402
 from studio.training import text as training  # noqa: E402
-from studio.training import text_data  # noqa: E402
 
 FALLBACK = [
     "Real programmers don't comment their code. If it was hard to write, it should be hard to understand.",

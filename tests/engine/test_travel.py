@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from studio.engine import image, travel
-from studio.engine.jobs import Cancelled, Job, TaskContext
-from studio.engine.models import ModelCache
-from studio.engine.recipe import Recipe
+from studio.core.jobs import Cancelled, Job, TaskContext
+from studio.core.model_cache import ModelCache
+from studio.core.recipe import Recipe
+from studio.engine.image import generate as image
+from studio.engine.image import travel
 from tests.engine.conftest import cpu_device
 
 

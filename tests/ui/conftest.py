@@ -1,6 +1,6 @@
 import pytest
 
-from studio.engine.history import History
+from studio.library.history import History
 from studio.state import State
 from studio.worker import Worker
 

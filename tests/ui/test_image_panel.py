@@ -34,7 +34,7 @@ def test_painting_a_mask_sets_mask_image_and_inpaint_mode(qtbot, tmp_path):
 
 
 def test_sliders_follow_a_restored_recipe(qtbot):
-    from studio.engine.recipe import Recipe
+    from studio.core.recipe import Recipe
 
     state = State()
     panel = ImagePanel(state)
@@ -87,9 +87,9 @@ def test_typing_a_prompt_and_ctrl_enter_makes_a_gallery_entry(qtbot, tmp_path):
 
 
 def test_recent_prompts_come_from_the_history_newest_first_without_explorer_outputs(qtbot, tmp_path):
-    from studio.engine.history import History
-    from studio.engine.jobs import Artifact
-    from studio.engine.recipe import Recipe
+    from studio.core.jobs import Artifact
+    from studio.core.recipe import Recipe
+    from studio.library.history import History
 
     history = History(tmp_path / "h.sqlite3", tmp_path / "out")
     picture = Image.new("RGB", (8, 8), "red")
@@ -132,7 +132,7 @@ def test_the_control_column_opens_at_its_minimum_and_nothing_in_it_is_clipped(qt
 
 
 def test_a_restore_resets_what_the_recipe_leaves_out_and_keeps_a_model_that_is_not_here(qtbot, tmp_path):
-    from studio.engine.recipe import parse_a1111_parameters
+    from studio.core.recipe import parse_a1111_parameters
 
     state = State()
     panel = ImagePanel(state)
@@ -155,7 +155,7 @@ def test_a_restore_resets_what_the_recipe_leaves_out_and_keeps_a_model_that_is_n
 def test_a_new_input_image_drops_the_old_mask_and_a_restored_mask_is_shown(qtbot, tmp_path, monkeypatch):
     from PySide6.QtWidgets import QFileDialog
 
-    from studio.engine.recipe import Recipe
+    from studio.core.recipe import Recipe
 
     state = State()
     panel = ImagePanel(state)
@@ -174,8 +174,8 @@ def test_a_new_input_image_drops_the_old_mask_and_a_restored_mask_is_shown(qtbot
 
 
 def test_what_the_engine_fell_back_to_or_ignored_is_shown_under_the_picture(qtbot):
-    from studio.engine.jobs import Artifact
-    from studio.engine.recipe import Recipe
+    from studio.core.jobs import Artifact
+    from studio.core.recipe import Recipe
 
     state = State()
     panel = ImagePanel(state)
@@ -188,8 +188,8 @@ def test_what_the_engine_fell_back_to_or_ignored_is_shown_under_the_picture(qtbo
 
 
 def test_an_xy_plot_caption_names_its_axes_not_one_value_of_them(qtbot):
-    from studio.engine.jobs import Artifact
-    from studio.engine.recipe import Recipe
+    from studio.core.jobs import Artifact
+    from studio.core.recipe import Recipe
 
     state = State()
     panel = ImagePanel(state)

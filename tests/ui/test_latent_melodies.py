@@ -2,8 +2,8 @@
 
 import pytest
 
-from studio.engine import synth
-from studio.engine.music import MusicPiece, Note, write_midi
+from studio.engine.music import synth
+from studio.engine.music.generate import MusicPiece, Note, write_midi
 from studio.panels.latent import LatentPanel
 from tests.engine.test_melody_vae import a_tune, build_tiny_melody_vae
 
@@ -35,7 +35,7 @@ def test_interpolating_two_seeded_melodies_shows_every_step_on_the_roll(qtbot, p
 
 
 def test_saving_writes_the_strip_to_the_gallery_with_its_recipe(qtbot, panel):
-    from studio.engine.music import read_recipe_from_midi
+    from studio.engine.music.generate import read_recipe_from_midi
 
     with qtbot.waitSignal(panel.state.result_ready, timeout=60000) as blocker:
         panel.interpolate_melodies(save=True)
@@ -70,7 +70,7 @@ def test_a_missing_model_is_reported_in_the_tab(qtbot, panel, tmp_path):
 
 
 def test_a_saved_strip_restores_into_the_melodies_tab_not_the_music_panel(qtbot, panel):
-    from studio.engine.music import read_recipe_from_midi
+    from studio.engine.music.generate import read_recipe_from_midi
 
     panel.values.update({"melody_seed_a": 11, "melody_seed_b": 22, "melody_steps": 4, "melody_mode": "lerp"})
     with qtbot.waitSignal(panel.state.result_ready, timeout=60000) as blocker:

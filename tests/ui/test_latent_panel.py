@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QElapsedTimer, QTimer
 
-from studio.engine.jobs import JobEvent
+from studio.core.jobs import JobEvent
 from studio.panels.latent import LatentPanel
 from studio.widgets.throttle import FRAME_MS, Throttle
 from tests.engine.test_latent_tasks import emoji_like

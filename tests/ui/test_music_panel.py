@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 
-from studio.engine.jobs import Artifact
-from studio.engine.recipe import Recipe
+from studio.core.jobs import Artifact
+from studio.core.recipe import Recipe
 from studio.panels.music import MusicPanel, export_music_file
 from studio.state import State
 
@@ -49,7 +49,7 @@ def test_a_restored_musicgen_recipe_fills_guidance_and_duration(qtbot, tmp_path)
 
 
 def test_an_audio_result_shows_its_waveform_plays_and_exports(qtbot, tmp_path, monkeypatch):
-    from studio.engine import synth
+    from studio.engine.music import synth
 
     state = State()
     panel = MusicPanel(state)
@@ -75,7 +75,7 @@ def test_an_audio_result_shows_its_waveform_plays_and_exports(qtbot, tmp_path, m
 
 
 def test_export_reads_a_dot_in_the_name_as_part_of_the_name(qtbot, tmp_path):
-    from studio.engine.music import read_recipe_from_midi
+    from studio.engine.music.generate import read_recipe_from_midi
 
     recipe = Recipe("music", prompt="reel", model="builtin:music-markov", seed=2, params={"bars": 2})
     midi = tmp_path / "saved.mid"
@@ -101,7 +101,7 @@ def test_a_melody_strip_saved_in_the_latent_explorer_does_not_replace_the_music_
 
 
 def test_a_clicked_note_does_not_take_over_the_compose_bar(qtbot):
-    from studio.engine.jobs import Job, JobEvent
+    from studio.core.jobs import Job, JobEvent
     from studio.state import JobInfo
 
     state = State()

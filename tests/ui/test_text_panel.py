@@ -1,6 +1,6 @@
 """Text panel widgets alone: built-in and user-saved sampling presets; what a chat turn submits."""
 
-from studio.engine import presets
+from studio.library import presets
 from studio.panels.text import TextPanel
 from studio.state import State
 
@@ -162,7 +162,7 @@ def test_regenerate_samples_again_with_a_new_seed_even_when_the_seed_is_locked(q
 
 
 def test_restoring_a_chat_recipe_brings_back_its_conversation_and_keeps_the_completion_page(qtbot):
-    from studio.engine.recipe import Recipe
+    from studio.core.recipe import Recipe
 
     state, panel = make_panel(qtbot)
     state.text.set("prompt", "My completion draft.")

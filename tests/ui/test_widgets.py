@@ -99,9 +99,9 @@ def test_model_picker_offers_builtins_then_hub_models_and_remembers_what_was_add
 
 
 def test_jobs_list_titles_say_what_a_prompt_less_job_does():
-    from studio.engine.jobs import Job, JobEvent
-    from studio.engine.recipe import Recipe
-    from studio.engine.tasks import TASKS
+    from studio.core.jobs import Job, JobEvent
+    from studio.core.recipe import Recipe
+    from studio.core.tasks import TASKS
     from studio.state import JOB_TITLES, JobInfo
 
     assert JobInfo(Job("latent.melody_interpolate"), JobEvent.QUEUED).title == "latent: melody interpolation"
@@ -117,7 +117,7 @@ def test_jobs_list_titles_say_what_a_prompt_less_job_does():
 def test_a_second_player_takes_the_one_sound_stream_and_the_first_lets_go(qtbot, monkeypatch):
     import numpy as np
 
-    from studio.engine import synth
+    from studio.engine.music import synth
     from studio.widgets.audio_player import AudioPlayer
 
     calls = []
@@ -164,9 +164,9 @@ def test_after_a_random_seed_generation_the_seed_box_shows_it_and_lock_keeps_it(
 
 
 def test_the_gallery_pages_through_older_outputs(qtbot, tmp_path, monkeypatch):
-    from studio.engine.history import History
-    from studio.engine.jobs import Artifact
-    from studio.engine.recipe import Recipe
+    from studio.core.jobs import Artifact
+    from studio.core.recipe import Recipe
+    from studio.library.history import History
     from studio.panels import gallery
     from studio.state import State
 

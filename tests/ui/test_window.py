@@ -5,8 +5,8 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from studio.app import MainWindow, create_window
-from studio.engine.jobs import JobEvent
-from studio.engine.recipe import Recipe
+from studio.core.jobs import JobEvent
+from studio.core.recipe import Recipe
 from tests import fakes
 
 
@@ -77,7 +77,7 @@ def test_failed_job_shows_its_message_and_the_app_goes_on(qtbot, window, monkeyp
 
 def test_gallery_double_click_restores_the_recipe(qtbot, window):
     recipe = Recipe("text", prompt="Once upon a time", seed=1234, params={"temperature": 0.42, "top_k": 7})
-    from studio.engine.jobs import Artifact
+    from studio.core.jobs import Artifact
 
     window.history.save_artifact(Artifact("text", recipe, " there was a fox."))
     gallery = window.panel("gallery")
@@ -156,7 +156,7 @@ def test_uncaught_exception_is_logged_and_shown(qtbot, window, monkeypatch, tmp_
 def test_family_tree_shows_parents_under_the_child(qtbot, window):
     from PIL import Image
 
-    from studio.engine.jobs import Artifact
+    from studio.core.jobs import Artifact
     from studio.panels.gallery import FamilyTreeDialog
 
     a = window.history.save_artifact(Artifact("image", Recipe("image", prompt="mother"), Image.new("RGB", (8, 8))))
@@ -171,7 +171,7 @@ def test_family_tree_shows_parents_under_the_child(qtbot, window):
 
 
 def test_a_latent_explorer_output_restores_nothing_into_the_image_panel(qtbot, window):
-    from studio.engine.recipe import Recipe
+    from studio.core.recipe import Recipe
 
     window.state.image.update({"prompt": "my lighthouse", "mode": "txt2img"})
     child = Recipe("image", prompt="child 2 of 4", seed=0, params={"operation": "latent.breed", "mutation": 0.3})
@@ -183,7 +183,7 @@ def test_a_latent_explorer_output_restores_nothing_into_the_image_panel(qtbot, w
 
 
 def test_a_melody_strip_restores_into_the_melodies_tab_even_before_the_explorer_was_opened(qtbot, window):
-    from studio.engine.recipe import Recipe
+    from studio.core.recipe import Recipe
 
     assert "latent" not in window.panels
     strip = Recipe("music", seed=0, model="builtin:melody-vae",
@@ -210,7 +210,7 @@ def test_chosen_output_folder_is_shared_with_the_command_line(window, tmp_path, 
 
 
 def test_a_saved_strip_restores_its_exact_ends_and_remakes_the_same_strip(qtbot, window):
-    from studio.engine.recipe import Recipe
+    from studio.core.recipe import Recipe
 
     a = {"latent": [0.5] * 8, "shape": [2, 2, 2]}
     b = {"path": "/pictures/cat.png"}
@@ -231,7 +231,7 @@ def test_a_saved_strip_restores_its_exact_ends_and_remakes_the_same_strip(qtbot,
 
 
 def test_a_saved_walk_restores_its_key_points_and_a_map_point_strip_still_explains(qtbot, window):
-    from studio.engine.recipe import Recipe
+    from studio.core.recipe import Recipe
 
     points = [{"latent": [float(i)] * 4, "shape": [1, 2, 2]} for i in range(3)]
     walk = Recipe("animation", prompt="latent walk, 36 frames", seed=0,

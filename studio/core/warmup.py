@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from studio.engine.jobs import Job, Result, TaskContext
+from studio.core.jobs import Job, Result, TaskContext
 
 
 def warmup_task(job: Job, ctx: TaskContext) -> Result:

@@ -10,20 +10,20 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from studio.engine.jobs import Job, Result, TaskContext, UserError
+from studio.core.jobs import Job, Result, TaskContext, UserError
 
 TASKS: dict[str, str] = {
-    "image.generate": "studio.engine.image:generate_task",
-    "image.xy_plot": "studio.engine.image:xy_plot_task",
-    "image.seed_travel": "studio.engine.travel:seed_travel_task",
-    "image.prompt_travel": "studio.engine.travel:prompt_travel_task",
-    "text.generate": "studio.engine.text:generate_task",
-    "music.generate": "studio.engine.music:generate_task",
-    "music.note": "studio.engine.audition:note_task",
-    "latent.melody_interpolate": "studio.engine.melody:interpolate_task",
-    "device.warmup": "studio.engine.warmup:warmup_task",
-    # The Latent Explorer's tasks (names listed in studio.engine.latent_tasks.TASKS).
-    **{kind: f"studio.engine.latent_tasks:{fn}" for kind, fn in {
+    "image.generate": "studio.engine.image.generate:generate_task",
+    "image.xy_plot": "studio.engine.image.generate:xy_plot_task",
+    "image.seed_travel": "studio.engine.image.travel:seed_travel_task",
+    "image.prompt_travel": "studio.engine.image.travel:prompt_travel_task",
+    "text.generate": "studio.engine.text.generate:generate_task",
+    "music.generate": "studio.engine.music.generate:generate_task",
+    "music.note": "studio.engine.music.audition:note_task",
+    "latent.melody_interpolate": "studio.engine.music.melody:interpolate_task",
+    "device.warmup": "studio.core.warmup:warmup_task",
+    # The Latent Explorer's tasks (names listed in studio.engine.latent.tasks.TASKS).
+    **{kind: f"studio.engine.latent.tasks:{fn}" for kind, fn in {
         "latent.map": "map_task", "latent.decode": "decode_task", "latent.strip": "strip_task",
         "latent.walk": "walk_task", "latent.grid": "grid_task", "latent.breed": "breed_task",
         "latent.anomaly": "anomaly_task", "latent.augment": "augment_task",

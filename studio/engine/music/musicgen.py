@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from studio.engine import catalog
-from studio.engine.jobs import Artifact, Cancelled, Progress, Result, UserError
-from studio.engine.recipe import Recipe
+from studio.core import catalog
+from studio.core.jobs import Artifact, Cancelled, Progress, Result, UserError
+from studio.core.recipe import Recipe
 
 MODEL_TYPE = "musicgen"
 ARCHITECTURE = "MusicgenForConditionalGeneration"
@@ -122,7 +122,7 @@ class MusicGenModel:
 
 def _local_folder(source: catalog.ModelSource, report) -> Path:
     if source.kind == "hub":
-        from studio.engine.image_models import hub_snapshot  # the user's cache first; a download when online
+        from studio.engine.image.pipelines import hub_snapshot  # the user's cache first; a download when online
 
         return hub_snapshot(source.ref, report, patterns=HUB_PATTERNS)
     if source.kind in ("builtin", "transformers") and source.path is not None:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from studio.engine.jobs import Artifact, Cancelled, Progress, Result, UserError
-from studio.engine.recipe import Recipe
+from studio.core.jobs import Artifact, Cancelled, Progress, Result, UserError
+from studio.core.recipe import Recipe
 
 VOCAB_FILE = "music_vocab.json"
 STEPS_PER_BEAT = 4  # the 16th-note grid
@@ -535,7 +535,7 @@ class NGramModel:
     def load(cls, folder: Path) -> NGramModel:
         from safetensors.numpy import load_file
 
-        from studio.engine.catalog import check_weights_file
+        from studio.core.catalog import check_weights_file
 
         folder = Path(folder)
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -825,7 +825,7 @@ class FastGPT2:
 
 def load_music_model(source: Any, device: str = "cpu") -> MusicModel:
     """Load a built-in or user music model: a ModelSource, 'builtin:NAME', or a folder path."""
-    from studio.engine import catalog
+    from studio.core import catalog
 
     if isinstance(source, str):
         source = catalog.resolve(source)
@@ -1121,7 +1121,7 @@ def _crop(tag_ids: list[int], events: list[int], limit: int) -> list[int]:
 
 
 def _model_hash(model: MusicModel) -> str:
-    from studio.engine import catalog
+    from studio.core import catalog
 
     try:
         return catalog.content_hash(model.path)
@@ -1141,7 +1141,7 @@ def load_prefix(job_args: dict, recipe: Recipe) -> MusicPiece | None:
         return piece
     path = recipe.param("continue_from")
     if path:
-        from studio.engine.midi_io import read_midi
+        from studio.engine.music.midi import read_midi
 
         if not Path(path).exists():
             raise UserError(f"cannot continue {path}: the file does not exist")
@@ -1151,7 +1151,8 @@ def load_prefix(job_args: dict, recipe: Recipe) -> MusicPiece | None:
 
 def generate_task(job, ctx) -> Result:
     """Worker entry point: compose or continue by job.recipe, reporting notes as they come."""
-    from studio.engine import catalog, musicgen
+    from studio.core import catalog
+    from studio.engine.music import musicgen
 
     recipe = job.recipe
     if recipe is None:
@@ -1172,18 +1173,18 @@ def generate_task(job, ctx) -> Result:
 
 
 def write_midi(piece: MusicPiece, path: Path, recipe_json: str | None = None) -> Path:
-    from studio.engine.midi_io import write_midi as write
+    from studio.engine.music.midi import write_midi as write
 
     return write(piece, path, recipe_json)
 
 
 def read_midi(path: Path) -> MusicPiece:
-    from studio.engine.midi_io import read_midi as read
+    from studio.engine.music.midi import read_midi as read
 
     return read(path)
 
 
 def read_recipe_from_midi(path: Path) -> Recipe | None:
-    from studio.engine.midi_io import read_recipe_from_midi as read
+    from studio.engine.music.midi import read_recipe_from_midi as read
 
     return read(path)

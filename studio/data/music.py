@@ -13,7 +13,7 @@ quarter notes from the first full bar line (a pickup starts before 0 is shifted 
 multiples of the bar length), plus key, metre, tempo and a style tag. Parsing everything with music21
 takes minutes, so the pieces are cached once as gzipped JSON lines.
 
-    python -m studio.training.music_data [--out FILE] [--workers 2]
+    python -m studio.data.music [--out FILE] [--workers 2]
 """
 
 from __future__ import annotations

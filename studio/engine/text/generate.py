@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from studio.engine import catalog
-from studio.engine.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
-from studio.engine.recipe import Recipe
+from studio.core import catalog
+from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
+from studio.core.recipe import Recipe
 
 DEFAULT_MODEL = "builtin:text-gpt"
 INSPECT_TOP = 10  # candidates shown by the token inspector
@@ -407,7 +407,7 @@ class MarkovTextModel(TextModel):
     """The byte n-gram model: tokens are bytes, the boundary symbol ends a text."""
 
     def __init__(self, ngrams, name: str = "") -> None:
-        from studio.engine import markov
+        from studio.core import ngram as markov
 
         self.ngrams, self.name = ngrams, name
         self.max_context = 1_000_000  # only the last `order` bytes matter
@@ -439,7 +439,7 @@ def load_text_model(
 ) -> TextModel:
     """A TextModel for a built-in/transformers folder, a hub id (from the local cache) or a Markov folder."""
     if source.kind == "markov":
-        from studio.engine import markov
+        from studio.core import ngram as markov
 
         config = json.loads((Path(source.path) / "config.json").read_text(encoding="utf-8"))
         if config.get("tokens", markov.BYTE_TOKENS) != markov.BYTE_TOKENS:
@@ -645,7 +645,7 @@ def generate_text(recipe: Recipe, report=None, cancelled=None, device: str = "cp
         def get(self, slot, key, loader):
             return loader()
 
-    from studio.engine.devices import DeviceChoice
+    from studio.core.devices import DeviceChoice
 
     ctx = TaskContext(
         report=report or (lambda p: None),

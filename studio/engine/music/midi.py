@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from studio.engine.export import PARTIAL_PREFIX
-from studio.engine.jobs import UserError
-from studio.engine.music import METRES, NOTE_NAMES, MusicPiece, Note, estimate_key, key_name, parse_key
-from studio.engine.recipe import Recipe, RecipeError
+from studio.core.jobs import UserError
+from studio.core.recipe import Recipe, RecipeError
+from studio.engine.music.generate import METRES, NOTE_NAMES, MusicPiece, Note, estimate_key, key_name, parse_key
+from studio.library.export import PARTIAL_PREFIX
 
 TICKS_PER_BEAT = 480
 RECIPE_MARK = "studio_recipe"

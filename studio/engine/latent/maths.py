@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from studio.engine.jobs import UserError
+from studio.core.jobs import UserError
 
 # --- interpolation ---------------------------------------------------------------------------
 
@@ -196,8 +196,8 @@ def load_vae(source, device) -> VaeBundle:
     """The VAE of a diffusers pipeline folder (its vae/ subfolder) or a bare AutoencoderKL folder."""
     from diffusers import AutoencoderKL
 
-    from studio.engine.catalog import check_weights_folder
-    from studio.engine.jobs import UserError
+    from studio.core.catalog import check_weights_folder
+    from studio.core.jobs import UserError
 
     if source.path is None:
         raise UserError(f"{source.ref}: the latent explorer needs a local model folder")
@@ -227,7 +227,7 @@ def encode_images(bundle: VaeBundle, images: Sequence, batch_size: int = 64, can
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             if cancelled and cancelled():
-                from studio.engine.jobs import Cancelled
+                from studio.core.jobs import Cancelled
 
                 raise Cancelled()
             pixels = _to_tensor(images[start : start + batch_size], bundle.image_size, bundle.device)

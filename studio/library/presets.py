@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from studio import paths
-from studio.engine.export import atomic_write_bytes
+from studio.library.export import atomic_write_bytes
 
 
 def presets_file() -> Path:

@@ -13,8 +13,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from studio.engine.jobs import Job, JobEvent, JobMessage, Progress, Result
-from studio.engine.recipe import Recipe
+from studio.core.jobs import Job, JobEvent, JobMessage, Progress, Result
+from studio.core.recipe import Recipe
 
 RANDOM_SEED = -1
 MAX_SEED = 2**32 - 1  # what A1111 and diffusers' CPU generators accept
@@ -146,7 +146,7 @@ def latent_ends_of(recipe: Recipe) -> tuple[dict[str, Any], dict] | None:
 
 def model_is_here(ref: str) -> bool:
     """Whether a recipe's model names something loadable here: a built-in, a path, a Hugging Face id."""
-    from studio.engine import catalog  # reads file headers and folder layouts only (no torch)
+    from studio.core import catalog  # reads file headers and folder layouts only (no torch)
 
     try:
         catalog.resolve(ref)

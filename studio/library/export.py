@@ -19,7 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from studio.engine.recipe import ParsedParameters, Recipe, RecipeError, a1111_parameters, parse_a1111_parameters
+from studio.core.recipe import ParsedParameters, Recipe, RecipeError, a1111_parameters, parse_a1111_parameters
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,8 @@ def write_artifact(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes
 
 def _write_music(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
     # The music module owns MIDI and the synth; imported here, lazily, so export stays light.
-    from studio.engine import music, synth
+    from studio.engine.music import generate as music
+    from studio.engine.music import synth
 
     piece, recipe = artifact.payload, artifact.recipe
     midi = unique_path(folder, stem, ".mid")
@@ -291,7 +292,7 @@ def _write_music(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes |
 
 def _write_audio(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
     """Sampled audio (MusicGen): payload (samples [n] or [n, channels], rate) -> WAV with the recipe inside."""
-    from studio.engine import synth
+    from studio.engine.music import synth
 
     (samples, rate), recipe = artifact.payload, artifact.recipe
     wav = synth.write_audio(samples, int(rate), unique_path(folder, stem, ".wav"), recipe.to_json())
@@ -368,11 +369,11 @@ def _recipe_from_file(path: Path) -> Recipe:
     if suffix in (".md", ".txt"):
         return read_text_recipe(path)
     if suffix in (".mid", ".midi"):
-        from studio.engine import music
+        from studio.engine.music import generate as music
 
         return _found(music.read_recipe_from_midi(path), path)
     if suffix in (".wav", ".flac"):
-        from studio.engine import synth
+        from studio.engine.music import synth
 
         return _found(synth.read_recipe_from_audio(path), path)
     if suffix == ".mp4":

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.engine.export import PARTIAL_PREFIX
-from studio.engine.jobs import UserError
-from studio.engine.recipe import Recipe, RecipeError
+from studio.core.jobs import UserError
+from studio.core.recipe import Recipe, RecipeError
+from studio.library.export import PARTIAL_PREFIX
 
 SAMPLE_RATE = 44100
 TIMBRES = ("piano", "organ", "pluck")

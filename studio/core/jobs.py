@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.engine.recipe import Recipe
+from studio.core.recipe import Recipe
 
 _job_ids = itertools.count(1)
 
@@ -35,7 +35,7 @@ class Job:
     """One unit of work for the worker.
 
     `kind` names an engine task ("image.generate", "text.generate", "latent.decode", …);
-    the worker looks it up in `studio.engine.tasks`, so state never imports heavy engine code.
+    the worker looks it up in `studio.core.tasks`, so state never imports heavy engine code.
     Jobs with the same `supersede_key` replace each other while queued: a slider drag
     produces many requests and only the newest one is worth running.
     """
@@ -120,8 +120,8 @@ class TaskContext:
 
     report: Report
     cancelled: IsCancelled
-    models: Any  # studio.engine.models.ModelCache
-    device: Any  # studio.engine.devices.DeviceChoice
+    models: Any  # studio.core.model_cache.ModelCache
+    device: Any  # studio.core.devices.DeviceChoice
 
     def check(self) -> None:
         if self.cancelled():

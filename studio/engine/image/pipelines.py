@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.engine import catalog
-from studio.engine.catalog import CorruptModelError, ModelSource, UnsafeModelError
-from studio.engine.jobs import Progress, UserError
+from studio.core import catalog
+from studio.core.catalog import CorruptModelError, ModelSource, UnsafeModelError
+from studio.core.jobs import Progress, UserError
 
 GiB = 2**30
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from studio.engine import image
-from studio.engine.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
+from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
+from studio.engine.image import generate as image
 
 
 def _frame_report(ctx: TaskContext, frame: int, frames: int):
@@ -51,7 +51,7 @@ def _encode(pipe, prompt: str, negative: str, device, guided: bool):
 def prompt_travel_task(job: Job, ctx: TaskContext) -> Result:
     import torch
 
-    from studio.engine.schedulers import set_scheduler
+    from studio.engine.image.schedulers import set_scheduler
 
     recipe = job.recipe
     prompt_b, frames = str(job.args["prompt_b"]), int(job.args.get("frames", 8))

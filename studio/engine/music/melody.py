@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from studio.engine import latent
-from studio.engine.jobs import Artifact, Progress, Result, UserError
-from studio.engine.music import MusicPiece, Note
-from studio.engine.recipe import Recipe
+from studio.core.jobs import Artifact, Progress, Result, UserError
+from studio.core.recipe import Recipe
+from studio.engine.latent import maths as latent
+from studio.engine.music.generate import MusicPiece, Note
 
 STEPS_PER_BEAT = 4  # the 16th-note grid, as engine.music
 STEPS = 32  # two bars of 4/4: MusicVAE's 2-bar melody
@@ -233,7 +233,7 @@ def load_melody_vae(folder, device: str = "cpu") -> MelodyModel:
     """A melody VAE folder (config.json + model.safetensors). Pickles are refused, by their bytes."""
     from safetensors.torch import load_file
 
-    from studio.engine.catalog import check_weights_file, check_weights_folder
+    from studio.core.catalog import check_weights_file, check_weights_folder
 
     folder = Path(folder)
     config_path = folder / "config.json"
@@ -322,7 +322,7 @@ class MelodyInterpolation:
 
 
 def _melody_model(job, ctx) -> MelodyModel:
-    from studio.engine.catalog import resolve
+    from studio.core.catalog import resolve
 
     ref = job.args.get("model") or DEFAULT_MODEL
     source = resolve(ref)
@@ -340,7 +340,7 @@ def melody_spec_latent(model: MelodyModel, spec: dict) -> np.ndarray:
         notes = [n if isinstance(n, Note) else Note(int(n[0]), float(n[1]), float(n[2])) for n in spec["notes"]]
         return encode(model, notes)
     if "path" in spec:
-        from studio.engine.music import read_midi
+        from studio.engine.music.generate import read_midi
 
         path = Path(spec["path"])
         if not path.exists():
@@ -365,7 +365,7 @@ def interpolate_task(job, ctx) -> Result:
     """
     from dataclasses import replace
 
-    from studio.engine import synth
+    from studio.engine.music import synth
 
     model = _melody_model(job, ctx)
     steps, method = int(job.args.get("steps", 8)), job.args.get("method", "slerp")
@@ -391,7 +391,7 @@ def interpolate_task(job, ctx) -> Result:
 
 def _recipe(job, model: MelodyModel, steps: int, method: str, tempo: float) -> Recipe:
     """Saved to the gallery: the recipe names both ends, so the strip can be made again."""
-    from studio.engine.catalog import content_hash
+    from studio.core.catalog import content_hash
 
     seed = int(job.args["a"].get("seed", 0))
     params = {"operation": job.kind, "a": job.args["a"], "b": job.args["b"], "steps": steps, "method": method,

@@ -253,7 +253,7 @@ def corpus_markdown(summary: dict) -> str:
   sharing one definition count once); trailing spaces stripped; drawings (< 80 % letters/spaces) and duplicates
   dropped. {summary["entries"]:,} entries, {summary["train_bytes"]:,} training bytes, {summary["held_out_bytes"]:,}
   held-out bytes ({HELD_OUT_PERCENT} % of entries, chosen by a hash of each entry's text: see
-  `studio/training/text_data.py`).
+  `studio/data/text.py`).
 - To rebuild the corpus: `sudo apt-get install --no-install-recommends {" ".join(sorted(set(source_files().values())))}`
   (the dictionaries pull in `dictd`); training refuses to start on a partial corpus."""
 

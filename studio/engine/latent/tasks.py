@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from studio.engine import latent
-from studio.engine.catalog import resolve
-from studio.engine.jobs import Artifact, Job, Progress, Result, TaskContext, UserError
-from studio.engine.recipe import Recipe
+from studio.core.catalog import resolve
+from studio.core.jobs import Artifact, Job, Progress, Result, TaskContext, UserError
+from studio.core.recipe import Recipe
+from studio.engine.latent import maths as latent
 
 DEFAULT_MODEL = "builtin:emoji-ldm"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -75,7 +75,7 @@ def _dataset_images(limit: int) -> tuple[list, list[str]]:
     """
     from PIL import Image
 
-    from studio.training import data_emoji
+    from studio.data import emoji as data_emoji
 
     try:
         data = data_emoji.load_dataset()

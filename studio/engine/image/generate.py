@@ -26,11 +26,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from studio.engine import catalog
-from studio.engine.image_models import ImageBundle, adapt_memory_to_size, load_image_pipeline
-from studio.engine.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
-from studio.engine.recipe import Recipe
-from studio.engine.schedulers import available_schedulers, model_default_scheduler, set_scheduler
+from studio.core import catalog
+from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
+from studio.core.recipe import Recipe
+from studio.engine.image.pipelines import ImageBundle, adapt_memory_to_size, load_image_pipeline
+from studio.engine.image.schedulers import available_schedulers, model_default_scheduler, set_scheduler
 
 DEFAULT_MODEL = "builtin:emoji-ldm"
 MODES = ("txt2img", "img2img", "inpaint")
@@ -587,7 +587,7 @@ def generate_artifacts(
 def generate(recipe: Recipe, report: Report = None, cancelled: IsCancelled = None, *, bundle=None, device=None):
     """Headless use (CLI, benchmarks): load `recipe.model` (default: the built-in) unless a bundle is given."""
     if bundle is None:
-        from studio.engine.devices import pick_device
+        from studio.core.devices import pick_device
 
         source = catalog.resolve(recipe.model or DEFAULT_MODEL)
         bundle = load_image_pipeline(source, device or pick_device(), report, config=recipe.param("config") or None)

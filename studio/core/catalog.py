@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio import paths
-from studio.engine.jobs import UserError
+from studio.core.jobs import UserError
 
 BUILTIN_PREFIX = "builtin:"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")

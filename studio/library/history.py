@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.engine.export import PARTIAL_PREFIX, write_artifact
-from studio.engine.recipe import Recipe
+from studio.core.recipe import Recipe
+from studio.library.export import PARTIAL_PREFIX, write_artifact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (
