@@ -45,6 +45,7 @@ def main() -> None:
     import torch
     from PySide6.QtCore import QCoreApplication, QEventLoop
 
+    from studio.backends.thread import ThreadEngine as Worker
     from studio.core.catalog import resolve
     from studio.core.devices import pick_device
     from studio.core.jobs import Job, JobEvent
@@ -52,7 +53,6 @@ def main() -> None:
     from studio.engine.image import generate as image
     from studio.engine.image.schedulers import set_scheduler
     from studio.library.history import History
-    from studio.worker import Worker
 
     app = QCoreApplication([])
     model = args.model or default_model()

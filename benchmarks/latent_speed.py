@@ -1,11 +1,11 @@
 """Latent Explorer speed (issue 7): decode latency per click and frames per second of a walk, on the CPU.
 
 The built-in image model's VAE (`models/emoji-ldm/vae`, 64x64 images, 4x16x16 latents) is loaded the way the
-explorer's tasks load it (`latent_tasks._vae` -> `latent.load_vae`, through a ModelCache), and a map is built
+explorer's tasks load it (`latent_tasks._vae` -> `vae.load_vae`, through a ModelCache), and a map is built
 by the `latent.map` task from the model's own training emoji. Then, with torch on 1 and on 2 threads
 (alternating in blocks of 10 decodes / one walk each, so both see the same machine load; the first call
 after each change of thread count is not timed):
-  decode     `latent.decode_latents` of one latent (VAE forward + PIL conversion); also the bare VAE forward
+  decode     `vae.decode_points` of one latent (VAE forward + PIL conversion); also the bare VAE forward
   click      the `latent.decode` task function with a TaskContext (no Qt): map point -> latent -> image,
              as the panel submits it; also with an attribute slider at 1.0 (label match + mean difference)
   walk       a closed slerp walk through 4 map points (12 frames a leg = 48 frames), decoded one frame at a
@@ -61,6 +61,7 @@ def main() -> None:
     from studio.core.model_cache import ModelCache
     from studio.engine.latent import maths as latent
     from studio.engine.latent import tasks as latent_tasks
+    from studio.engine.latent import vae
 
     device = pick_device("cpu")
     app_threads = torch.get_num_threads()
@@ -90,7 +91,7 @@ def main() -> None:
 
     def time_decode(z) -> float:
         t = time.perf_counter()
-        latent.decode_latents(bundle, [z])
+        vae.decode_points(bundle, [z])
         return time.perf_counter() - t
 
     def time_forward(z) -> float:
@@ -139,14 +140,14 @@ def main() -> None:
             time_decode(path[0])  # not timed: the change of thread count
             t = time.perf_counter()
             for z in path:
-                latent.decode_latents(bundle, [z])
+                vae.decode_points(bundle, [z])
             walk[count]["sequential"].append(time.perf_counter() - t)
             t = time.perf_counter()
-            latent.decode_latents(bundle, path)
+            vae.decode_points(bundle, path)
             walk[count]["batch_all"].append(time.perf_counter() - t)
             t = time.perf_counter()
             for start in range(0, frames, 16):
-                latent.decode_latents(bundle, path[start:start + 16])
+                vae.decode_points(bundle, path[start:start + 16])
             walk[count]["batch_16"].append(time.perf_counter() - t)
             progress_times.clear()
             job = Job("latent.walk", args={"model": args.model, "points": key_specs,

@@ -19,6 +19,7 @@ DEBIAN_PACKAGES=(
   libportaudio2
   # data the built-in models are trained on (and tests render a few glyphs from)
   fonts-noto-color-emoji unicode-data fortunes fortunes-min jargon-text
+  fortune-anarchism fortunes-bofh-excuses dict-devil dict-foldoc
 )
 
 if command -v apt-get >/dev/null 2>&1; then

@@ -83,9 +83,9 @@ def main() -> None:
         chain = [
             ("latent.map", panel.build_map),
             ("latent.decode", lambda: panel.show_point(*point_of("heart"))),
-            ("latent.decode", lambda: (panel.pick("A"), panel.show_point(*point_of("grinning face")))),
-            ("latent.strip", lambda: (panel.pick("B"), panel.make_strip())),
-            ("latent.breed", panel.breed),
+            ("latent.decode", lambda: (panel.explorer.pick("A"), panel.show_point(*point_of("grinning face")))),
+            ("latent.strip", lambda: (panel.explorer.pick("B"), panel.explorer.make_strip())),
+            ("latent.breed", panel.explorer.breed),
         ]
 
         def run(index: int = 0) -> None:

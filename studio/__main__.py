@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import shutil
 import sqlite3
 import sys
 from pathlib import Path
-
-DEFAULT_MODELS = {"image": "builtin:emoji-ldm", "text": "builtin:text-gpt", "music": "builtin:music-gpt"}
 
 
 def _at_least(minimum: int):
@@ -50,48 +49,18 @@ def _instrument(name: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from studio import media
+
     parser = argparse.ArgumentParser(prog="studio", description="Latent Studio: image, text and music generators.")
     commands = parser.add_subparsers(dest="command")
     generate = commands.add_parser("generate", help="run one generation headless and print where the output went")
     kinds = generate.add_subparsers(dest="modality", required=True)
-
-    image = kinds.add_parser("image", help="text to image (or image to image with --init-image)")
-    _common(image, "image")
-    image.add_argument("--negative-prompt", default="")
-    image.add_argument("--steps", type=_at_least(1), default=20)
-    image.add_argument("--guidance", type=float, default=5.0)
-    image.add_argument("--width", type=_at_least(8), default=64)
-    image.add_argument("--height", type=_at_least(8), default=64)
-    image.add_argument("--scheduler", type=_scheduler, default="dpmpp_2m")
-    image.add_argument("--batch-count", type=_at_least(1), default=1)
-    image.add_argument("--variation-seed", type=int, default=0)
-    image.add_argument("--variation-strength", type=float, default=0.0)
-    image.add_argument("--init-image", default="")
-    image.add_argument("--mask-image", default="")
-    image.add_argument("--strength", type=float, default=0.75)
-
-    text = kinds.add_parser("text", help="continue a prompt with a language model; prints only the text")
-    _common(text, "text")
-    text.add_argument("--max-new-tokens", type=_at_least(1), default=200)
-    text.add_argument("--temperature", type=float, default=0.8)
-    text.add_argument("--top-k", type=int, default=40)
-    text.add_argument("--top-p", type=float, default=0.95)
-    text.add_argument("--min-p", type=float, default=0.0)
-    text.add_argument("--typical-p", type=float, default=1.0)
-    text.add_argument("--repetition-penalty", type=float, default=1.1)
-    text.add_argument("--greedy", action="store_true")
-    text.add_argument("--stop", action="append", default=[], help="a stop sequence (repeatable)")
-
-    music = kinds.add_parser("music", help="compose; writes FILE.mid and FILE.wav beside it")
-    _common(music, "music")
-    music.add_argument("--bars", type=_at_least(1), default=8)
-    music.add_argument("--temperature", type=float, default=1.0)
-    music.add_argument("--top-k", type=int, default=0)
-    music.add_argument("--top-p", type=float, default=0.95)
-    music.add_argument("--tempo", type=_at_least(0), default=0, help="beats per minute; 0: from the prompt")
-    music.add_argument("--key", default="")
-    music.add_argument("--instrument", type=_instrument, default="piano")
-    music.add_argument("--continue", dest="continue_from", default="", help="a MIDI file to extend")
+    for medium in media.MEDIA.values():  # every medium that offers a headless run (studio/media.py)
+        if medium.cli:
+            defaults = media.settings_class(medium.name)()
+            kind = kinds.add_parser(medium.name, help=medium.cli)
+            _common(kind, defaults)
+            FLAGS.get(medium.name, _settings_flags)(kind, defaults)
 
     commands.add_parser("install-desktop", help="add Latent Studio to the desktop's application menu")
     selftest = commands.add_parser("selftest", help="run one built-in image, text and music job headless; exit 0 if all work")
@@ -103,12 +72,71 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _common(parser: argparse.ArgumentParser, modality: str) -> None:
+def _common(parser: argparse.ArgumentParser, defaults) -> None:
     parser.add_argument("--prompt", required=True)
-    parser.add_argument("--model", default=DEFAULT_MODELS[modality])
+    parser.add_argument("--model", default=getattr(defaults, "model", ""))
     parser.add_argument("--seed", type=int, default=None, help="default: a random seed (printed)")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     parser.add_argument("--out", default=None, help="also copy the output here")
+
+
+# Each flag's default is the panel's (the medium's settings class), so a headless run makes what Generate makes.
+
+
+def _image_flags(image: argparse.ArgumentParser, defaults) -> None:
+    image.add_argument("--negative-prompt", default=defaults.negative_prompt)
+    image.add_argument("--steps", type=_at_least(1), default=defaults.steps)
+    image.add_argument("--guidance", type=float, default=defaults.guidance)
+    image.add_argument("--width", type=_at_least(8), default=defaults.width)
+    image.add_argument("--height", type=_at_least(8), default=defaults.height)
+    image.add_argument("--scheduler", type=_scheduler, default=defaults.scheduler)
+    image.add_argument("--batch-count", type=_at_least(1), default=defaults.batch_count)
+    image.add_argument("--variation-seed", type=int, default=defaults.variation_seed)
+    image.add_argument("--variation-strength", type=float, default=defaults.variation_strength)
+    image.add_argument("--init-image", default=defaults.init_image)
+    image.add_argument("--mask-image", default=defaults.mask_image)
+    image.add_argument("--strength", type=float, default=defaults.strength)
+
+
+def _text_flags(text: argparse.ArgumentParser, defaults) -> None:
+    text.add_argument("--max-new-tokens", type=_at_least(1), default=defaults.max_new_tokens)
+    text.add_argument("--temperature", type=float, default=defaults.temperature)
+    text.add_argument("--top-k", type=int, default=defaults.top_k)
+    text.add_argument("--top-p", type=float, default=defaults.top_p)
+    text.add_argument("--min-p", type=float, default=defaults.min_p)
+    text.add_argument("--typical-p", type=float, default=defaults.typical_p)
+    text.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
+    text.add_argument("--greedy", action="store_true", default=defaults.greedy)
+    text.add_argument("--stop", action="append", default=list(defaults.stop), help="a stop sequence (repeatable)")
+
+
+def _music_flags(music: argparse.ArgumentParser, defaults) -> None:
+    music.add_argument("--bars", type=_at_least(1), default=defaults.bars)
+    music.add_argument("--temperature", type=float, default=defaults.temperature)
+    music.add_argument("--top-k", type=int, default=defaults.top_k)
+    music.add_argument("--top-p", type=float, default=defaults.top_p)
+    music.add_argument("--tempo", type=_at_least(0), default=defaults.tempo, help="beats per minute; 0: from the prompt")
+    music.add_argument("--key", default=defaults.key)
+    music.add_argument("--instrument", type=_instrument, default=defaults.instrument)
+    music.add_argument("--continue", dest="continue_from", default=defaults.continue_from, help="a MIDI file to extend")
+
+
+def _settings_flags(parser: argparse.ArgumentParser, defaults) -> None:
+    """A medium without its own list: one flag per panel value of a plain type (--name-with-dashes), its default."""
+    for f in dataclasses.fields(defaults):
+        value = getattr(defaults, f.name)
+        if f.name in ("prompt", "model", "seed") or not f.metadata.get("panel", True) or type(value) not in FLAG_TYPES:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
+
+
+# The built-in media's flags: the documented ones, with their checks. Any other medium gets _settings_flags.
+FLAGS = {"image": _image_flags, "text": _text_flags, "music": _music_flags}
+FLAG_TYPES = (bool, int, float, str)
 
 
 NOT_PARAMS = {"command", "modality", "prompt", "negative_prompt", "model", "seed", "device", "out"}
@@ -117,18 +145,18 @@ NOT_PARAMS = {"command", "modality", "prompt", "negative_prompt", "model", "seed
 def recipe_from_args(args: argparse.Namespace):
     import random
 
-    from studio.core.recipe import Recipe
+    from studio.core.recipe import MAX_SEED, Recipe
 
     params = {k: v for k, v in vars(args).items() if k not in NOT_PARAMS}
     if args.modality == "text":
         params["stop"] = list(args.stop)
-    seed = args.seed if args.seed is not None else random.randint(0, 2**32 - 1)
+    seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED)
     return Recipe(args.modality, prompt=args.prompt, negative_prompt=getattr(args, "negative_prompt", ""),
                   model=args.model, seed=seed, params=params)
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from studio import paths
+    from studio import media, paths
     from studio.core.devices import pick_device
     from studio.core.jobs import Job, TaskContext, UserError
     from studio.core.model_cache import ModelCache
@@ -141,11 +169,19 @@ def run_generate(args: argparse.Namespace) -> int:
 
     def report(progress) -> None:
         # Token-level reports repeat a step many times: redraw the line only when it changes.
-        if args.modality != "text" and (progress.step, progress.total) != shown[0]:
+        # A report without a total ("Loading the model…") has no step to show.
+        if args.modality != "text" and progress.total and (progress.step, progress.total) != shown[0]:
             shown[0] = (progress.step, progress.total)
             print(f"\rstep {progress.step}/{progress.total}", end="", file=sys.stderr, flush=True)
 
     try:
+        from studio.core import catalog
+
+        # A model that cannot be used (a folder whose configs ask to run code, a damaged safetensors header, …)
+        # is refused here, in milliseconds, before torch is imported. The task checks it again: it is cheap.
+        source = catalog.resolve(recipe.model)
+        if source.path is not None and Path(source.path).is_dir():
+            catalog.check_model_folder(source.path)
         history, note = open_history(paths.history_db_path(), paths.chosen_outputs_dir())  # before the work
         if note:
             print(note, file=sys.stderr)
@@ -153,12 +189,14 @@ def run_generate(args: argparse.Namespace) -> int:
         if device.note:  # e.g. "CUDA was asked for but is not available": the run goes on, the user is told
             print(f"note: {device.note}", file=sys.stderr)
         context = TaskContext(report, lambda: False, ModelCache(), device)
-        result = find_task(f"{args.modality}.generate")(Job(f"{args.modality}.generate", recipe), context)
+        kind = media.MEDIA[args.modality].generate
+        result = find_task(kind)(Job(kind, recipe), context)
         for artifact in result.artifacts:
             history.save_artifact(artifact)
         written = [_copy_out(artifact.files, args.out, index) for index, artifact in enumerate(result.artifacts)]
     except (UserError, ValueError, OSError, sqlite3.Error, HistoryUnavailable) as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
+        # one line; after a progress line ("step 3/20", no newline yet) it starts on a line of its own
+        print(("\n" if shown[0] else "") + f"error: {exc}", file=sys.stderr)
         return 2
     if args.modality != "text":
         print(file=sys.stderr)
@@ -204,33 +242,36 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-SELFTEST_JOBS = [
-    ["generate", "image", "--prompt", "red heart", "--seed", "1", "--steps", "10"],
-    ["generate", "text", "--prompt", "The cat", "--seed", "1", "--max-new-tokens", "40"],
-    ["generate", "music", "--prompt", "folk tune in G", "--seed", "1", "--bars", "4"],
-]
+def selftest_jobs() -> list[list[str]]:
+    """A quick `generate` run for each medium that names one in studio/media.py (with its --prompt)."""
+    from studio import media
+
+    return [["generate", m.name, *m.selftest] for m in media.MEDIA.values() if m.cli and m.selftest]
 
 
 def run_selftest(args: argparse.Namespace) -> int:
     """What a packaged build must be able to do: every built-in generator, recipe inside the file."""
     import tempfile
 
+    from studio import media
     from studio.library.export import recipe_from_file
 
     folder = Path(args.out or tempfile.mkdtemp(prefix="studio-selftest-"))
     # its own history and outputs: a selftest must not add three pictures to the user's gallery
     os.environ["LATENT_STUDIO_HOME"] = str(folder / "home")
     failures = 0
-    for job in SELFTEST_JOBS:
-        target = folder / f"selftest-{job[1]}{ {'image': '.png', 'text': '.md', 'music': '.mid'}[job[1]] }"
+    for job in selftest_jobs():
+        name, prompt = job[1], job[job.index("--prompt") + 1]
+        suffix = next(iter(media.MEDIA[name].outputs[0].reads))  # the first file its writer makes (.png, .md, .mid)
+        target = folder / f"selftest-{name}{suffix}"
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the ok/FAILED lines
             status = run_generate(_parser().parse_args([*job, "--out", str(target)]))
         try:
-            ok = status == 0 and target.exists() and recipe_from_file(target).prompt == job[3]
+            ok = status == 0 and target.exists() and recipe_from_file(target).prompt == prompt
         except Exception as exc:  # a selftest reports every failure, it does not stop at the first
-            print(f"selftest {job[1]}: cannot read the recipe back: {exc}", file=sys.stderr)
+            print(f"selftest {name}: cannot read the recipe back: {exc}", file=sys.stderr)
             ok = False
-        print(f"selftest {job[1]}: {'ok' if ok else 'FAILED'} -> {target}", flush=True)
+        print(f"selftest {name}: {'ok' if ok else 'FAILED'} -> {target}", flush=True)
         failures += not ok
     return 1 if failures else 0
 

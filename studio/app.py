@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio import __version__, paths
+from studio import __version__, media, paths
 from studio.core.catalog import read_catalog
 from studio.core.jobs import Job
 from studio.core.recipe import RecipeError
@@ -30,16 +29,26 @@ from studio.library.export import recipe_from_file
 from studio.library.history import History, HistoryUnavailable, open_history
 from studio.state import State
 from studio.widgets.progress import JobQueueView
-from studio.worker import Worker
 
 log = logging.getLogger(__name__)
 ORGANISATION = "LatentStudio"
-PANELS = [("image", "Image"), ("text", "Text"), ("music", "Music"), ("latent", "Latent Explorer"), ("gallery", "Gallery")]
+GALLERY_PANEL = "studio.panels.gallery:GalleryPanel"
 DEVICES = [("Automatic (best available)", "auto"), ("NVIDIA GPU (CUDA)", "cuda"), ("Apple GPU (MPS)", "mps"), ("CPU", "cpu")]
 
 
+def tab_list() -> list[tuple[str, str]]:
+    """(name, label) of each tab, in order: one per medium (studio/media.py), then the Gallery."""
+    return [(medium.name, medium.label) for medium in media.MEDIA.values()] + [("gallery", "Gallery")]
+
+
+def open_filter() -> str:
+    """File › Open's filter: every suffix a medium's outputs are read from (studio/media.py), and .json recipes."""
+    suffixes = " ".join(f"*{suffix}" for suffix in [*media.readers(), ".json"])
+    return f"Outputs and recipes ({suffixes});;All files (*)"
+
+
 class MainWindow(QMainWindow):
-    def __init__(self, state: State, history: History, worker: Worker) -> None:
+    def __init__(self, state: State, history: History, worker) -> None:
         super().__init__()
         self.state, self.history, self.worker = state, history, worker
         self.setWindowTitle("Latent Studio")
@@ -49,11 +58,13 @@ class MainWindow(QMainWindow):
         self.tabs.tabBar().setDrawBase(False)
         # Panels are built the first time they are shown: start-up pays for one panel, not five.
         self.panels: dict[str, QWidget] = {}
-        for name, label in PANELS:
+        tabs = tab_list()
+        self.tab_names = [name for name, _label in tabs]
+        for name, label in tabs:
             placeholder = QWidget()
             placeholder.setObjectName(name)
             self.tabs.addTab(placeholder, label)
-        self.tabs.currentChanged.connect(lambda index: self.panel(PANELS[index][0]))
+        self.tabs.currentChanged.connect(lambda index: self.panel(self.tab_names[index]))
         self.setCentralWidget(self.tabs)
         self._build_queue_dock()
         self._build_status_bar()
@@ -131,11 +142,9 @@ class MainWindow(QMainWindow):
         """The panel called `name`, built now if this is its first use."""
         if name not in self.panels:
             # imported here too: a panel's module (and its widgets) loads with its first use
-            module = importlib.import_module(f"studio.panels.{name}")
-            panel_class = getattr(module, f"{name.capitalize()}Panel")
-            extra = (self.history,) if name == "gallery" else ()
-            panel = self.panels[name] = panel_class(self.state, *extra)
-            index = [n for n, _label in PANELS].index(name)
+            panel_class = media.load(media.MEDIA[name].panel if name in media.MEDIA else GALLERY_PANEL)
+            panel = self.panels[name] = panel_class(self.state, self.history)  # every panel: (state, history)
+            index = self.tab_names.index(name)
             current = self.tabs.currentIndex()
             self.tabs.blockSignals(True)
             label = self.tabs.tabText(index)
@@ -151,13 +160,13 @@ class MainWindow(QMainWindow):
             panel.generate()
 
     def show_panel(self, name: str) -> None:
-        if name in dict(PANELS):
+        if name in self.tab_names:
             self.tabs.setCurrentWidget(self.panel(name))
 
     def open_recipe(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Open a recipe or an output", str(self.history.outputs_dir),
-            "Outputs and recipes (*.png *.jpg *.jpeg *.webp *.md *.txt *.mid *.midi *.wav *.flac *.gif *.mp4 *.json);;All files (*)")
+            open_filter())
         if path:
             self.load_recipe_file(Path(path))
 
@@ -185,6 +194,7 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Where new outputs are saved", str(self.history.outputs_dir))
         if folder:
             self.history.outputs_dir = Path(folder)
+            self.worker.set_outputs_dir(folder)
             QSettings().setValue("output_folder", folder)
             try:
                 paths.remember_output_folder(Path(folder))  # so `python -m studio generate` saves there too
@@ -243,7 +253,7 @@ class MainWindow(QMainWindow):
         if window_state is not None:
             self.restoreState(window_state)
         self.tabs.setCurrentIndex(int(settings.value("window/tab", 0)))
-        self.panel(PANELS[self.tabs.currentIndex()][0])
+        self.panel(self.tab_names[self.tabs.currentIndex()])
         for name, panel_state in self.state.panels.items():
             saved = settings.value(f"panels/{name}")
             if saved:
@@ -280,26 +290,49 @@ def load_theme(app: QApplication) -> None:
         app.setStyleSheet(theme.read_text(encoding="utf-8"))
 
 
+def make_backend(history: History, device: str):
+    """The local engine: its own process (the default), or a thread of this one with LATENT_STUDIO_ENGINE=thread
+    (for debugging with a plain debugger; a crash of a model then takes the window too)."""
+    if os.environ.get("LATENT_STUDIO_ENGINE") == "thread":
+        from studio.backends.thread import ThreadEngine
+
+        return ThreadEngine(history=history, device_override=device)
+    from studio.backends.engine_process import EngineConfig
+    from studio.backends.local import LocalEngine
+
+    threads = os.environ.get("LATENT_STUDIO_THREADS")
+    config = EngineConfig(history_db=str(history.db_path), outputs_dir=str(history.outputs_dir), device_override=device,
+                          threads=int(threads) if threads and threads.isdigit() else None)
+    return LocalEngine(config)
+
+
+def connect_backend(state: State, backend) -> None:
+    """Messages into state's one handler; state's requests out to the backend."""
+    backend.message.connect(state.handle_message)
+    backend.cancel_unanswered.connect(state.offer_force_stop)
+    state.submit_requested.connect(backend.submit)
+    state.cancel_requested.connect(lambda job_id: backend.cancel(job_id))
+    state.force_stop_requested.connect(backend.force_stop)
+
+
 def create_window(app: QApplication, warm_up: bool = True) -> MainWindow:
-    """Build history, worker, state and window; connect the worker's messages to state's handler."""
+    """Build history, backend, state and window; the engine starts once the window has been painted."""
     settings = QSettings()
     # The preferences file is shared with the CLI; QSettings held the choice in earlier versions.
     outputs = paths.saved_output_folder() or Path(settings.value("output_folder", str(paths.outputs_dir())))
     history, history_note = open_history(paths.history_db_path(), outputs)
     history.sweep_partials()
-    worker = Worker(history=history, device_override=str(settings.value("device", "auto")))
+    backend = make_backend(history, str(settings.value("device", "auto")))
     state = State()
-    worker.message.connect(state.handle_message)
-    state.submit_requested.connect(worker.submit)
-    state.cancel_requested.connect(lambda job_id: worker.cancel(job_id))
-    window = MainWindow(state, history, worker)
+    connect_backend(state, backend)
+    window = MainWindow(state, history, backend)
     window.restore_settings()
     load_theme(app)  # after building: one style pass over the finished window, not one per widget
-    worker.start()
+    # After the first paint: the engine process starts (and, with warm_up, imports torch and picks the device)
+    # while the user reads the window; the first Generate then does not pay for it.
+    QTimer.singleShot(0, backend.start)
     if warm_up:
-        # Import torch and choose the device right after the window shows, while the user reads it:
-        # the first Generate then does not pay for it. The status bar says what was chosen.
-        QTimer.singleShot(300, lambda: state.submit(Job("device.warmup", save=False)))
+        QTimer.singleShot(0, lambda: state.submit(Job("device.warmup", save=False)))
     if history_note:
         log.warning(history_note)
         QTimer.singleShot(0, lambda: QMessageBox.warning(window, "History", history_note))

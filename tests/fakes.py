@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from PIL import Image
 
@@ -80,3 +81,58 @@ def register_fakes() -> None:
 
     for name in ("steps_task", "gated_task", "failing_task", "image_task", "text_task", "half_batch_task"):
         tasks.register(f"fake.{name.removesuffix('_task')}", f"tests.fakes:{name}")
+
+
+# --- for the engine process: these run in another process, so they are paced through a FIFO (a named pipe)
+# the test writes to: the task opens it once and reads one byte per step, blocking until the test writes it.
+
+
+def _gate(job: Job):
+    fifo = job.args.get("fifo")
+    return open(fifo, "rb", buffering=0) if fifo else None  # noqa: SIM115 - closed by the caller
+
+
+def piped_task(job: Job, ctx: TaskContext) -> Result:
+    """`steps` steps, each released by one byte on the FIFO; reports an 8x8 preview whose colour is the step."""
+    total = int(job.args.get("steps", 3))
+    gate = _gate(job)
+    for step in range(1, total + 1):
+        if gate is not None:
+            gate.read(1)
+        ctx.check()
+        ctx.report(Progress(step, total, preview=Image.new("RGB", (8, 8), (step, 0, 0))))
+    return Result(value=job.args.get("value"))
+
+
+def segfault_task(job: Job, ctx: TaskContext) -> Result:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGSEGV)
+    return Result()
+
+
+def stubborn_task(job: Job, ctx: TaskContext) -> Result:
+    """Never looks at cancel: a long native call (a 7 GB load, a huge decode) as the engine sees it."""
+    ctx.report(Progress(1, 2))
+    _gate(job).read(1)
+    return Result()
+
+
+def batch_task(job: Job, ctx: TaskContext) -> Result:
+    """`count` pictures handed over one by one; after `stop_after` of them it blocks (for a kill test)."""
+    artifacts = []
+    for index in range(int(job.args.get("count", 4))):
+        if index == int(job.args.get("stop_after", -1)):
+            _gate(job).read(1)
+        seed = job.recipe.seed + index
+        picture = Image.new("RGB", (16, 16), (seed * 37 % 256, seed * 91 % 256, 0))
+        artifact = Artifact("image", replace(job.recipe, seed=seed), picture)
+        ctx.output(artifact)
+        artifacts.append(artifact)
+    return Result(artifacts)
+
+
+PROCESS_FAKES = {f"fake.{name.removesuffix('_task')}": f"tests.fakes:{name}"
+                 for name in ("piped_task", "segfault_task", "stubborn_task", "batch_task", "text_task",
+                              "image_task", "failing_task")}

@@ -1,4 +1,4 @@
-"""The PyInstaller spec must carry every engine module a job can name (they are imported by string)."""
+"""The PyInstaller spec must carry every module a job or the table of media names (they are imported by string)."""
 
 import ast
 import importlib
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from studio import media
 from studio.core.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,8 @@ def spec_hidden_imports() -> list[str]:
 def test_every_task_module_is_in_the_bundle_and_importable():
     hidden = set(spec_hidden_imports())
     modules = {target.split(":")[0] for target in TASKS.values()}
+    # the table of media names panels and settings classes by string too
+    modules |= {target.split(":")[0] for medium in media.MEDIA.values() for target in (medium.panel, medium.settings)}
     assert "studio.engine.music.melody" in modules  # the task table is the real one
     for module in sorted(modules):
         assert module in hidden, f"{module} is named by a task but build.spec leaves it out"

@@ -2,10 +2,10 @@
 
 import pytest
 
+from studio.backends.thread import ThreadEngine as Worker
 from studio.core.jobs import Job, JobEvent
 from studio.core.recipe import Recipe
 from studio.library.history import History
-from studio.worker import Worker
 from tests import fakes
 
 

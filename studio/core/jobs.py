@@ -89,6 +89,7 @@ class JobEvent(enum.Enum):
     QUEUED = "queued"
     STARTED = "started"
     PROGRESS = "progress"
+    OUTPUT = "output"  # one output finished and saved while the job goes on (result holds it)
     FINISHED = "finished"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -122,6 +123,9 @@ class TaskContext:
     cancelled: IsCancelled
     models: Any  # studio.core.model_cache.ModelCache
     device: Any  # studio.core.devices.DeviceChoice
+    # Hand over one finished output: the engine saves it (file, then history row) at once, so a kill later in
+    # the batch loses nothing finished. Tasks that make several outputs call it for each.
+    output: Callable[[Artifact], None] = lambda artifact: None
 
     def check(self) -> None:
         if self.cancelled():

@@ -1,7 +1,8 @@
 """An n-gram (Markov) model over any sequence of integer symbols, with interpolated Kneser-Ney smoothing.
 
-Generic on purpose: the text model uses bytes (0-255) plus one boundary symbol; music can use note-event
-tokens. The model predicts a symbol from the `order` symbols before it:
+Generic on purpose: the text model uses bytes (0-255) plus one boundary symbol; the music n-gram uses the
+note-event tokens, PAD as its boundary (studio/engine/music/models.py). The model predicts a symbol from the
+`order` symbols before it:
 
     P_k(w | h) = max(c_k(h w) - D_k, 0) / c_k(h)  +  D_k * types_k(h) / c_k(h) * P_{k-1}(w | h')
 
@@ -10,8 +11,13 @@ counts (in how many distinct contexts a k-gram was seen: what makes Kneser-Ney b
 types_k(h) is how many distinct symbols followed h, D_k = n1 / (n1 + 2 n2) from the count-of-counts, and
 P_0 is uniform. A context never seen hands its whole mass to the shorter context.
 
+Counting: `train` counts one stream of sequences (the text model's layout: entries joined by one boundary);
+`NGramCounter` counts any number of independent streams a few million symbols at a time, for callers whose
+sequences must not see each other (music pads every piece on its own) or do not fit in memory at once.
+
 Stored as `config.json` ("model_type": "studio-markov") + `counts.safetensors` (sorted n-gram codes and
-counts per order), so the catalog recognises the folder and weights stay in the one safe format.
+counts per order), so the catalog recognises the folder and weights stay in the one safe format. The discounts
+are saved too; a folder without them (the first text model) has them re-estimated from its counts on load.
 No torch here: numpy only, so it loads in milliseconds.
 """
 
@@ -25,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 SMOOTHING = "interpolated Kneser-Ney (one discount per order, D = n1/(n1+2*n2)), uniform base"
+ABSOLUTE_SMOOTHING = "interpolated absolute discounting (raw counts at every order), uniform base"
 BYTE_BOUNDARY = 256  # end-of-entry symbol of the byte text model
 BYTE_VOCAB = 257
 BYTE_TOKENS = "utf-8 bytes"  # config.json "tokens" of a text model (music n-grams name their own token set)
@@ -50,11 +57,12 @@ def _discount(counts: np.ndarray) -> float:
     return min(max(n1 / (n1 + 2 * n2), 0.05), 0.95)
 
 
-def _make_table(codes: np.ndarray, counts: np.ndarray, vocab_size: int) -> _Table:
+def _make_table(codes: np.ndarray, counts: np.ndarray, vocab_size: int, discount: float | None = None) -> _Table:
     contexts = codes // vocab_size
     context_codes, starts, types = np.unique(contexts, return_index=True, return_counts=True)
     totals = np.add.reduceat(counts, starts) if len(counts) else np.zeros(0, dtype=np.int64)
-    return _Table(codes, counts, _discount(counts), context_codes, totals, types, starts)
+    discount = _discount(counts) if discount is None else float(discount)
+    return _Table(codes, counts, discount, context_codes, totals, types, starts)
 
 
 def _codes_ending_at(symbols: np.ndarray, length: int, vocab_size: int) -> np.ndarray:
@@ -67,41 +75,125 @@ def _codes_ending_at(symbols: np.ndarray, length: int, vocab_size: int) -> np.nd
     return codes
 
 
+def _check_fits(vocab_size: int, order: int) -> None:
+    if vocab_size ** (order + 1) >= 2**62:
+        raise ValueError(f"vocabulary {vocab_size} with order {order} does not fit 64-bit n-gram codes")
+
+
+class NGramCounter:
+    """Counts of (order+1)-grams over streams added one at a time, merged every few million symbols.
+
+    A stream's first `order` symbols are context only (the boundaries it is padded with, usually); every later
+    symbol is counted with the `order` symbols before it. n-grams never span two streams.
+    """
+
+    MERGE_EVERY = 5_000_000  # pending codes before a merge: bounded memory for big corpora
+
+    def __init__(self, vocab_size: int, order: int) -> None:
+        _check_fits(vocab_size, order)
+        self.vocab_size, self.order = vocab_size, order
+        self._codes = np.zeros(0, dtype=np.int64)
+        self._counts = np.zeros(0, dtype=np.int64)
+        self._pending: list[np.ndarray] = []
+        self._pending_size = 0
+
+    def add_stream(self, stream: np.ndarray | list[int]) -> None:
+        stream = np.asarray(stream, dtype=np.int64)
+        codes = _codes_ending_at(stream, self.order + 1, self.vocab_size)[self.order :]
+        self._pending.append(codes)
+        self._pending_size += len(codes)
+        if self._pending_size > self.MERGE_EVERY:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._pending:
+            return
+        new_codes, new_counts = np.unique(np.concatenate(self._pending), return_counts=True)
+        if len(self._codes):
+            codes, inverse = np.unique(np.concatenate([self._codes, new_codes]), return_inverse=True)
+            weights = np.concatenate([self._counts, new_counts])
+            new_codes, new_counts = codes, np.bincount(inverse, weights=weights).astype(np.int64)
+        self._codes, self._counts = new_codes, new_counts.astype(np.int64)
+        self._pending, self._pending_size = [], 0
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted distinct (order+1)-gram codes, their counts)."""
+        self._merge()
+        return self._codes, self._counts
+
+
 class NGramModel:
     """Counts for k-grams of length 1..order+1 and the Kneser-Ney maths over them."""
 
-    smoothing_name = SMOOTHING
-
-    def __init__(self, vocab_size: int, order: int, boundary: int, tables: list[tuple[np.ndarray, np.ndarray]]):
-        if vocab_size ** (order + 1) >= 2**62:
-            raise ValueError(f"vocabulary {vocab_size} with order {order} does not fit 64-bit n-gram codes")
+    def __init__(
+        self,
+        vocab_size: int,
+        order: int,
+        boundary: int,
+        tables: list[tuple[np.ndarray, np.ndarray]],
+        discounts: list[float] | None = None,
+        smoothing: str = SMOOTHING,
+    ):
+        """`discounts` (one per table) are estimated from each table's counts when not given."""
+        _check_fits(vocab_size, order)
         self.vocab_size, self.order, self.boundary = vocab_size, order, boundary
+        self.smoothing_name = smoothing
+        discounts = list(discounts) if discounts is not None else [None] * len(tables)
         # tables[k-1] holds k-grams, k = 1 .. order+1
-        self.tables = [_make_table(np.asarray(c, np.int64), np.asarray(n, np.int64), vocab_size) for c, n in tables]
+        self.tables = [
+            _make_table(np.asarray(c, np.int64), np.asarray(n, np.int64), vocab_size, d)
+            for (c, n), d in zip(tables, discounts, strict=True)
+        ]
+
+    @property
+    def discounts(self) -> list[float]:
+        return [t.discount for t in self.tables]
 
     # -- training ---------------------------------------------------------------------------------------
 
     @classmethod
     def train(cls, sequences: list[np.ndarray] | np.ndarray, vocab_size: int, order: int, boundary: int) -> NGramModel:
-        """Count a list of sequences; each is padded in front with `order` boundaries and closed with one."""
-        stream = pad_sequences(sequences, order, boundary)
-        length = order + 1
-        codes = _codes_ending_at(stream, length, vocab_size)[order:]
-        top_codes, top_counts = np.unique(codes, return_counts=True)
-        tables = [(top_codes, top_counts)]
-        # Continuation counts: a k-gram's count is the number of distinct (k+1)-grams it ends.
+        """Count a list of sequences as one stream: `order` boundaries, then each sequence closed by one."""
+        counter = NGramCounter(vocab_size, order)
+        counter.add_stream(pad_sequences(sequences, order, boundary))
+        return cls.from_counts(*counter.counts(), vocab_size, order, boundary)
+
+    @classmethod
+    def from_counts(
+        cls,
+        codes: np.ndarray,
+        counts: np.ndarray,
+        vocab_size: int,
+        order: int,
+        boundary: int,
+        kneser_ney: bool = True,
+        discounts: list[float] | None = None,
+    ) -> NGramModel:
+        """The model over counted (order+1)-grams. Lower orders get Kneser-Ney continuation counts (a k-gram
+        counts the distinct (k+1)-grams it ends), or with kneser_ney=False raw counts (absolute discounting)."""
+        tables = [(codes, counts)]
         for k in range(order, 0, -1):
             suffixes = tables[0][0] % (vocab_size**k)
-            tables.insert(0, np.unique(suffixes, return_counts=True))
-        return cls(vocab_size, order, boundary, tables)
+            if kneser_ney:
+                tables.insert(0, np.unique(suffixes, return_counts=True))
+            else:
+                low, inverse = np.unique(suffixes, return_inverse=True)
+                tables.insert(0, (low, np.bincount(inverse, weights=tables[0][1]).astype(np.int64)))
+        smoothing = SMOOTHING if kneser_ney else ABSOLUTE_SMOOTHING
+        return cls(vocab_size, order, boundary, tables, discounts, smoothing)
 
-    def pruned(self, min_count: int) -> NGramModel:
-        """Drop highest-order n-grams seen fewer than min_count times (smaller file, slightly worse model)."""
+    def pruned(self, min_count: int, keep_discounts: bool = False) -> NGramModel:
+        """Drop highest-order n-grams seen fewer than min_count times (smaller file, slightly worse model).
+
+        The top discount is re-estimated from what is left unless keep_discounts (the estimate from all counts;
+        with min_count 2 nothing is left seen once, and the estimate falls back to 0.5).
+        """
         raw = [(t.codes, t.counts) for t in self.tables]
         codes, counts = raw[-1]
         keep = counts >= min_count
         raw[-1] = (codes[keep], counts[keep])
-        return NGramModel(self.vocab_size, self.order, self.boundary, raw)
+        discounts = self.discounts if keep_discounts else None
+        return NGramModel(self.vocab_size, self.order, self.boundary, raw, discounts, self.smoothing_name)
 
     # -- probabilities ----------------------------------------------------------------------------------
 
@@ -173,6 +265,7 @@ class NGramModel:
             "order": self.order,
             "boundary": self.boundary,
             "smoothing": self.smoothing_name,
+            "discounts": self.discounts,
             **(extra_config or {}),
         }
         (folder / "config.json").write_text(json.dumps(config, indent=2))
@@ -189,7 +282,8 @@ class NGramModel:
         tables = [
             (tensors[f"codes.{k}"], tensors[f"counts.{k}"].astype(np.int64)) for k in range(1, config["order"] + 2)
         ]
-        return cls(config["vocab_size"], config["order"], config["boundary"], tables)
+        smoothing = config.get("smoothing", SMOOTHING)
+        return cls(config["vocab_size"], config["order"], config["boundary"], tables, config.get("discounts"), smoothing)
 
 
 def smallest_count_dtype(counts: np.ndarray) -> type:

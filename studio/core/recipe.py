@@ -22,8 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from studio import media
+
 RECIPE_VERSION = 1
-MODALITIES = ("image", "text", "music", "animation", "latent")
+MAX_SEED = 2**32 - 1  # what A1111 and diffusers' CPU generators accept
+RANDOM_SEED = -1  # a panel's seed value meaning "draw a new one each run" (the seed drawn is recorded)
 
 
 class RecipeError(ValueError):
@@ -71,7 +74,7 @@ class Recipe:
         if version != RECIPE_VERSION:
             raise RecipeError(f"unknown recipe version {version!r} (this app reads {RECIPE_VERSION})")
         modality = data.get("modality")
-        if modality not in MODALITIES:
+        if modality not in media.modalities():
             raise RecipeError(f"unknown modality {modality!r}")
         params = data.get("params", {})
         if not isinstance(params, Mapping):

@@ -28,6 +28,15 @@ import sys
 import time
 from pathlib import Path
 
+# The key maths (Krumhansl-Schmuckler profiles, scales) live with the notes in studio/engine/music/piece.py.
+from studio.engine.music.piece import (
+    DEFAULT_VELOCITY,
+    MAX_VOICES,
+    key_of_histogram,
+    pitch_class_histogram,
+    scale_pitch_classes,  # noqa: F401 - training reads music_data.scale_pitch_classes
+)
+
 LICENCES = {
     "bach": "Bach chorales (Riemenschneider), encodings distributed with music21 (BSD-licensed software; the corpus "
     "is distributed with the encoders' permission; music public domain).",
@@ -43,8 +52,6 @@ LICENCES = {
 }
 ABC_COLLECTIONS = ("essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs", "miscFolk")
 ESSEN_SKIP = {"test0.abc", "test1.abc", "testd.abc", "teste.abc"}  # music21's own test files
-MAX_VOICES = 4
-DEFAULT_VELOCITY = 80
 HELD_OUT_PERCENT = 5
 
 # Dance and song types found in the ABC `R:` fields and titles, mapped to our style tags.
@@ -54,10 +61,6 @@ STYLE_WORDS = [
     ("march", "march"), ("waltz", "waltz"), ("polka", "polka"), ("mazurka", "waltz"), ("air", "air"),
     ("song", "air"), ("lament", "air"),
 ]
-KS_MAJOR = [6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88]
-KS_MINOR = [6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17]
-MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
-MINOR_SCALE = (0, 2, 3, 5, 7, 8, 10, 11)  # natural minor + the raised leading tone of harmonic minor
 
 
 def corpus_root() -> Path:
@@ -69,48 +72,6 @@ def corpus_root() -> Path:
 def default_cache_file() -> Path:
     runs = Path(os.environ.get("STUDIO_RUNS_DIR", "/work/runs"))
     return runs / "music-gpt" / "corpus.jsonl.gz"
-
-
-# --- key analysis (Krumhansl-Schmuckler), also used to measure in-key rates -----------------------
-
-
-def pitch_class_histogram(notes) -> list[float]:
-    hist = [0.0] * 12
-    for note in notes:
-        hist[int(note[0]) % 12] += float(note[2])
-    return hist
-
-
-def estimate_key(hist: list[float], candidates=None) -> tuple[int, str]:
-    """The (tonic pitch class, "major"/"minor") whose profile correlates best with the histogram."""
-    import numpy as np
-
-    h = np.asarray(hist, dtype=float)
-    if h.sum() == 0:
-        return 0, "major"
-    best, best_score = (0, "major"), -2.0
-    for tonic in range(12):
-        for mode, profile in (("major", KS_MAJOR), ("minor", KS_MINOR)):
-            if candidates is not None and (tonic, mode) not in candidates:
-                continue
-            rotated = np.roll(np.asarray(profile), tonic)
-            score = float(np.corrcoef(h, rotated)[0, 1])
-            if score > best_score:
-                best, best_score = (tonic, mode), score
-    return best
-
-
-def scale_pitch_classes(tonic: int, mode: str) -> set[int]:
-    steps = MINOR_SCALE if mode == "minor" else MAJOR_SCALE
-    return {(tonic + s) % 12 for s in steps}
-
-
-def in_key_rate(pitches, tonic: int, mode: str) -> float:
-    pitches = list(pitches)
-    if not pitches:
-        return 0.0
-    scale = scale_pitch_classes(tonic, mode)
-    return sum(1 for p in pitches if p % 12 in scale) / len(pitches)
 
 
 # --- parsing --------------------------------------------------------------------------------------
@@ -149,7 +110,7 @@ def split_abc_tunes(text: str) -> list[str]:
 def _key_of(score, notes) -> tuple[int, str]:
     from music21 import key as m21key
 
-    hist = pitch_class_histogram(notes)
+    hist = pitch_class_histogram((note[0], note[2]) for note in notes)  # [pitch, onset, duration, …]
     for found in score.recurse().getElementsByClass(m21key.KeySignature):
         if isinstance(found, m21key.Key) and found.mode in ("major", "minor"):
             return found.tonic.pitchClass, found.mode
@@ -158,8 +119,8 @@ def _key_of(score, notes) -> tuple[int, str]:
             return found.tonic.pitchClass, mode
         # A bare signature (chorales): choose between its major and its relative minor by the notes.
         major = found.asKey("major").tonic.pitchClass
-        return estimate_key(hist, candidates={(major, "major"), ((major + 9) % 12, "minor")})
-    return estimate_key(hist)
+        return key_of_histogram(hist, candidates={(major, "major"), ((major + 9) % 12, "minor")})
+    return key_of_histogram(hist)
 
 
 def _tempo_of(score) -> float | None:

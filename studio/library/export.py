@@ -11,51 +11,18 @@ import dataclasses
 import io
 import json
 import logging
-import os
 import re
-import tempfile
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from studio import media
+from studio.core.files import atomic_write, atomic_write_bytes, unique_path
 from studio.core.recipe import ParsedParameters, Recipe, RecipeError, a1111_parameters, parse_a1111_parameters
 
 log = logging.getLogger(__name__)
 
-PARTIAL_PREFIX = ".partial-"  # hidden on Unix; swept by History.sweep_partials
 FRONT_MATTER = "---"
-
-
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=PARTIAL_PREFIX, suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    return atomic_write(path, lambda handle: handle.write(data))
-
-
-def unique_path(folder: Path, stem: str, suffix: str) -> Path:
-    """`folder/stem.suffix`, or `stem-2.suffix`… if taken. Stems are made filename-safe."""
-    safe = re.sub(r"[^\w\-]+", "-", stem).strip("-")[:60] or "output"
-    candidate = folder / f"{safe}{suffix}"
-    counter = 2
-    while candidate.exists():
-        candidate = folder / f"{safe}-{counter}{suffix}"
-        counter += 1
-    return candidate
 
 
 # --- images -------------------------------------------------------------------------------
@@ -245,36 +212,42 @@ def write_sheet(frames: list, path: Path, recipe: Recipe, cols: int | None = Non
 
 
 def write_artifact(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
-    """Write one artifact's files. Returns (files, thumbnail PNG bytes, summary text)."""
-    modality, recipe, payload = artifact.modality, artifact.recipe, artifact.payload
+    """Write one artifact's files with its kind's writer (studio/media.py). Returns (files, thumbnail PNG, summary)."""
+    output = media.outputs().get(artifact.modality)
+    if output is None:
+        raise ValueError(f"no writer for modality {artifact.modality!r}")
     folder.mkdir(parents=True, exist_ok=True)  # the music writers open their own temp files in it
-    if modality == "image":
-        path = write_png(payload, unique_path(folder, stem, ".png"), recipe)
-        return [path], thumbnail_png(payload), recipe.prompt
-    if modality == "text":
-        path = write_text(payload, unique_path(folder, stem, ".md"), recipe)
-        return [path], None, payload.strip()[:300]
-    if modality == "music":
-        return _write_music(artifact, folder, stem)
-    if modality == "audio":
-        return _write_audio(artifact, folder, stem)
-    if modality == "animation":
-        fps = float((getattr(artifact, "info", None) or {}).get("fps") or 12.0)
-        gif = write_gif(payload, unique_path(folder, stem, ".gif"), recipe, fps=fps)
-        sheet = write_sheet(payload, unique_path(folder, stem + "-sheet", ".png"), recipe)
-        files = [gif, sheet]
-        if mp4_codec() is not None:
-            try:
-                files.append(write_mp4(payload, unique_path(folder, stem, ".mp4"), recipe, fps=fps))
-            except Exception:  # an encoder that fails must not cost the GIF and sheet already written
-                log.warning("MP4 export failed; GIF and sheet kept", exc_info=True)
-        return files, thumbnail_png(payload[len(payload) // 2]), recipe.prompt
-    raise ValueError(f"no writer for modality {modality!r}")
+    return media.load(output.writer)(artifact, folder, stem)
 
 
-def _write_music(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
+def write_image_files(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
+    path = write_png(artifact.payload, unique_path(folder, stem, ".png"), artifact.recipe)
+    return [path], thumbnail_png(artifact.payload), artifact.recipe.prompt
+
+
+def write_text_files(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
+    path = write_text(artifact.payload, unique_path(folder, stem, ".md"), artifact.recipe)
+    return [path], None, artifact.payload.strip()[:300]
+
+
+def write_animation_files(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
+    """A GIF, a contact sheet and, when PyAV has an encoder, an MP4."""
+    frames, recipe = artifact.payload, artifact.recipe
+    fps = float((getattr(artifact, "info", None) or {}).get("fps") or 12.0)
+    gif = write_gif(frames, unique_path(folder, stem, ".gif"), recipe, fps=fps)
+    sheet = write_sheet(frames, unique_path(folder, stem + "-sheet", ".png"), recipe)
+    files = [gif, sheet]
+    if mp4_codec() is not None:
+        try:
+            files.append(write_mp4(frames, unique_path(folder, stem, ".mp4"), recipe, fps=fps))
+        except Exception:  # an encoder that fails must not cost the GIF and sheet already written
+            log.warning("MP4 export failed; GIF and sheet kept", exc_info=True)
+    return files, thumbnail_png(frames[len(frames) // 2]), recipe.prompt
+
+
+def write_music_files(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
     # The music module owns MIDI and the synth; imported here, lazily, so export stays light.
-    from studio.engine.music import generate as music
+    from studio.engine.music import midi as music
     from studio.engine.music import synth
 
     piece, recipe = artifact.payload, artifact.recipe
@@ -290,7 +263,7 @@ def _write_music(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes |
     return [midi, Path(wav)], piano_roll_png(piece.notes), recipe.prompt
 
 
-def _write_audio(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
+def write_audio_files(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
     """Sampled audio (MusicGen): payload (samples [n] or [n, channels], rate) -> WAV with the recipe inside."""
     from studio.engine.music import synth
 
@@ -300,6 +273,16 @@ def _write_audio(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes |
 
 
 WAVE_COLOUR = (122, 165, 216)
+
+
+def convert_audio(source: Path, target: Path, recipe_json: str | None = None) -> Path:
+    """An audio output copied to another format (WAV -> FLAC), with the recipe inside the new file too."""
+    import soundfile
+
+    from studio.engine.music import synth
+
+    samples, rate = soundfile.read(str(source), dtype="float32")
+    return synth.write_audio(samples, rate, target, recipe_json)
 
 
 def waveform_png(samples, width: int = 160, height: int = 110) -> bytes:
@@ -364,27 +347,34 @@ def _recipe_from_file(path: Path) -> Recipe:
     suffix = path.suffix.lower()
     if suffix == ".json":
         return Recipe.from_json(path.read_text(encoding="utf-8"))
-    if suffix in (".png", ".jpg", ".jpeg", ".webp"):
-        return read_image_parameters(path).recipe
-    if suffix in (".md", ".txt"):
-        return read_text_recipe(path)
-    if suffix in (".mid", ".midi"):
-        from studio.engine.music import generate as music
+    reader = media.readers().get(suffix)  # each kind of output names the readers of its files
+    if reader is None:
+        raise RecipeError(f"{path.name}: no recipe reader for {suffix or 'files without an extension'}")
+    return media.load(reader)(path)
 
-        return _found(music.read_recipe_from_midi(path), path)
-    if suffix in (".wav", ".flac"):
-        from studio.engine.music import synth
 
-        return _found(synth.read_recipe_from_audio(path), path)
-    if suffix == ".mp4":
-        return read_mp4_recipe(path)
-    if suffix == ".gif":
-        from PIL import Image
+def read_image_recipe(path: Path) -> Recipe:
+    return read_image_parameters(path).recipe
 
-        with Image.open(path) as image:
-            comment = image.info.get("comment", b"")
-        return Recipe.from_json(comment.decode("utf-8") if isinstance(comment, bytes) else comment)
-    raise RecipeError(f"{path.name}: no recipe reader for {suffix or 'files without an extension'}")
+
+def read_midi_recipe(path: Path) -> Recipe:
+    from studio.engine.music import midi
+
+    return _found(midi.read_recipe_from_midi(path), path)
+
+
+def read_audio_recipe(path: Path) -> Recipe:
+    from studio.engine.music import synth
+
+    return _found(synth.read_recipe_from_audio(path), path)
+
+
+def read_gif_recipe(path: Path) -> Recipe:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        comment = image.info.get("comment", b"")
+    return Recipe.from_json(comment.decode("utf-8") if isinstance(comment, bytes) else comment)
 
 
 def _found(recipe: Recipe | None, path: Path) -> Recipe:

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.core.files import PARTIAL_PREFIX
 from studio.core.recipe import Recipe
-from studio.library.export import PARTIAL_PREFIX, write_artifact
+from studio.library.export import write_artifact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from studio import paths
-from studio.library.export import atomic_write_bytes
+from studio.core.files import atomic_write_bytes
 
 
 def presets_file() -> Path:

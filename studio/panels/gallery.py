@@ -25,13 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio import media
 from studio.library.history import Entry, History
 from studio.state import State
 from studio.widgets.image_view import png_to_pixmap
 
-# "Music" covers both note pieces and MusicGen audio.
-MODALITY_FILTERS = [("All", None), ("Images", "image"), ("Text", "text"), ("Music", ("music", "audio")),
-                    ("Animations", "animation")]
 ICON_SIZE = 128
 GALLERY_LIMIT = 500  # thumbnails built per page
 
@@ -110,7 +108,8 @@ class GalleryPanel(QWidget):
         self.search.setPlaceholderText("Search prompts, tags and text…")
         self.search.setClearButtonEnabled(True)
         self.kind = QComboBox()
-        for label, value in MODALITY_FILTERS:
+        # One filter per gallery label of the media's outputs ("Music" covers note pieces and MusicGen audio).
+        for label, value in [("All", None), *media.gallery_filters()]:
             self.kind.addItem(label, value)
         self.favourites = QCheckBox("★ favourites only")
         self.count = QLabel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -38,6 +39,9 @@ from studio.widgets.mask_painter import MaskPainter
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.progress import GenerateBar
 
+if TYPE_CHECKING:
+    from studio.library.history import History
+
 SCHEDULERS = [
     ("DPM++ 2M", "dpmpp_2m"),
     ("DPM++ 2M Karras", "dpmpp_2m_karras"),
@@ -69,9 +73,9 @@ def parse_axis_values(axis: str, text: str) -> list:
 class ImagePanel(QWidget):
     modality = "image"
 
-    def __init__(self, state: State, parent: QWidget | None = None) -> None:
+    def __init__(self, state: State, history: History | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.state, self.history = state, history  # the history gives the recent prompts
         self.values = state.image
         self._mask_version = 0
         self.setAcceptDrops(True)
@@ -197,7 +201,7 @@ class ImagePanel(QWidget):
         return holder
 
     def recent_prompts(self, history=None) -> list[dict]:
-        history = history or getattr(self.window(), "history", None)
+        history = history if history is not None else self.history
         pairs = history.recent_prompts("image") if history is not None else []
         return [{"prompt": prompt, "negative_prompt": negative} for prompt, negative in pairs]
 

@@ -3,6 +3,8 @@
 Two tabs: Images (the image model's VAE latent) and Melodies (the melody VAE: two melodies, from seeds
 or from the gallery's music, interpolated step by step, shown on a piano roll and played).
 
+The panel only draws: what it shows (the map, the point on show, the picks, the walk, the frames, the melody
+strip) lives in `state.explorer` (studio/state/explorer.py), which also builds the jobs and takes their results.
 Every computation is a worker job; dragging on the map or moving the attribute slider goes
 through a Throttle (≤ 1 request per frame) and the worker's supersede key (a newer decode
 replaces a queued one), so the GUI never waits and the last position always wins.
@@ -10,10 +12,11 @@ replaces a queued one), so the GUI never waits and the last position always wins
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -22,6 +25,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -29,8 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.jobs import Job
-from studio.state import MAX_SEED, State
+from studio.state import State
 from studio.widgets.audio_player import AudioPlayer
 from studio.widgets.controls import ColumnSplitter, ParamSlider, bound_combo, bound_line, row, scroll_column
 from studio.widgets.image_view import ImageView, pil_to_pixmap
@@ -39,32 +42,27 @@ from studio.widgets.model_picker import ModelPicker
 from studio.widgets.piano_roll import PianoRoll
 from studio.widgets.throttle import Throttle
 
+if TYPE_CHECKING:
+    from studio.library.history import History
+
 SOURCES = [("Built-in model's training images", "dataset"), ("My gallery's images", "gallery"), ("A folder…", "folder")]
 MODES = [("Slerp (stays on the shell)", "slerp"), ("Lerp (straight line)", "lerp")]
 DIRECTIONS = [("Principal components 1 & 2", "pca"), ("Random directions", "random")]
-DECODE_KEY = "latent.decode"
 
 
 class LatentPanel(QWidget):
     modality = "latent"
 
-    def __init__(self, state: State, parent: QWidget | None = None) -> None:
+    def __init__(self, state: State, history: History | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.state, self.history = state, history
+        self.explorer = state.explorer
         self.values = state.panels["latent"]
-        self.current: dict | None = None  # spec of the point on show
-        self.shown: tuple[dict, object] | None = None  # (spec decoded, its latent incl. attribute pushes)
-        self.picks: dict[str, dict] = {}  # "A", "B" -> spec
-        self.walk_points: list[dict] = []
-        self.frames: list = []
-        self._frame = 0
-        self._jobs: dict[int, str] = {}  # job id -> what its result is for
-        self.map_paths: list[str] = []
+        self._frame = 0  # the next frame of `explorer.frames` to show
         self.decode_throttle = Throttle(self._request_decode, parent=self)
         self.player = QTimer(self)
         self.player.timeout.connect(self._next_frame)
         splitter = ColumnSplitter(self._controls(), self._stage())
-        self.melody_result = None  # the last MelodyInterpolation on show
         self.melody_player = AudioPlayer(self)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -74,23 +72,42 @@ class LatentPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addWidget(self.tabs)
-        state.result_ready.connect(self._on_result)
-        state.error_raised.connect(lambda modality, text: self._say(text) if modality in ("latent", "animation") else None)
-        state.job_changed.connect(self._on_job)
         # The sub-tab lives in state (so a restore can choose it even before this panel exists, and it persists).
         self.tabs.setCurrentIndex(1 if self.values.get("tab") == "melodies" else 0)
         self.tabs.currentChanged.connect(lambda index: self.values.set("tab", "melodies" if index == 1 else "images"))
         self.values.value_changed.connect(self._on_tab_value)
-        state.latent_ends_restored.connect(self._take_restored_ends)
-        if state.pending_latent_ends:  # restored before this panel was built
-            self._take_restored_ends(state.pending_latent_ends)
+        self._bind()
         if self.values.get("tab") == "melodies":
             self.refresh_melody_sources()
+
+    def _bind(self) -> None:
+        """Draw what the explorer holds now (a recipe may have been restored before this panel was built), then
+        follow its changes."""
+        e = self.explorer
+        self.message.setText(e.message)
+        self.melody_message.setText(e.melody_message)
+        if e.map is not None:
+            self._draw_map(e.map)
+        if e.shown_image is not None:
+            self.preview.set_image(e.shown_image)
+        if e.melody is not None:
+            self._show_melodies(e.melody)
+        e.message_changed.connect(self.message.setText)
+        e.melody_message_changed.connect(self.melody_message.setText)
+        e.map_changed.connect(self._draw_map)
+        e.marks_changed.connect(self._draw_marks)
+        e.shown_changed.connect(self.preview.set_image)
+        e.frames_changed.connect(self._play_frames)
+        e.grid_ready.connect(self._show_grid)
+        e.ranking_ready.connect(self._show_ranking)
+        e.saved_ready.connect(self._show_saved)
+        e.melody_changed.connect(self._show_melodies)
+        self.melody_player.unavailable.connect(e.say_melody)
 
     # --- building ----------------------------------------------------------------------------
 
     def _controls(self) -> QWidget:
-        v = self.values
+        v, e = self.values, self.explorer
         map_box = QGroupBox("Map")
         m = QVBoxLayout(map_box)
         m.addWidget(row("Model", ModelPicker(v, modality="image")))
@@ -107,31 +124,34 @@ class LatentPanel(QWidget):
         for name in ("A", "B"):
             button = QPushButton(f"Set {name}")
             button.setToolTip(f"Use the point on show as end point {name}")
-            button.clicked.connect(lambda _=False, n=name: self.pick(n))
+            button.clicked.connect(lambda _=False, n=name: e.pick(n))
             picks.addWidget(button)
         add = QPushButton("Add to walk")
         add.setToolTip("Add the point on show to the loop the walk goes through")
-        add.clicked.connect(self.add_walk_point)
+        add.clicked.connect(lambda: e.add_walk_point())
         picks.addWidget(add)
         t.addLayout(picks)
         t.addWidget(row("Path", bound_combo(v, "mode", MODES, "Slerp keeps Gaussian samples on their shell; lerp cuts across")))
         t.addWidget(ParamSlider(v, "frames", "Frames", 2, 64, tooltip="Frames from A to B, or per leg of a walk"))
         t.addWidget(ParamSlider(v, "fps", "Playback fps", 1, 60, tooltip="Speed of the live walk and of exported GIF/MP4 animations"))
         buttons = QGridLayout()
-        for index, (label, slot) in enumerate([("Strip A→B (save)", self.make_strip), ("Play walk", self.play_walk),
-                                               ("Save walk (GIF + MP4)", self.save_walk), ("Clear walk", self.clear_walk)]):
+        for index, (label, slot) in enumerate([("Strip A→B (save)", e.make_strip), ("Play walk", e.play_walk),
+                                               ("Save walk (GIF + MP4)", e.save_walk), ("Clear walk", e.clear_walk)]):
             button = QPushButton(label)
-            button.clicked.connect(slot)
+            button.clicked.connect(lambda _=False, slot=slot: slot())
             buttons.addWidget(button, index // 2, index % 2)
         t.addLayout(buttons)
+        return scroll_column(map_box, travel, self._around_box(), self._family_box(), self._diffusion_box())
 
+    def _around_box(self) -> QWidget:
+        v = self.values
         around = QGroupBox("Neighbourhood and attributes")
         a = QVBoxLayout(around)
         a.addWidget(row("Directions", bound_combo(v, "directions", DIRECTIONS)))
         a.addWidget(ParamSlider(v, "grid_size", "Grid size", 3, 9, tooltip="k×k images around the point on show"))
         a.addWidget(ParamSlider(v, "grid_radius", "Radius", 0.1, 5, 0.1, 1, tooltip="How far the grid reaches, in standard deviations"))
         grid = QPushButton("Show grid around the point")
-        grid.clicked.connect(self.show_grid)
+        grid.clicked.connect(lambda: self.explorer.show_grid())
         a.addWidget(grid)
         a.addWidget(row("Attribute", bound_line(v, "attribute", "a word in the labels: face, heart, red…",
                                                 "Direction = mean latent of images labelled with it − mean of the rest")))
@@ -139,13 +159,16 @@ class LatentPanel(QWidget):
                                             tooltip="Push the point on show along the attribute's direction")
         a.addWidget(self.attribute_slider)
         v.value_changed.connect(lambda name, value: self.decode_throttle(None) if name == "attribute_amount" else None)
+        return around
 
+    def _family_box(self) -> QWidget:
+        v = self.values
         family = QGroupBox("Breed and dataset tools")
         f = QVBoxLayout(family)
         f.addWidget(ParamSlider(v, "children", "Children", 1, 9))
         f.addWidget(ParamSlider(v, "mutation", "Mutation", 0, 1, 0.05, 2, tooltip="How far children stray from their parents"))
         breed = QPushButton("Breed A × B (saved with their family tree)")
-        breed.clicked.connect(self.breed)
+        breed.clicked.connect(lambda: self.explorer.breed())
         f.addWidget(breed)
         anomalies = QPushButton("Find unusual images in a folder…")
         anomalies.setToolTip("Ranks images by how badly the VAE reconstructs them: the oddest first")
@@ -154,9 +177,9 @@ class LatentPanel(QWidget):
         f.addWidget(ParamSlider(v, "augment_count", "Variations", 1, 32))
         f.addWidget(ParamSlider(v, "augment_amount", "Nudge", 0.01, 1, 0.01, 2))
         augment = QPushButton("Export variations of the point on show")
-        augment.clicked.connect(self.augment)
+        augment.clicked.connect(lambda: self.explorer.augment())
         f.addWidget(augment)
-        return scroll_column(map_box, travel, around, family, self._diffusion_box())
+        return family
 
     def _diffusion_box(self) -> QWidget:
         v = self.values
@@ -169,25 +192,10 @@ class LatentPanel(QWidget):
         buttons = QHBoxLayout()
         for label, kind in (("Seed travel", "image.seed_travel"), ("Prompt travel", "image.prompt_travel")):
             button = QPushButton(label)
-            button.clicked.connect(lambda _=False, k=kind: self.travel(k))
+            button.clicked.connect(lambda _=False, k=kind: self.explorer.travel(k))
             buttons.addWidget(button)
         layout.addLayout(buttons)
         return box
-
-    def travel(self, kind: str) -> None:
-        image_values = self.state.image
-        if not image_values.get("prompt"):
-            self._say("Type a prompt in the Image panel first: travel renders it frame by frame.")
-            return
-        if kind == "image.prompt_travel" and not self.values.get("prompt_b"):
-            self._say("Type Prompt B first.")
-            return
-        recipe = image_values.recipe()
-        job = Job(kind, recipe, args={"seed_b": self.values.get("seed_b"), "prompt_b": self.values.get("prompt_b"),
-                                      "frames": self.values.get("frames"), "fps": self.values.get("fps")})
-        self._jobs[job.id] = "saved"
-        self.state.submit(job)
-        self._say("Rendering frames; they appear in the gallery as an animation.")
 
     def _stage(self) -> QWidget:
         self.map = LatentMapView()
@@ -198,11 +206,9 @@ class LatentPanel(QWidget):
         self.results = QListWidget()
         self.results.setViewMode(QListWidget.ViewMode.IconMode)
         self.results.setMaximumHeight(150)
-        from PySide6.QtCore import QSize
-
         self.results.setIconSize(QSize(64, 64))
         self.results.hide()  # shown with the first saved result or ranking
-        self.message = QLabel("Build a map, then click it.")
+        self.message = QLabel()
         self.message.setObjectName("hint")
         self.message.setWordWrap(True)
         top = QSplitter(Qt.Orientation.Horizontal)
@@ -240,7 +246,7 @@ class LatentPanel(QWidget):
         p.addWidget(ParamSlider(v, "melody_tempo", "Tempo (bpm)", 40, 200))
         go = QPushButton("Interpolate A → B")
         go.setObjectName("primary")
-        go.clicked.connect(self.interpolate_melodies)
+        go.clicked.connect(lambda: self.interpolate_melodies())
         save = QPushButton("Interpolate and save to the gallery")
         save.setToolTip("The whole strip as one piece: MIDI + WAV with its recipe")
         save.clicked.connect(lambda: self.interpolate_melodies(save=True))
@@ -251,17 +257,18 @@ class LatentPanel(QWidget):
         note.setObjectName("hint")
         note.setWordWrap(True)
         p.addWidget(note)
+        return ColumnSplitter(scroll_column(ends, path), self._melody_stage())
 
+    def _melody_stage(self) -> QWidget:
         self.melody_roll = PianoRoll()
         self.melody_roll.setToolTip("Each step of the interpolation is two bars, in alternating colours")
         self.melody_play = QPushButton("▶ Play")
         self.melody_play.setEnabled(False)
         self.melody_play.clicked.connect(self.toggle_melody_play)
         self.melody_step = QLabel("")
-        self.melody_message = QLabel("Pick two melodies, then Interpolate.")
+        self.melody_message = QLabel()
         self.melody_message.setObjectName("hint")
         self.melody_message.setWordWrap(True)
-        self.melody_player.unavailable.connect(self.melody_message.setText)
         self.melody_player.playing_changed.connect(self._on_melody_playing)
         self.melody_player.position_changed.connect(self._on_melody_position)
         controls = QHBoxLayout()
@@ -272,7 +279,7 @@ class LatentPanel(QWidget):
         s.addWidget(self.melody_roll, 1)
         s.addLayout(controls)
         s.addWidget(self.melody_message)
-        return ColumnSplitter(scroll_column(ends, path), stage)
+        return stage
 
     def _on_tab_value(self, name: str, value) -> None:
         if name == "tab":
@@ -283,9 +290,8 @@ class LatentPanel(QWidget):
     def refresh_melody_sources(self) -> None:
         """Random, or one of the gallery's recent music pieces (their MIDI files)."""
         items = [("Random melody (seed below)", "seed")]
-        history = getattr(self.window(), "history", None)
-        if history is not None:
-            for entry in history.search(modality="music", limit=40):
+        if self.history is not None:
+            for entry in self.history.search(modality="music", limit=40):
                 midi = next((f for f in entry.files if f.suffix == ".mid"), None)
                 if midi is not None:
                     items.append((f"Gallery: {(entry.prompt or midi.stem)[:40]}", str(midi)))
@@ -308,36 +314,22 @@ class LatentPanel(QWidget):
         super().showEvent(event)
         self.refresh_melody_sources()  # new music may have been composed since
 
-    def _melody_spec(self, name: str) -> dict:
-        source = self.values.get(f"melody_{name}")
-        if source and source != "seed":
-            return {"path": source}
-        return {"seed": int(self.values.get(f"melody_seed_{name}"))}
-
-    def interpolate_melodies(self, save: bool = False) -> Job:
+    def interpolate_melodies(self, save: bool = False):
         self.melody_player.stop()
-        self.melody_message.setText("Encoding and decoding melodies…")
-        job = Job("latent.melody_interpolate", save=save, supersede_key=None if save else "latent.melody_interpolate",
-                  args={"model": self.values.get("melody_model"), "a": self._melody_spec("a"), "b": self._melody_spec("b"), "steps": self.values.get("melody_steps"),
-                        "method": self.values.get("melody_mode"), "tempo": self.values.get("melody_tempo")})
-        self._jobs[job.id] = "melodies"
-        return self.state.submit(job)
+        return self.explorer.interpolate_melodies(save=save)
 
     def _show_melodies(self, result) -> None:
         self.melody_player.stop()  # the old strip's sound and playhead must not run over the new roll
-        self.melody_result = result
         self.melody_roll.set_notes(result.sequence.notes, beats_per_bar=4)
         self.melody_play.setEnabled(True)
-        counts = ", ".join(str(len(m.notes)) for m in result.melodies)
-        self.melody_message.setText(f"{len(result.melodies)} melodies from A to B (notes per step: {counts}). "
-                                    "Play to hear them one after another.")
         self.melody_step.setText("")
 
     def toggle_melody_play(self) -> None:
+        melody = self.explorer.melody
         if self.melody_player.playing:
             self.melody_player.stop()
-        elif self.melody_result is not None:
-            self.melody_player.play(self.melody_result.audio, self.melody_result.sample_rate)
+        elif melody is not None:
+            self.melody_player.play(melody.audio, melody.sample_rate)
 
     def _on_melody_playing(self, playing: bool) -> None:
         self.melody_play.setText("■ Stop" if playing else "▶ Play")
@@ -346,220 +338,78 @@ class LatentPanel(QWidget):
             self.melody_step.setText("")
 
     def _on_melody_position(self, seconds: float) -> None:
-        result = self.melody_result
-        beats = seconds * result.sequence.tempo_bpm / 60.0
+        melody = self.explorer.melody
+        beats = seconds * melody.sequence.tempo_bpm / 60.0
         self.melody_roll.set_playhead(beats)
-        step = min(len(result.melodies), int(beats // result.beats_per_melody) + 1)
-        self.melody_step.setText(f"Step {step} of {len(result.melodies)}")
+        step = min(len(melody.melodies), int(beats // melody.beats_per_melody) + 1)
+        self.melody_step.setText(f"Step {step} of {len(melody.melodies)}")
 
-    # --- jobs ----------------------------------------------------------------------------------
-
-    def _submit(self, kind: str, purpose: str, save: bool = False, supersede: str | None = None, **args) -> Job:
-        job = Job(kind, args={"model": self.values.get("model"), **args}, save=save, supersede_key=supersede)
-        self._jobs[job.id] = purpose
-        return self.state.submit(job)
+    # --- gestures that need the panel (dialogs, the history, the throttle) ----------------------
 
     def build_map(self) -> None:
-        source = self.values.get("source")
-        args: dict = {"source": source}
-        if source == "folder":
-            folder = self.values.get("folder") or QFileDialog.getExistingDirectory(self, "Images to map")
+        if self.values.get("source") == "folder" and not self.values.get("folder"):
+            folder = QFileDialog.getExistingDirectory(self, "Images to map")
             if not folder:
                 return
             self.values.set("folder", folder)
-            args["folder"] = folder
-        elif source == "gallery":
-            args = {"source": "paths", "paths": self._gallery_paths()}
-            if not args["paths"]:
-                self._say("The gallery has no images yet.")
-                return
-        self._say("Encoding images…")
-        self._submit("latent.map", "map", **args)
+        gallery = self._gallery_paths() if self.values.get("source") == "gallery" else None
+        self.explorer.build_map(gallery_paths=gallery)
 
     def _gallery_paths(self) -> list[str]:
-        window = self.window()
-        history = getattr(window, "history", None)
-        if history is None:
+        if self.history is None:
             return []
-        return [str(e.files[0]) for e in history.search(modality="image", limit=2000) if e.files]
+        return [str(e.files[0]) for e in self.history.search(modality="image", limit=2000) if e.files]
 
     def show_point(self, x: float, y: float, throttled: bool = False) -> None:
-        self.current = {"point": [x, y]}
-        self.map.mark("current", x, y)
+        self.explorer.point(x, y)
         if throttled:
             self.decode_throttle(None)
         else:
             self._request_decode(None)
 
     def _request_decode(self, _value) -> None:
-        if self.current is None:
-            return
-        amount = float(self.values.get("attribute_amount") or 0)
-        attributes = {self.values.get("attribute"): amount} if amount and self.values.get("attribute") else {}
-        self._submit("latent.decode", "decode", supersede=DECODE_KEY, at=self.current, attributes=attributes)
-
-    def pick(self, name: str) -> None:
-        if self.current is None:
-            self._say("Click the map first.")
-            return
-        self.picks[name] = self._shown_spec()
-        if "point" in self.current:
-            self.map.mark(name, *self.current["point"])
-        self._say(f"{name} set.")
-
-    def _shown_spec(self) -> dict:
-        """The picture on show as a latent (so attribute pushes count, and a rebuilt map doesn't move it); the
-        clicked point itself while its decode is still on the way."""
-        if self.shown is not None and self.shown[0] == self.current:
-            latent = self.shown[1]
-            return {"latent": latent.ravel().tolist(), "shape": list(latent.shape)}
-        return dict(self.current)
-
-    def _take_restored_ends(self, ends: dict) -> None:
-        """End points of a saved strip or walk, as exact latents: they need no map (nothing is marked on it)."""
-        self.state.pending_latent_ends = None
-        if "picks" in ends:
-            self.picks = dict(ends["picks"])
-            self.map.clear_marks("A")
-            self.map.clear_marks("B")
-            self._say("A and B are back from the saved strip: 'Strip A→B' makes it again.")
-        if "walk" in ends:
-            self.clear_walk()
-            self.walk_points = list(ends["walk"])
-            self._say(f"The saved walk's {len(self.walk_points)} key points are back: 'Play walk' or 'Save walk'.")
-
-    def add_walk_point(self) -> None:
-        if self.current is None:
-            self._say("Click the map first.")
-            return
-        self.walk_points.append(self._shown_spec())
-        if "point" in self.current:
-            self.map.mark("walk", *self.current["point"], keep=True)
-        self._say(f"The walk has {len(self.walk_points)} key points.")
-
-    def clear_walk(self) -> None:
-        self.walk_points.clear()
-        self.map.clear_marks("walk")
-        self.player.stop()
-
-    def _need_ab(self) -> bool:
-        if "A" in self.picks and "B" in self.picks:
-            return True
-        self._say("Set A and B first: click a point, then 'Set A'; another, then 'Set B'.")
-        return False
-
-    def make_strip(self) -> None:
-        if self._need_ab():
-            self._submit("latent.strip", "saved", save=True, a=self.picks["A"], b=self.picks["B"],
-                         frames=self.values.get("frames"), mode=self.values.get("mode"), fps=self.values.get("fps"))
-
-    def _walk_args(self) -> dict | None:
-        if len(self.walk_points) >= 2:
-            return {"points": self.walk_points, "frames_per_leg": self.values.get("frames"), "mode": self.values.get("mode")}
-        if self.current is not None:
-            return {"start": self.current, "steps": 4 * self.values.get("frames"), "seed": self._seed()}
-        self._say("Click the map (a random walk starts there) or add two or more walk points.")
-        return None
-
-    def play_walk(self) -> None:
-        args = self._walk_args()
-        if args:
-            self._submit("latent.walk", "walk", **args)
-
-    def save_walk(self) -> None:
-        args = self._walk_args()
-        if args:
-            self._submit("latent.walk", "saved", save=True, fps=self.values.get("fps"), **args)
-
-    def show_grid(self) -> None:
-        if self.current is None:
-            self._say("Click the map first.")
-            return
-        self._submit("latent.grid", "grid", at=self.current, size=self.values.get("grid_size"),
-                     radius=self.values.get("grid_radius"), directions=self.values.get("directions"))
-
-    @staticmethod
-    def _seed() -> int:
-        """A fresh seed per breeding, augmentation or random walk (recorded in the output's recipe): breeding
-        A x B again gives new children, not copies."""
-        return random.randint(0, MAX_SEED)
-
-    def breed(self) -> None:
-        if self._need_ab():
-            self._submit("latent.breed", "saved", save=True, parent_specs=[self.picks["A"], self.picks["B"]],
-                         children=self.values.get("children"), mutation=self.values.get("mutation"),
-                         seed=self._seed())
+        self.explorer.decode()
 
     def find_anomalies(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of images to check")
         if folder:
-            self._submit("latent.anomaly", "anomaly", folder=folder)
+            self.explorer.find_anomalies(folder)
 
-    def augment(self) -> None:
-        if self.current is None:
-            self._say("Click the map first.")
-            return
-        self._submit("latent.augment", "saved", save=True, at=self.current, count=self.values.get("augment_count"),
-                     amount=self.values.get("augment_amount"), seed=self._seed())
+    # --- drawing what the explorer holds --------------------------------------------------------
 
-    # --- results -------------------------------------------------------------------------------
+    def _draw_map(self, view) -> None:
+        self.map.set_map(view.points, view.thumbnails, view.labels)
+        for name in list(self.explorer.marks):
+            self._draw_marks(name)
 
-    def _on_job(self, info) -> None:
-        if info.job.id in self._jobs and info.error:
-            self._say(info.error)
-            if self._jobs.get(info.job.id) == "melodies":
-                self.melody_message.setText(info.error)
+    def _draw_marks(self, name: str) -> None:
+        self.map.clear_marks(name)
+        for x, y in self.explorer.marks.get(name, []):
+            self.map.mark(name, x, y, keep=True)
 
-    def _on_result(self, job, result) -> None:
-        purpose = self._jobs.pop(job.id, None)
-        if purpose == "map":
-            view = result.value
-            self.map_paths = view.paths
-            self.map.set_map(view.points, view.thumbnails, view.labels)
-            explained = sum(view.explained[:2]) * 100
-            self._say(f"{len(view.points)} images mapped; the two axes hold {explained:.0f}% of the variance. Click anywhere.")
-        elif purpose == "decode":
-            image, z = result.value
-            self.preview.set_image(image)
-            self.shown = (job.args["at"], z)  # what is on show, attribute pushes included: what Set A/B takes
-        elif purpose == "walk":
-            self.frames = result.value
-            self._frame = 0
+    def _play_frames(self, frames: list) -> None:
+        self._frame = 0
+        if frames:
             self.player.start(int(1000 / max(1, self.values.get("fps"))))
-            self._say(f"Playing a {len(self.frames)}-frame walk.")
-        elif purpose == "melodies":
-            self._show_melodies(result.value)
-            if result.artifacts and result.artifacts[0].files:
-                self.melody_message.setText(f"{self.melody_message.text()} Saved to the gallery: "
-                                            f"{result.artifacts[0].files[0].name}.")
-        elif purpose == "grid":
-            images, size = result.value
-            self._show_grid(images, size)
-        elif purpose == "anomaly":
-            self._show_ranking(result.value)
-        elif purpose == "saved":
-            for artifact in result.artifacts:
-                payload = artifact.payload[0] if isinstance(artifact.payload, list) else artifact.payload
-                self.results.insertItem(0, self._result_item(payload, artifact.recipe.prompt))
-                self.results.show()
-                if isinstance(artifact.payload, list):  # an animation: play it in the preview
-                    self.frames, self._frame = artifact.payload, 0
-                    self.player.start(int(1000 / max(1, self.values.get("fps"))))
-            saved = ", ".join(str(f.name) for a in result.artifacts for f in a.files[:1])
-            self._say(f"Saved to the gallery: {saved}")
-
-    def _result_item(self, image, text: str):
-        from PySide6.QtGui import QIcon
-        from PySide6.QtWidgets import QListWidgetItem
-
-        return QListWidgetItem(QIcon(pil_to_pixmap(image)), text[:20])
+        else:
+            self.player.stop()
 
     def _next_frame(self) -> None:
-        if not self.frames:
+        frames = self.explorer.frames
+        if not frames:
             self.player.stop()
             return
-        self.preview.set_image(self.frames[self._frame % len(self.frames)])
+        self.preview.set_image(frames[self._frame % len(frames)])
         self._frame += 1
+
+    def _show_saved(self, artifacts: list) -> None:
+        for artifact in artifacts:
+            payload = artifact.payload[0] if isinstance(artifact.payload, list) else artifact.payload
+            self.results.insertItem(0, self._result_item(payload, artifact.recipe.prompt))
+            self.results.show()
+
+    def _result_item(self, image, text: str) -> QListWidgetItem:
+        return QListWidgetItem(QIcon(pil_to_pixmap(image)), text[:20])
 
     def _show_grid(self, images, size: int) -> None:
         from PIL import Image
@@ -569,7 +419,6 @@ class LatentPanel(QWidget):
         for index, image in enumerate(images):
             sheet.paste(image, ((index % size) * width, (index // size) * height))
         self.preview.set_image(sheet)
-        self._say(f"{size}×{size} neighbourhood: x and y along the chosen directions.")
 
     def _show_ranking(self, ranking) -> None:
         from PIL import Image
@@ -581,7 +430,3 @@ class LatentPanel(QWidget):
                 item = self._result_item(image.convert("RGB"), f"{error:.4f}")
             item.setToolTip(f"{path}\nreconstruction error {error:.5f}")
             self.results.addItem(item)
-        self._say("Most unusual first (highest VAE reconstruction error).")
-
-    def _say(self, text: str) -> None:
-        self.message.setText(text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
@@ -23,8 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.jobs import Job, UserError
-from studio.engine.music import musicgen
-from studio.library.export import waveform_png
+from studio.engine.music import settings as musicgen  # MAX_SECONDS, is_musicgen_ref: the light face
+from studio.library.export import convert_audio, waveform_png
 from studio.state import State
 from studio.widgets.audio_player import AudioPlayer
 from studio.widgets.controls import (
@@ -41,6 +42,9 @@ from studio.widgets.model_picker import ModelPicker
 from studio.widgets.piano_roll import PianoRoll
 from studio.widgets.progress import GenerateBar
 
+if TYPE_CHECKING:
+    from studio.library.history import History
+
 KEYS = [("From the prompt", "")] + [
     (f"{tonic} {mode}", f"{tonic} {mode}")
     for mode in ("major", "minor")
@@ -56,9 +60,9 @@ AUDIO_HINT = "MusicGen reads the whole prompt: genre, instruments, mood and temp
 class MusicPanel(QWidget):
     modality = "music"
 
-    def __init__(self, state: State, parent: QWidget | None = None) -> None:
+    def __init__(self, state: State, history: History | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.state, self.history = state, history  # the history gives the recent prompts
         self.values = state.music
         self.current = None  # the Artifact on the roll
         self._continuing = False  # True while Continue itself sets continue_from
@@ -81,7 +85,7 @@ class MusicPanel(QWidget):
         self.player.position_changed.connect(self._on_position)
 
     def recent_prompts(self, history=None) -> list[dict]:
-        history = history or getattr(self.window(), "history", None)
+        history = history if history is not None else self.history
         pairs = history.recent_prompts(("music", "audio")) if history is not None else []
         return [{"prompt": prompt} for prompt, _negative in pairs]
 
@@ -322,10 +326,4 @@ def export_music_file(artifact, target: Path, chosen_filter: str = "") -> Path:
     if suffix == ".wav":
         shutil.copyfile(wav, target)
         return target
-    import soundfile
-
-    from studio.engine.music import synth
-
-    samples, rate = soundfile.read(str(wav), dtype="float32")
-    synth.write_audio(samples, rate, target, artifact.recipe.to_json())
-    return target
+    return convert_audio(wav, target, artifact.recipe.to_json())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
@@ -20,13 +22,16 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.jobs import JobEvent
-from studio.engine.text.generate import PRESET_KEYS
-from studio.engine.text.generate import PRESETS as BUILTIN_PRESETS
+from studio.engine.text.settings import PRESET_KEYS
+from studio.engine.text.settings import PRESETS as BUILTIN_PRESETS
 from studio.library import presets
 from studio.state import State
 from studio.widgets.controls import ParamSlider, SeedBox, bound_check, bound_combo, row, scroll_column
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.progress import GenerateBar
+
+if TYPE_CHECKING:
+    from studio.library.history import History
 
 GENERATED_BACKGROUND = QColor(70, 110, 170, 90)
 
@@ -43,9 +48,9 @@ def format_stops(stops: list[str]) -> str:
 class TextPanel(QWidget):
     modality = "text"
 
-    def __init__(self, state: State, parent: QWidget | None = None) -> None:
+    def __init__(self, state: State, history: History | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.state, self.history = state, history  # every panel is built as (state, history); text needs none yet
         self.values = state.text
         self._base = ""  # page text before the running generation (the generated span starts after it)
         # Undo steps per mode: completion keeps earlier pages; chat keeps (messages before the turn, message sent).

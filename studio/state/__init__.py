@@ -13,146 +13,13 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from studio import media
 from studio.core.jobs import Job, JobEvent, JobMessage, Progress, Result
-from studio.core.recipe import Recipe
+from studio.core.recipe import MAX_SEED, RANDOM_SEED, Recipe  # noqa: F401 - the seed constants: re-exported for widgets
+from studio.state.explorer import ExplorerState
+from studio.state.models import model_is_here
 
-RANDOM_SEED = -1
-MAX_SEED = 2**32 - 1  # what A1111 and diffusers' CPU generators accept
-
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "image": {
-        "prompt": "",
-        "negative_prompt": "",
-        "model": "builtin:emoji-ldm",
-        "seed": RANDOM_SEED,
-        "mode": "txt2img",
-        "steps": 20,
-        "guidance": 5.0,
-        "width": 64,
-        "height": 64,
-        "scheduler": "dpmpp_2m",
-        "batch_count": 1,
-        "strength": 0.75,
-        "variation_seed": 0,
-        "variation_strength": 0.0,
-        "clip_skip": 1,  # A1111's "Clip skip": 1 = the text encoder's last layer
-        "init_image": "",
-        "mask_image": "",
-    },
-    "text": {
-        "prompt": "",
-        "model": "builtin:text-gpt",
-        "seed": RANDOM_SEED,
-        "mode": "completion",
-        "temperature": 0.8,
-        "top_k": 40,
-        "top_p": 0.95,
-        "min_p": 0.0,
-        "typical_p": 1.0,
-        "repetition_penalty": 1.1,
-        "repetition_window": 64,
-        "presence_penalty": 0.0,
-        "frequency_penalty": 0.0,
-        "max_new_tokens": 200,
-        "stop": [],
-        "greedy": False,
-        "inspect": False,
-        "messages": [],  # the chat so far (chat mode); kept apart from the completion page in "prompt"
-    },
-    "music": {
-        "prompt": "",
-        "model": "builtin:music-gpt",
-        "seed": RANDOM_SEED,
-        "temperature": 1.0,
-        "top_k": 0,
-        "top_p": 0.95,
-        "bars": 8,
-        "tempo": 0,  # 0: from the prompt, else the style's usual tempo
-        "key": "",  # "": from the prompt
-        "voices": 0,  # 0: the style's usual number
-        "instrument": "piano",
-        "continue_from": "",
-        "guidance": 3.0,  # MusicGen only: classifier-free guidance (its generation_config's default)
-        "duration": 8.0,  # MusicGen only: seconds of audio
-    },
-    "latent": {
-        "tab": "images",  # images | melodies: the sub-tab on show (a restored melody strip switches it)
-        "model": "builtin:emoji-ldm",
-        "source": "dataset",  # dataset | gallery | folder
-        "folder": "",
-        "frames": 8,
-        "mode": "slerp",
-        "fps": 12,
-        "grid_size": 5,
-        "grid_radius": 2.0,
-        "directions": "pca",
-        "children": 4,
-        "mutation": 0.3,
-        "attribute": "face",
-        "attribute_amount": 0.0,
-        "augment_count": 8,
-        "augment_amount": 0.15,
-        "seed_b": 1,
-        "prompt_b": "",
-        # the Melodies tab (melody VAE)
-        "melody_model": "builtin:melody-vae",
-        "melody_a": "seed",  # "seed" or a MIDI file's path
-        "melody_b": "seed",
-        "melody_seed_a": 1,
-        "melody_seed_b": 2,
-        "melody_steps": 6,
-        "melody_mode": "slerp",
-        "melody_tempo": 110,
-    },
-}
-
-def melody_values(recipe: Recipe) -> dict[str, Any]:
-    """The Melodies tab's settings that make a saved melody interpolation again."""
-    values: dict[str, Any] = {"melody_model": recipe.model or "builtin:melody-vae"}
-    for end in ("a", "b"):
-        spec = recipe.param(end) or {}
-        if "path" in spec:
-            values[f"melody_{end}"] = spec["path"]
-        else:
-            values[f"melody_{end}"] = "seed"
-            values[f"melody_seed_{end}"] = int(spec.get("seed", 0))
-    for name, key in (("steps", "melody_steps"), ("method", "melody_mode"), ("tempo", "melody_tempo")):
-        if recipe.param(name) is not None:
-            values[key] = recipe.param(name)
-    return values
-
-
-def _standalone(spec: Any) -> bool:
-    """A latent end point that means the same thing without the map it was picked on."""
-    return isinstance(spec, dict) and ("latent" in spec and "shape" in spec or "path" in spec)
-
-
-def latent_ends_of(recipe: Recipe) -> tuple[dict[str, Any], dict] | None:
-    """(Latent panel settings, end points) that remake a saved strip or key-point walk; None when its points only
-    made sense on the map of that moment (older recipes, or a random walk from a clicked point)."""
-    operation, params = recipe.param("operation"), recipe.params
-    settings = {k: params[k] for k in ("mode", "fps") if params.get(k) is not None}
-    if operation == "latent.strip" and _standalone(params.get("a")) and _standalone(params.get("b")):
-        if params.get("frames"):
-            settings["frames"] = int(params["frames"])
-        return settings, {"picks": {"A": params["a"], "B": params["b"]}}
-    points = params.get("points") or []
-    if operation == "latent.walk" and len(points) >= 2 and all(_standalone(p) for p in points):
-        if params.get("frames_per_leg"):
-            settings["frames"] = int(params["frames_per_leg"])
-        return settings, {"walk": list(points)}
-    return None
-
-
-def model_is_here(ref: str) -> bool:
-    """Whether a recipe's model names something loadable here: a built-in, a path, a Hugging Face id."""
-    from studio.core import catalog  # reads file headers and folder layouts only (no torch)
-
-    try:
-        catalog.resolve(ref)
-    except Exception:  # noqa: BLE001 - missing, damaged or not a model: all mean "not here"
-        return False
-    return True
+# Each panel's values and their defaults come from its medium's settings class (named in studio/media.py).
 
 
 # Values that belong to the panel, not to the recipe.
@@ -222,6 +89,7 @@ class JobInfo:
     error: str = ""
     result: Result | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    outputs_shown: int = 0  # outputs already announced one by one (JobEvent.OUTPUT) while the job ran
 
     @property
     def modality(self) -> str:
@@ -240,48 +108,33 @@ class JobInfo:
 
 
 # What the jobs list says for jobs without a prompt (the task names are for code, not people).
-JOB_TITLES = {
-    "latent.map": "map of images",
-    "latent.decode": "decode a point",
-    "latent.strip": "interpolation strip",
-    "latent.walk": "latent walk",
-    "latent.grid": "neighbourhood grid",
-    "latent.breed": "breeding",
-    "latent.anomaly": "anomaly ranking",
-    "latent.augment": "augmentations",
-    "latent.melody_interpolate": "melody interpolation",
-    "image.seed_travel": "seed travel",
-    "image.prompt_travel": "prompt travel",
-    "image.xy_plot": "X/Y plot",
-    "music.note": "note preview",
-    "device.warmup": "warming up",
-}
+JOB_TITLES = {**media.job_titles(), "device.warmup": "warming up"}
 
 
-JOB_KINDS = {"image": "image.generate", "text": "text.generate", "music": "music.generate"}
+# The job kind each medium's Generate submits (the Latent Explorer submits its own jobs).
+JOB_KINDS = {medium.name: medium.generate for medium in media.MEDIA.values() if medium.generate}
 
 
 class State(QObject):
     submit_requested = Signal(object)  # Job -> worker.submit
-    cancel_requested = Signal(object)  # job id or None -> worker.cancel
+    cancel_requested = Signal(object)  # job id or None -> backend.cancel
+    force_stop_requested = Signal()  # -> backend.force_stop
     job_changed = Signal(object)  # JobInfo
     preview_changed = Signal(str, object)  # modality, Progress
     output_added = Signal(object)  # Artifact (saved: files + entry_id filled)
     result_ready = Signal(object, object)  # Job, Result (for jobs that return values)
     error_raised = Signal(str, str)  # modality, message
     restore_requested = Signal(str)  # modality whose panel should come forward
-    latent_ends_restored = Signal(object)  # {"picks": {"A": spec, "B": spec}} or {"walk": [spec, ...]}
     device_changed = Signal(str)  # label
     busy_changed = Signal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.panels = {name: PanelState(name, defaults, self) for name, defaults in DEFAULTS.items()}
+        self.panels = {name: PanelState(name, media.panel_defaults(name), self) for name in media.MEDIA}
         self.jobs: dict[int, JobInfo] = {}
         self.device_label = "device: not chosen yet (picked at the first job)"
         self._busy = False
-        # A restored strip's or walk's end points, kept until the Latent Explorer (maybe not built yet) takes them.
-        self.pending_latent_ends: dict | None = None
+        self.explorer = ExplorerState(self)  # the Latent Explorer's map, picks, walk and jobs
 
     @property
     def image(self) -> PanelState:
@@ -310,7 +163,7 @@ class State(QObject):
             return None
         panel.last_seed = recipe.seed
         panel.last_seed_changed.emit(recipe.seed)
-        return self.submit(Job(JOB_KINDS[modality], recipe))
+        return self.submit(Job(JOB_KINDS.get(modality) or media.MEDIA[modality].generate, recipe))
 
     def submit(self, job: Job) -> Job:
         self.jobs[job.id] = JobInfo(job, JobEvent.QUEUED)
@@ -320,30 +173,20 @@ class State(QObject):
     def cancel(self, job_id: int | None = None) -> None:
         self.cancel_requested.emit(job_id)
 
+    def offer_force_stop(self, job: Job) -> None:
+        """The engine didn't answer a cancel within its grace time: the job's Cancel becomes Force stop."""
+        info = self.jobs.get(job.id)
+        if info is not None and info.active:
+            info.extra["force_stop"] = True
+            self.job_changed.emit(info)
+
+    def force_stop(self) -> None:
+        """End the engine process now (it restarts; queued jobs stay queued)."""
+        self.force_stop_requested.emit()
+
     def restore(self, recipe: Recipe) -> None:
         """Put a recipe's settings back into its panel (gallery double-click, dropped PNG, File > Open)."""
-        operation = str(recipe.param("operation") or "")
-        if operation == "latent.melody_interpolate":  # a "music" recipe the Music panel can't make
-            self.panels["latent"].update({**melody_values(recipe), "tab": "melodies"})
-            self.restore_requested.emit("latent")
-            return
-        restored = latent_ends_of(recipe)
-        if restored is not None:
-            settings, ends = restored
-            if recipe.model and model_is_here(recipe.model):
-                settings["model"] = recipe.model
-            self.panels["latent"].update({**settings, "tab": "images"})
-            self.pending_latent_ends = ends
-            self.latent_ends_restored.emit(ends)
-            self.restore_requested.emit("latent")
-            return
-        if operation.startswith("latent."):
-            # A strip, walk, grid or child made from points on a map: no panel's settings remake it, and pouring
-            # its "prompt" ("child 2 of 4") and params into the Image panel would only break the user's settings.
-            self.panels["latent"].set("tab", "images")
-            self.restore_requested.emit("latent")
-            self.error_raised.emit("latent", "That output was made here from points on a latent map, so it has no "
-                                   "settings to load. The gallery's 'Show family tree' shows where it came from.")
+        if self.explorer.restore(recipe):  # one of the Latent Explorer's outputs (strip, walk, melody strip…)
             return
         modality = recipe.modality if recipe.modality in self.panels else "image"
         keep_model = bool(recipe.model) and not model_is_here(recipe.model)
@@ -368,6 +211,13 @@ class State(QObject):
         info = self.jobs.get(message.job_id)
         if info is None:  # a job submitted behind state's back (e.g. warm-up): track it anyway
             info = self.jobs[message.job_id] = JobInfo(message.job, message.event)
+        if message.event == JobEvent.OUTPUT:
+            # One output of a batch, finished and saved while the job goes on: shown now. The job's final result
+            # lists it again first; `outputs_shown` keeps it from being shown twice.
+            info.outputs_shown += len(message.result.artifacts)
+            for artifact in message.result.artifacts:
+                self.output_added.emit(artifact)
+            return
         info.status = message.event
         if message.event == JobEvent.PROGRESS:
             info.progress = message.progress
@@ -378,21 +228,21 @@ class State(QObject):
             self.error_raised.emit(info.modality, message.error)
         elif message.event == JobEvent.FINISHED:
             info.result = message.result
-            self._finished(message.job, message.result)
+            self._finished(message.job, message.result, info.outputs_shown)
         elif message.event == JobEvent.CANCELLED and message.result is not None:
             info.result = message.result  # outputs finished before the cancel (saved): shown like any other
-            for artifact in message.result.artifacts:
+            for artifact in message.result.artifacts[info.outputs_shown:]:
                 self.output_added.emit(artifact)
         self.job_changed.emit(info)
         self._update_busy()
         if not info.active:
             self._forget_old_jobs()
 
-    def _finished(self, job: Job, result: Result) -> None:
+    def _finished(self, job: Job, result: Result, already_shown: int = 0) -> None:
         if job.kind in ("device.warmup", "worker.reset_device") and result.value is not None:
             self.device_label = result.value.label
             self.device_changed.emit(self.device_label)
-        for artifact in result.artifacts:
+        for artifact in result.artifacts[already_shown:]:
             self.output_added.emit(artifact)
         self.result_ready.emit(job, result)
 

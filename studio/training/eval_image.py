@@ -25,7 +25,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from studio.data import emoji as data_emoji
-from studio.training.image import default_run_dir, images_to_tensor, psnr
+from studio.training import run as run_files
+from studio.training.image_model import Sizes, images_to_tensor, psnr
+from studio.training.image_run import Run, default_run_dir
 
 CLASS_PROMPTS = {
     "face": ("grinning face", "crying face", "face smiling", "smiling face with smiling eyes"),
@@ -90,14 +92,11 @@ def train_classifier(
     x_all = images_to_tensor(images)
     model.train()
     for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = 2e-3 * 0.5 * (1 + np.cos(np.pi * step / steps))
+        run_files.set_learning_rate(optimizer, run_files.cosine(step / steps, 2e-3))
         idx = rng.choice(len(labels), batch, p=weights)
         x = shift(x_all[idx], generator)
         loss = F.cross_entropy(model(x), torch.from_numpy(labels[idx]))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        run_files.optimise(optimizer, loss, clip=None)
         if step % 200 == 0:
             log(f"classifier step {step} loss {loss.item():.3f}")
     return model.eval()
@@ -138,8 +137,6 @@ def load_pipeline(model_dir: Path | None, run_dir: Path):
         state_file = model_dir / "training_state.json"
         pipe.evaluated_ldm_step = json.loads(state_file.read_text())["ldm_step"] if state_file.exists() else None
         return pipe
-    from studio.training.image import Run, Sizes
-
     run = Run(run_dir, Sizes(), data_emoji.load_dataset())
     if not run.load() or run.state["scaling_factor"] is None:
         raise SystemExit(f"no LDM checkpoint in {run_dir} yet; pass --model DIR to evaluate an exported folder")

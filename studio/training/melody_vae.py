@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -37,7 +36,8 @@ import numpy as np
 from studio import paths
 from studio.data import music as music_data
 from studio.engine.music import melody as ML
-from studio.engine.music.generate import Note
+from studio.engine.music.piece import Note
+from studio.training import run as run_files
 
 MODEL_NAME = "melody-vae"
 WINDOW_BEATS = ML.STEPS / ML.STEPS_PER_BEAT
@@ -51,13 +51,10 @@ SHIFTS = range(-5, 7)
 
 
 def run_dir() -> Path:
-    path = Path(os.environ.get("STUDIO_RUNS_DIR", "/work/runs")) / MODEL_NAME
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return run_files.run_dir(MODEL_NAME)
 
 
-def log(message: str) -> None:
-    print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+log = run_files.log
 
 
 # --- melody windows -------------------------------------------------------------------------------
@@ -201,9 +198,7 @@ def kl_per_melody(mu, logvar):
 
 def learning_rate(step: int, peak: float, warmup: int = 100, decay: float = 0.9995, floor: float = 1e-4) -> float:
     """Warm-up, then MusicVAE's exponential decay down to a floor."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    return max(floor, peak * decay ** (step - warmup))
+    return run_files.exponential_learning_rate(step, peak, warmup, decay, floor)
 
 
 def beta_at(step: int) -> float:
@@ -238,14 +233,6 @@ def evaluate(net, rows: np.ndarray, batch: int = 256) -> dict:
             "majority_token_rate": float(counts.max() / cells), "majority_token": int(counts.argmax())}
 
 
-def save_atomic(obj, path: Path) -> None:
-    import torch
-
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train(args) -> None:
     import torch
 
@@ -255,16 +242,14 @@ def train(args) -> None:
     config = ML.MelodyVaeConfig(encoder_hidden=args.hidden, decoder_hidden=args.hidden, z_dim=args.z_dim)
     net = ML.build_melody_vae(config)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
-    ckpt_path = run_dir() / "checkpoint.pt"
+    ckpt_path = run_dir() / run_files.CHECKPOINT
     state = {"step": 0, "melodies": 0, "wall": 0.0, "history": [], "config": asdict(config),
              "batch": args.batch, "lr": args.lr, "free_nats": args.free_nats, "word_dropout": args.word_dropout}
-    if ckpt_path.exists():
-        saved = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    saved = run_files.read_checkpoint(ckpt_path)
+    if saved is not None:
         if saved["state"]["config"] != asdict(config):
             sys.exit(f"{ckpt_path} was trained with {saved['state']['config']}: pass the same sizes or move it away")
-        net.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = saved["state"]
+        state = run_files.restore(saved, net, optimizer)
         log(f"resumed at step {state['step']} ({state['wall'] / 60:.1f} min trained)")
     rng = np.random.default_rng(1000 + state["step"])
     monitor = data.held_out(args.eval_melodies)
@@ -276,8 +261,7 @@ def train(args) -> None:
     sums = Counter()
     while time.time() < deadline:
         step = state["step"]
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.lr)
+        run_files.set_learning_rate(optimizer, learning_rate(step, args.lr))
         tokens = torch.as_tensor(data.batch(args.batch, rng))
         # 1. encode, sample z with the reparameterisation trick
         mu, logvar = net.encode(tokens)
@@ -289,10 +273,7 @@ def train(args) -> None:
         kl = kl_per_melody(mu, logvar).mean()
         # 3. free nats: KL under FREE_NATS costs nothing, so early training does not collapse z
         loss = recon + beta_at(step) * torch.clamp(kl - args.free_nats, min=0.0)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        optimizer.step()
+        run_files.optimise(optimizer, loss)
         state["step"] += 1
         state["melodies"] += len(tokens)
         sums.update({"recon": float(recon.detach()), "kl": float(kl.detach()),
@@ -310,7 +291,7 @@ def train(args) -> None:
             entry.update({f"held_{k}": v for k, v in evaluate(net, monitor).items()
                           if k in ("teacher_forced_accuracy", "greedy_accuracy", "exact_melody_rate", "kl_nats")})
             state["history"].append(entry)
-            save_atomic({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "state": state}, ckpt_path)
+            run_files.save_checkpoint(ckpt_path, net, optimizer, state)
             log(f"checkpoint step {state['step']}: held-out teacher-forced {entry['held_teacher_forced_accuracy']:.3f}, "
                 f"greedy {entry['held_greedy_accuracy']:.3f}, exact {entry['held_exact_melody_rate']:.3f}, "
                 f"KL {entry['held_kl_nats']:.1f} nats ({state['wall'] / 60:.1f} min)")
@@ -323,12 +304,10 @@ def train(args) -> None:
 
 
 def checkpoint_net():
-    import torch
-
-    ckpt_path = run_dir() / "checkpoint.pt"
-    if not ckpt_path.exists():
+    ckpt_path = run_dir() / run_files.CHECKPOINT
+    saved = run_files.read_checkpoint(ckpt_path)
+    if saved is None:
         sys.exit(f"nothing to export: {ckpt_path} does not exist yet (train first)")
-    saved = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     net = ML.build_melody_vae(ML.MelodyVaeConfig.from_dict(saved["state"]["config"]))
     net.load_state_dict(saved["model"])
     return net.eval(), saved["state"]
@@ -391,30 +370,22 @@ def export(args) -> None:
     ML.save_melody_vae(net, folder, info)
     plot_history(state["history"], folder / "training_curve.png")
     write_card(folder, state, evaluation)
-    size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
+    size = run_files.folder_size(folder) / 1e6
     log(f"exported {folder} ({size:.2f} MB): {json.dumps(evaluation)}")
 
 
 def plot_history(history: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     steps = [h["step"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=90)
-    ax.plot(steps, [h["train_accuracy"] for h in history], label="train, teacher-forced (word dropout on)")
-    ax.plot(steps, [h["held_teacher_forced_accuracy"] for h in history], label="held-out, teacher-forced")
-    ax.plot(steps, [h["held_greedy_accuracy"] for h in history], label="held-out, greedy from z")
-    ax.plot(steps, [h["held_exact_melody_rate"] for h in history], label="held-out, exact melodies")
-    ax.set_xlabel("step")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1)
-    ax.set_title("melody-vae reconstruction")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with run_files.figure(path, figsize=(6, 3.2), dpi=90) as ax:
+        ax.plot(steps, [h["train_accuracy"] for h in history], label="train, teacher-forced (word dropout on)")
+        ax.plot(steps, [h["held_teacher_forced_accuracy"] for h in history], label="held-out, teacher-forced")
+        ax.plot(steps, [h["held_greedy_accuracy"] for h in history], label="held-out, greedy from z")
+        ax.plot(steps, [h["held_exact_melody_rate"] for h in history], label="held-out, exact melodies")
+        ax.set_xlabel("step")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1)
+        ax.set_title("melody-vae reconstruction")
+        ax.legend(fontsize=7)
 
 
 def write_card(folder: Path, state: dict, ev: dict) -> None:
@@ -425,7 +396,7 @@ def write_card(folder: Path, state: dict, ev: dict) -> None:
 
     with safe_open(str(folder / ML.WEIGHTS_FILE), "np") as weights:
         params = sum(int(np.prod(weights.get_slice(k).get_shape())) for k in weights.keys())
-    size = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
+    size = run_files.folder_size(folder) / 1e6
     majority = {0: "rest", 1: "hold"}.get(ev["majority_token"], "a pitch")
     text = f"""# Melody VAE (built-in)
 

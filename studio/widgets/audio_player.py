@@ -1,6 +1,6 @@
 """Audio playback for the UI: play/stop/seek and a position clock for the playhead.
 
-Sound runs in sounddevice's own callback thread (inside engine.synth.play); this object only
+Sound runs in sounddevice's own callback thread (inside widgets/playback.py); this object only
 keeps the play/stop state and a timer. No sound card, or no PortAudio, gives a clear message.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
+
+from studio.widgets import playback
 
 
 class AudioPlayer(QObject):
@@ -30,13 +32,11 @@ class AudioPlayer(QObject):
         self.playing = False
 
     def play(self, samples, sample_rate: int, start_seconds: float = 0.0) -> bool:
-        from studio.engine.music import synth
-
         self.stop()
         first = int(max(0.0, start_seconds) * sample_rate)
         try:
-            synth.play(samples[first:], sample_rate)
-        except synth.PlaybackUnavailable as exc:
+            playback.play(samples[first:], sample_rate)
+        except playback.PlaybackUnavailable as exc:
             self.unavailable.emit(str(exc))
             return False
         self._take_the_stream()
@@ -51,11 +51,9 @@ class AudioPlayer(QObject):
     def stop(self) -> None:
         if not self.playing:
             return
-        from studio.engine.music import synth
-
         try:
-            synth.stop()
-        except synth.PlaybackUnavailable:
+            playback.stop()
+        except playback.PlaybackUnavailable:
             pass
         self._release()
 

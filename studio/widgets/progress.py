@@ -40,6 +40,25 @@ STATUS_TEXT = {
 }
 
 
+def cancel_or_force_stop(state: State, job_id: int | None) -> None:
+    info = state.jobs.get(job_id) if job_id is not None else None
+    if info is not None and info.active and info.extra.get("force_stop"):
+        state.force_stop()
+    else:
+        state.cancel(job_id)
+
+
+def show_force_stop(button: QPushButton, info: JobInfo) -> None:
+    """A cancel the engine didn't answer within its grace time turns the button into Force stop."""
+    if info.active and info.extra.get("force_stop"):
+        button.setText("Force stop")
+        button.setToolTip("The job didn't stop at a step (a long load or decode): end the engine now. It restarts at "
+                          "once; queued jobs stay queued and finished outputs are safe.")
+    else:
+        button.setText("Cancel")
+        button.setToolTip("Stop this job at its next step (Esc cancels the running job)")
+
+
 class JobRow(QWidget):
     def __init__(self, state: State, info: JobInfo, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,7 +77,7 @@ class JobRow(QWidget):
         self.detail.setWordWrap(True)
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("Stop this job at its next step (Esc cancels the running job)")
-        self.cancel.clicked.connect(lambda: state.cancel(self.job_id))
+        self.cancel.clicked.connect(lambda: cancel_or_force_stop(state, self.job_id))
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
         top.addWidget(self.cancel)
@@ -71,6 +90,7 @@ class JobRow(QWidget):
 
     def update_from(self, info: JobInfo) -> None:
         self.cancel.setVisible(info.active)
+        show_force_stop(self.cancel, info)
         if info.status == JobEvent.PROGRESS and info.progress:
             self.bar.setRange(0, info.progress.total)
             self.bar.setValue(info.progress.step)
@@ -151,7 +171,7 @@ class GenerateBar(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
-        self.cancel.clicked.connect(lambda: state.cancel(self.current_job_id))
+        self.cancel.clicked.connect(lambda: cancel_or_force_stop(state, self.current_job_id))
         state.job_changed.connect(self._on_job)
 
     def _on_job(self, info: JobInfo) -> None:
@@ -163,6 +183,7 @@ class GenerateBar(QWidget):
         if info.job.id != self.current_job_id:
             return
         self.cancel.setEnabled(info.active)
+        show_force_stop(self.cancel, info)
         if info.status == JobEvent.PROGRESS and info.progress:
             self.bar.setRange(0, info.progress.total)
             self.bar.setValue(info.progress.step)

@@ -80,7 +80,7 @@ def test_dataset_cache_round_trips_without_pickles(handful, tmp_path):
 
 
 def test_tokenizer_learnt_from_captions_keeps_words_whole(tmp_path):
-    from studio.training.image import tokenize, write_clip_tokenizer
+    from studio.training.image_captions import tokenize, write_clip_tokenizer
 
     captions = ["red heart", "blue heart", "grinning face", "face smiling", "red apple"] * 3
     tokenizer = write_clip_tokenizer(captions, tmp_path / "tok", max_merges=200)
@@ -95,7 +95,8 @@ def test_tokenizer_learnt_from_captions_keeps_words_whole(tmp_path):
 
 
 def _tiny_run(tmp_path, handful):
-    from studio.training.image import Run, Sizes
+    from studio.training.image_model import Sizes
+    from studio.training.image_run import Run
 
     data = handful.subset(range(len(handful)))  # a copy: the fixture is shared
     data.held_out = np.arange(len(data)) == 0
@@ -108,7 +109,8 @@ def _tiny_run(tmp_path, handful):
 def test_one_training_step_on_a_tiny_slice_gives_a_finite_loss_and_resumes(tmp_path, handful):
     import torch
 
-    from studio.training.image import images_to_tensor, ldm_loss, noise_scheduler, tokenize, vae_loss
+    from studio.training.image_captions import tokenize
+    from studio.training.image_model import images_to_tensor, ldm_loss, noise_scheduler, vae_loss
 
     torch.manual_seed(0)
     run = _tiny_run(tmp_path, handful)

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from studio.core.files import PARTIAL_PREFIX
 from studio.core.jobs import Artifact
 from studio.core.recipe import Recipe
-from studio.library.export import PARTIAL_PREFIX, read_image_parameters, read_text_recipe
+from studio.library.export import read_image_parameters, read_text_recipe
 from studio.library.history import History
 
 

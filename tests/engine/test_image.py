@@ -9,22 +9,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from studio.core.interpolate import slerp
 from studio.core.jobs import Cancelled, Job, Progress, TaskContext, UserError
 from studio.core.recipe import Recipe
 from studio.engine.image.generate import (
-    MIN_PLOT_CELL,
-    _is_sd_vae,
     generate,
     generate_artifacts,
     generate_images,
     generate_task,
-    image_grid,
     initial_noise,
-    preview_factors,
-    slerp,
     snap_size,
-    xy_plot,
 )
+from studio.engine.image.grids import MIN_PLOT_CELL, image_grid, xy_plot
+from studio.engine.image.preview import _is_sd_vae, preview_factors
 from studio.engine.image.schedulers import available_schedulers, make_scheduler, model_default_scheduler
 from tests.engine.conftest import cpu_device
 
@@ -90,8 +87,8 @@ def test_variation_strength_zero_is_the_base_seed_and_strength_moves_away(tiny_b
 
 def test_slerp_keeps_the_noise_on_the_sphere():
     a, b = initial_noise(1, (1, 4, 16, 16)), initial_noise(2, (1, 4, 16, 16))
-    assert slerp(0.0, a, b).equal(a) and slerp(1.0, a, b).equal(b)
-    mid = slerp(0.5, a, b)
+    assert slerp(a, b, 0.0, blend_lengths=False).equal(a) and slerp(a, b, 1.0, blend_lengths=False).equal(b)
+    mid = slerp(a, b, 0.5, blend_lengths=False)
     assert abs(mid.norm() / a.norm() - 1) < 0.05  # a straight-line mix would lose ~30 % of the norm
     assert initial_noise(1, (1, 4, 16, 16), 2, 0.0).equal(a)
 
@@ -255,7 +252,7 @@ def test_xy_plot_grid_has_one_labelled_cell_per_pair(tiny_bundle):
 
 
 def test_a_plot_over_width_keeps_each_pictures_shape():
-    from studio.engine.image.generate import labelled_grid
+    from studio.engine.image.grids import labelled_grid
 
     square, wide = Image.new("RGB", (64, 64), "red"), Image.new("RGB", (128, 64), "blue")
     sheet = labelled_grid([square, wide], 2, ["64", "128"], ["row"])

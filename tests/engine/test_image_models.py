@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from studio.core.catalog import CorruptModelError, ModelSource, UnsafeModelError, resolve
+from studio.core.hub import _download_progress_class
 from studio.core.jobs import UserError
 from studio.core.recipe import Recipe
 from studio.engine.image.generate import generate_artifacts, generate_images
 from studio.engine.image.pipelines import (
     GiB,
-    _download_progress_class,
     adapt_memory_to_size,
     detect_checkpoint_family,
     load_image_pipeline,

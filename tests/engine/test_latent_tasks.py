@@ -8,6 +8,7 @@ from studio.core.jobs import Job, TaskContext
 from studio.core.model_cache import ModelCache
 from studio.engine.latent import maths as latent
 from studio.engine.latent import tasks as latent_tasks
+from studio.engine.latent import vae
 from studio.library.history import History
 from tests.engine.conftest import cpu_device
 
@@ -45,7 +46,7 @@ def test_clicking_the_map_decodes_an_image(context, tiny_sd_folder, image_folder
     image, z = run("latent.decode", context, tiny_sd_folder, at={"point": view.points[3].tolist()}).value
     assert image.size == (32, 32)
     # a data point's own place decodes from that image's latent exactly
-    encoded = latent.encode_images(context.models.peek("latent"), [Image.open(view.paths[3])])[0]
+    encoded = vae.encode_images(context.models.peek("latent"), [Image.open(view.paths[3])])[0]
     assert np.abs(z - encoded).max() < 1e-4
 
 
@@ -98,10 +99,10 @@ def test_anomaly_ranking_finds_a_planted_noise_image(tiny_sd_folder, image_folde
     """Train the tiny VAE briefly on the discs, then a noise picture reconstructs worst."""
     import torch
 
-    bundle = latent.load_vae(__import__("studio.core.catalog", fromlist=["resolve"]).resolve(str(tiny_sd_folder)),
+    bundle = vae.load_vae(__import__("studio.core.catalog", fromlist=["resolve"]).resolve(str(tiny_sd_folder)),
                              cpu_device())
     images = [Image.open(p).convert("RGB") for p in sorted(image_folder.iterdir())][:16]
-    pixels = latent._to_tensor(images, 32, "cpu")
+    pixels = vae._to_tensor(images, 32, "cpu")
     optimiser = torch.optim.Adam(bundle.vae.parameters(), lr=5e-3)
     torch.manual_seed(0)
     for _ in range(20):
@@ -113,12 +114,12 @@ def test_anomaly_ranking_finds_a_planted_noise_image(tiny_sd_folder, image_folde
     bundle.vae.eval()
     noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
     candidates = images[:10] + [noise] + images[10:]
-    order = latent.rank_by_error(latent.reconstruction_errors(bundle, candidates))
+    order = latent.rank_by_error(vae.reconstruction_errors(bundle, candidates))
     assert order.index(10) < 5
 
 
 def test_breeding_map_points_saves_the_parents_first(context, tiny_sd_folder, image_folder, tmp_path):
-    from studio.worker import save_with_lineage
+    from studio.backends.runner import save_with_lineage
 
     view = run("latent.map", context, tiny_sd_folder, source="folder", folder=str(image_folder)).value
     specs = [{"point": view.points[0].tolist()}, {"point": view.points[5].tolist()}]

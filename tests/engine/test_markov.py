@@ -110,3 +110,44 @@ def test_an_ngram_model_over_other_tokens_is_refused_as_text(model, tmp_path):
     model.save(tmp_path / "music", extra_config={"tokens": "studio-music-remi"})
     with pytest.raises(UserError, match="not over text"):
         text.load_text_model(catalog.resolve(str(tmp_path / "music")))
+
+
+# --- counting in pieces, absolute discounting, kept discounts (what the music n-gram uses) -----------------
+
+
+def test_counting_stream_by_stream_in_small_merges_gives_the_same_counts(monkeypatch):
+    rng = np.random.default_rng(0)
+    streams = [np.concatenate([[4, 4], rng.integers(0, 4, 30)]) for _ in range(6)]
+    whole = markov.NGramCounter(5, 2)
+    for stream in streams:
+        whole.add_stream(stream)
+    monkeypatch.setattr(markov.NGramCounter, "MERGE_EVERY", 10)
+    merged = markov.NGramCounter(5, 2)
+    for stream in streams:
+        merged.add_stream(stream)
+    for a, b in zip(whole.counts(), merged.counts(), strict=True):
+        assert np.array_equal(a, b)
+    assert int(whole.counts()[1].sum()) == 6 * 30  # every symbol after the two context symbols, no gram across streams
+
+
+def test_absolute_discounting_keeps_raw_counts_below_the_top():
+    counter = markov.NGramCounter(5, 2)
+    counter.add_stream(markov.pad_sequences([np.array([0, 1, 2, 3] * 5), np.array([0, 1, 2, 3, 0, 1])], 2, 4))
+    raw = markov.NGramModel.from_counts(*counter.counts(), 5, 2, 4, kneser_ney=False, discounts=[0.75] * 3)
+    kn = markov.NGramModel.from_counts(*counter.counts(), 5, 2, 4)
+    assert raw.discounts == [0.75] * 3 and raw.smoothing_name == markov.ABSOLUTE_SMOOTHING
+    assert raw.tables[0].counts.sum() == raw.tables[-1].counts.sum()  # unigram counts are token counts
+    assert kn.tables[0].counts.sum() < raw.tables[0].counts.sum()  # continuation counts are fewer
+    for model in (raw, kn):
+        assert model.distribution([1, 2]).sum() == pytest.approx(1.0)
+        assert int(np.argmax(model.distribution([1, 2]))) == 3
+
+
+def test_discounts_survive_pruning_when_asked_and_a_save_and_load(model, tmp_path):
+    kept = model.pruned(2, keep_discounts=True)
+    assert kept.discounts == model.discounts
+    assert model.pruned(2).discounts[-1] == 0.5  # re-estimated from what is left: nothing was seen once
+    kept.save(tmp_path / "m")
+    loaded = markov.NGramModel.load(tmp_path / "m")
+    assert loaded.discounts == kept.discounts and loaded.smoothing_name == markov.SMOOTHING
+    assert np.allclose(loaded.distribution(list(b"the c")), kept.distribution(list(b"the c")))

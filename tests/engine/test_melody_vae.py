@@ -12,7 +12,7 @@ from studio.core.catalog import UnsafeModelError
 from studio.core.jobs import Job, TaskContext
 from studio.core.model_cache import ModelCache
 from studio.engine.music import melody as ML
-from studio.engine.music.generate import MusicPiece, Note
+from studio.engine.music.piece import MusicPiece, Note
 
 TINY = ML.MelodyVaeConfig(embed=8, encoder_hidden=16, decoder_hidden=16, z_dim=4)
 

@@ -11,7 +11,8 @@ import pytest
 
 from studio.core.recipe import Recipe
 from studio.engine.music import synth
-from studio.engine.music.generate import MusicPiece, Note
+from studio.engine.music.piece import MusicPiece, Note
+from studio.widgets import playback
 
 SR = 44100
 
@@ -88,10 +89,10 @@ def test_playback_here_gives_the_message_or_plays(monkeypatch):
     """On this machine (no sound card) play() must raise PlaybackUnavailable, never anything else."""
     audio = np.zeros((1000, 2), np.float32)
     try:
-        synth.play(audio, SR)
-    except synth.PlaybackUnavailable as exc:
+        playback.play(audio, SR)
+    except playback.PlaybackUnavailable as exc:
         assert "export" in str(exc)
-    synth.stop()  # never raises
+    playback.stop()  # never raises
 
 
 class _RaisingFinder(importlib.abc.MetaPathFinder):
@@ -104,9 +105,9 @@ class _RaisingFinder(importlib.abc.MetaPathFinder):
 def test_playback_without_portaudio_gives_the_message(monkeypatch):
     monkeypatch.delitem(sys.modules, "sounddevice", raising=False)
     monkeypatch.setattr(sys, "meta_path", [_RaisingFinder(), *sys.meta_path])
-    with pytest.raises(synth.PlaybackUnavailable, match="PortAudio"):
-        synth.play(np.zeros((10, 2), np.float32), SR)
-    synth.stop()
+    with pytest.raises(playback.PlaybackUnavailable, match="PortAudio"):
+        playback.play(np.zeros((10, 2), np.float32), SR)
+    playback.stop()
 
 
 def test_playback_without_a_device_gives_the_message(monkeypatch):
@@ -120,11 +121,11 @@ def test_playback_without_a_device_gives_the_message(monkeypatch):
         stop=lambda: None,
     )
     monkeypatch.setitem(sys.modules, "sounddevice", fake)
-    with pytest.raises(synth.PlaybackUnavailable, match="device"):
-        synth.play(np.zeros((10, 2), np.float32), SR)
+    with pytest.raises(playback.PlaybackUnavailable, match="device"):
+        playback.play(np.zeros((10, 2), np.float32), SR)
     fake.query_devices = lambda: []
-    with pytest.raises(synth.PlaybackUnavailable, match="no audio output device"):
-        synth.play(np.zeros((10, 2), np.float32), SR)
+    with pytest.raises(playback.PlaybackUnavailable, match="no audio output device"):
+        playback.play(np.zeros((10, 2), np.float32), SR)
 
 
 def test_a_saved_melody_strip_is_heard_centred_though_its_steps_are_coloured_as_voices(tmp_path):

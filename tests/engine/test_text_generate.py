@@ -16,6 +16,7 @@ from studio.core.devices import DeviceChoice  # noqa: E402
 from studio.core.jobs import Cancelled, Job, Progress, TaskContext  # noqa: E402
 from studio.core.recipe import Recipe  # noqa: E402
 from studio.engine.text import generate as text  # noqa: E402
+from studio.engine.text import models  # noqa: E402
 
 CORPUS = ["The quick brown fox jumps over the lazy dog.", "A hacker is a person who enjoys exploring systems."]
 
@@ -46,8 +47,8 @@ def tiny_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_folder) -> text.HFTextModel:
-    return text.load_text_model(catalog.resolve(str(tiny_folder)), "cpu", "float32")
+def tiny(tiny_folder) -> models.HFTextModel:
+    return models.load_text_model(catalog.resolve(str(tiny_folder)), "cpu", "float32")
 
 
 def sampling(**changes) -> text.TextSettings:
@@ -56,7 +57,7 @@ def sampling(**changes) -> text.TextSettings:
     )
 
 
-class ScriptedModel(text.TextModel):
+class ScriptedModel(models.TextModel):
     """Always puts its mass on the next character of a fixed script: makes the loop's behaviour exact."""
 
     script = "hello world. bye now, friends and foes"
@@ -110,7 +111,7 @@ def test_a_trailing_space_is_healed_for_bpe_models(tmp_path):
     tokenizer = build_tokenizer(CORPUS * 3, 300)  # a few merges such as "Ġthe"
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1, n_head=2))
-    bpe = text.HFTextModel(model.eval(), tokenizer)
+    bpe = models.HFTextModel(model.eval(), tokenizer)
     assert bpe.space_led_tokens()
     for seed in range(3):
         result = text.generate(bpe, "The ", sampling(max_new_tokens=3), seed=seed)
@@ -190,7 +191,7 @@ def test_inspector_records_every_token(tiny):
 
 
 def test_chat_mode_uses_a_transcript_without_a_template():
-    prompt, stops = text.TextModel().render_chat([{"role": "user", "content": "Hi"}])
+    prompt, stops = models.TextModel().render_chat([{"role": "user", "content": "Hi"}])
     assert prompt == "User: Hi\nAssistant:" and "\nUser:" in stops
 
 
@@ -210,7 +211,7 @@ def test_a_pickle_only_folder_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
     torch.save({"w": torch.zeros(2)}, tmp_path / "pytorch_model.bin")
     with pytest.raises(catalog.UnsafeModelError):
-        text.load_text_model(catalog.resolve(str(tmp_path)))
+        models.load_text_model(catalog.resolve(str(tmp_path)))
 
 
 class _Cache:
@@ -247,7 +248,39 @@ def test_the_builtin_model_loads_through_the_generic_loader_and_writes():
 
     AutoTokenizer.from_pretrained(folder)
     AutoModelForCausalLM.from_pretrained(folder)
-    model = text.load_text_model(catalog.resolve("builtin:text-gpt"))
+    model = models.load_text_model(catalog.resolve("builtin:text-gpt"))
     result = text.generate(model, "The ", sampling(max_new_tokens=40, temperature=0.8, top_k=40), seed=0)
     assert len(result.text.strip()) > 10
     assert sum(ch.isalpha() or ch.isspace() for ch in result.text) / len(result.text) > 0.7
+
+
+def tiny_rnn_folder(tmp_path):
+    """A random 1-layer GRU over text-gpt's tokenizer, saved as a studio-rnn folder (fp16 safetensors)."""
+    import shutil
+
+    from studio.core import rnn
+
+    gpt = paths.builtin_model_dir("text-gpt")
+    folder = tmp_path / "tiny-rnn"
+    folder.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(gpt / name, folder / name)
+    vocab = json.loads((gpt / "config.json").read_text())["vocab_size"]
+    torch.manual_seed(0)
+    rnn.RNNLanguageModel(rnn.RNNConfig(vocab, width=16, layers=1, cell="gru")).save(folder, extra={"eos_token_id": 0})
+    return folder
+
+
+def test_a_recurrent_model_loads_through_the_generic_loader_and_streams_reproducibly(tmp_path):
+    folder = tiny_rnn_folder(tmp_path)
+    source = catalog.resolve(str(folder))
+    assert source.kind == "rnn"
+    model = models.load_text_model(source)
+    settings = text.TextSettings(max_new_tokens=12, temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0)
+    streamed: list[Progress] = []
+    first = text.generate(model, "The cat", settings, seed=7, report=streamed.append)
+    again = text.generate(model, "The cat", settings, seed=7)
+    assert first.text == again.text and first.text and len(first.token_ids) == 12
+    steps = [p.step for p in streamed]
+    assert steps == sorted(steps) and steps[-1] == 12 and streamed[-1].preview.endswith(first.text)
+    assert text.generate(model, "The cat", settings, seed=8).text != first.text  # the seed matters

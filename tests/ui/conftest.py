@@ -1,8 +1,8 @@
 import pytest
 
+from studio.backends.thread import ThreadEngine as Worker
 from studio.library.history import History
 from studio.state import State
-from studio.worker import Worker
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 import pytest
 
-from studio.engine.music import synth
-from studio.engine.music.generate import MusicPiece, Note, write_midi
+from studio.engine.music.midi import write_midi
+from studio.engine.music.piece import MusicPiece, Note
 from studio.panels.latent import LatentPanel
+from studio.widgets import playback
 from tests.engine.test_melody_vae import a_tune, build_tiny_melody_vae
 
 
@@ -35,7 +36,7 @@ def test_interpolating_two_seeded_melodies_shows_every_step_on_the_roll(qtbot, p
 
 
 def test_saving_writes_the_strip_to_the_gallery_with_its_recipe(qtbot, panel):
-    from studio.engine.music.generate import read_recipe_from_midi
+    from studio.engine.music.midi import read_recipe_from_midi
 
     with qtbot.waitSignal(panel.state.result_ready, timeout=60000) as blocker:
         panel.interpolate_melodies(save=True)
@@ -54,9 +55,9 @@ def test_a_gallery_piece_can_be_an_end_and_no_sound_card_gives_a_clear_message(q
     assert len(blocker.args[1].value.melodies) == 3
 
     def no_device(*_args, **_kwargs):
-        raise synth.PlaybackUnavailable("No audio output device was found.")
+        raise playback.PlaybackUnavailable("No audio output device was found.")
 
-    monkeypatch.setattr(synth, "play", no_device)
+    monkeypatch.setattr(playback, "play", no_device)
     panel.toggle_melody_play()
     assert not panel.melody_player.playing
     assert "No audio output device" in panel.melody_message.text()
@@ -70,7 +71,7 @@ def test_a_missing_model_is_reported_in_the_tab(qtbot, panel, tmp_path):
 
 
 def test_a_saved_strip_restores_into_the_melodies_tab_not_the_music_panel(qtbot, panel):
-    from studio.engine.music.generate import read_recipe_from_midi
+    from studio.engine.music.midi import read_recipe_from_midi
 
     panel.values.update({"melody_seed_a": 11, "melody_seed_b": 22, "melody_steps": 4, "melody_mode": "lerp"})
     with qtbot.waitSignal(panel.state.result_ready, timeout=60000) as blocker:

@@ -95,11 +95,11 @@ def test_breeding_the_same_parents_twice_draws_new_children(qtbot):
     state = State()  # no worker: only what the panel submits is looked at
     widget = LatentPanel(state)
     qtbot.addWidget(widget)
-    widget.picks = {"A": {"point": [0.0, 0.0]}, "B": {"point": [1.0, 1.0]}}
+    state.explorer.picks = {"A": {"point": [0.0, 0.0]}, "B": {"point": [1.0, 1.0]}}
     submitted = []
     state.submit_requested.connect(submitted.append)
-    widget.breed()
-    widget.breed()
+    widget.explorer.breed()
+    widget.explorer.breed()
     assert [job.kind for job in submitted] == ["latent.breed", "latent.breed"]
     assert submitted[0].args["seed"] != submitted[1].args["seed"]
 
@@ -115,7 +115,58 @@ def test_set_a_takes_the_picture_on_show_attribute_push_included(qtbot, panel):
     with qtbot.waitSignal(panel.state.result_ready, timeout=60000) as pushed:
         panel.values.set("attribute_amount", 1.5)  # the slider: the same point, pushed along "3"
         panel._request_decode(None)
-    panel.pick("A")
+    panel.explorer.pick("A")
     _image, z = pushed.args[1].value
     assert not np.allclose(z, plain.args[1].value[1]), "the push moved the latent"
-    assert np.allclose(np.asarray(panel.picks["A"]["latent"]).reshape(panel.picks["A"]["shape"]), z)
+    picked = panel.state.explorer.picks["A"]
+    assert np.allclose(np.asarray(picked["latent"]).reshape(picked["shape"]), z)
+
+
+def test_a_strip_restored_before_the_panel_exists_shows_its_picks_when_it_is_built(qtbot):
+    from studio.core.recipe import Recipe
+    from studio.state import State
+
+    state = State()  # no worker, no window: the restore lands in state.explorer
+    a, b = {"latent": [0.5] * 8, "shape": [2, 2, 2]}, {"path": "/pictures/cat.png"}
+    state.restore(Recipe("animation", prompt="lerp interpolation, 5 frames", seed=0,
+                         params={"operation": "latent.strip", "a": a, "b": b, "frames": 5, "mode": "lerp"}))
+    widget = LatentPanel(state)
+    qtbot.addWidget(widget)
+    assert widget.explorer is state.explorer and widget.explorer.picks == {"A": a, "B": b}
+    assert widget.tabs.currentIndex() == 0 and "A and B are back" in widget.message.text()
+    submitted = []
+    state.submit_requested.connect(submitted.append)
+    widget.explorer.make_strip()  # what the "Strip A→B" button does
+    assert (submitted[-1].args["a"], submitted[-1].args["b"], submitted[-1].args["frames"]) == (a, b, 5)
+    state.explorer.say("later news")  # the panel keeps following state
+    assert widget.message.text() == "later news"
+
+
+def test_results_taken_by_state_are_drawn_by_the_panel(qtbot):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from studio.core.jobs import JobEvent, JobMessage, Result
+    from studio.state import State
+
+    state = State()
+    widget = LatentPanel(state)
+    qtbot.addWidget(widget)
+    view = SimpleNamespace(points=np.array([[0.0, 0.0], [1.0, 1.0]]), thumbnails=[emoji_like(0), emoji_like(1)],
+                           labels=["a", "b"], paths=["a.png", "b.png"], explained=[0.5, 0.25])
+    state.panels["latent"].set("source", "dataset")
+    job = widget.explorer.build_map()
+    state.handle_message(JobMessage(JobEvent.FINISHED, job, result=Result(value=view)))
+    assert len(widget.map.scene().items()) >= 2 and "2 images mapped" in widget.message.text()
+    submitted = []
+    state.submit_requested.connect(submitted.append)
+    widget.show_point(0.5, 0.5)
+    assert "current" in widget.map.marks
+    decode_job = submitted[-1]
+    assert decode_job.kind == "latent.decode"
+    state.handle_message(JobMessage(JobEvent.FINISHED, decode_job,
+                                    result=Result(value=(emoji_like(2), np.zeros((2, 2, 2), np.float32)))))
+    assert widget.preview.pixmap() is not None and not widget.preview.pixmap().isNull()
+    widget.explorer.pick("A")
+    assert "A" in widget.map.marks

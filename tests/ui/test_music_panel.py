@@ -75,7 +75,7 @@ def test_an_audio_result_shows_its_waveform_plays_and_exports(qtbot, tmp_path, m
 
 
 def test_export_reads_a_dot_in_the_name_as_part_of_the_name(qtbot, tmp_path):
-    from studio.engine.music.generate import read_recipe_from_midi
+    from studio.engine.music.midi import read_recipe_from_midi
 
     recipe = Recipe("music", prompt="reel", model="builtin:music-markov", seed=2, params={"bars": 2})
     midi = tmp_path / "saved.mid"

@@ -117,12 +117,12 @@ def test_jobs_list_titles_say_what_a_prompt_less_job_does():
 def test_a_second_player_takes_the_one_sound_stream_and_the_first_lets_go(qtbot, monkeypatch):
     import numpy as np
 
-    from studio.engine.music import synth
+    from studio.widgets import playback
     from studio.widgets.audio_player import AudioPlayer
 
     calls = []
-    monkeypatch.setattr(synth, "play", lambda samples, rate: calls.append("play"))
-    monkeypatch.setattr(synth, "stop", lambda: calls.append("stop"))
+    monkeypatch.setattr(playback, "play", lambda samples, rate: calls.append("play"))
+    monkeypatch.setattr(playback, "stop", lambda: calls.append("stop"))
     music, melodies = AudioPlayer(), AudioPlayer()
     states = []
     music.playing_changed.connect(states.append)

@@ -220,12 +220,12 @@ def test_a_saved_strip_restores_its_exact_ends_and_remakes_the_same_strip(qtbot,
     window.state.restore(strip)  # before the Explorer was ever opened
     latent = window.panel("latent")
     assert window.tabs.currentWidget() is latent and latent.tabs.currentIndex() == 0
-    assert latent.picks == {"A": a, "B": b}
+    assert latent.explorer.picks == {"A": a, "B": b}
     values = window.state.panels["latent"]
     assert (values.get("frames"), values.get("mode"), values.get("fps")) == (5, "lerp", 4)
     submitted = []
     window.state.submit_requested.connect(submitted.append)
-    latent.make_strip()
+    latent.explorer.make_strip()
     assert submitted[-1].kind == "latent.strip"
     assert (submitted[-1].args["a"], submitted[-1].args["b"], submitted[-1].args["frames"]) == (a, b, 5)
 
@@ -238,9 +238,9 @@ def test_a_saved_walk_restores_its_key_points_and_a_map_point_strip_still_explai
                   params={"operation": "latent.walk", "points": points, "frames_per_leg": 12, "mode": "slerp"})
     window.state.restore(walk)
     latent = window.panel("latent")
-    assert latent.walk_points == points and window.state.panels["latent"].get("frames") == 12
+    assert latent.explorer.walk_points == points and window.state.panels["latent"].get("frames") == 12
     on_a_map = Recipe("animation", prompt="slerp interpolation, 8 frames", seed=0,
                       params={"operation": "latent.strip", "a": {"point": [0, 1]}, "b": {"point": [1, 0]}})
     with qtbot.waitSignal(window.state.error_raised) as told:
         window.state.restore(on_a_map)  # map coordinates mean nothing without that map
-    assert "latent map" in told.args[1] and latent.walk_points == points
+    assert "latent map" in told.args[1] and latent.explorer.walk_points == points

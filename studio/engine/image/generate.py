@@ -19,7 +19,6 @@ torch/diffusers are imported inside functions (start-up time).
 
 from __future__ import annotations
 
-import math
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -27,16 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from studio.core import catalog
+from studio.core.interpolate import slerp
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
-from studio.core.recipe import Recipe
+from studio.core.recipe import MAX_SEED, Recipe
 from studio.engine.image.pipelines import ImageBundle, adapt_memory_to_size, load_image_pipeline
+from studio.engine.image.preview import StepWatcher, decode_latents
 from studio.engine.image.schedulers import available_schedulers, model_default_scheduler, set_scheduler
+from studio.engine.image.settings import DEFAULT_MODEL, INPAINT_STRENGTH, ImageSettings
 
-DEFAULT_MODEL = "builtin:emoji-ldm"
 MODES = ("txt2img", "img2img", "inpaint")
-DEFAULTS = {"steps": 20, "guidance": 7.0, "batch_count": 1, "variation_strength": 0.0}
-DEFAULT_STRENGTH = {"img2img": 0.75, "inpaint": 1.0}
-MAX_SEED = 2**32 - 1
+DEFAULTS = ImageSettings()  # what a recipe leaves out (an A1111 file without "Steps", a hand-written recipe)
+DEFAULT_STRENGTH = {"img2img": DEFAULTS.strength, "inpaint": INPAINT_STRENGTH}
 
 Report = Callable[[Progress], None] | None
 IsCancelled = Callable[[], bool] | None
@@ -95,17 +95,17 @@ def resolve_settings(bundle: ImageBundle, recipe: Recipe) -> dict[str, Any]:
     scheduler = p.get("scheduler") or model_default_scheduler(bundle.base_scheduler_config, schedulers)
     if scheduler not in schedulers:
         raise UserError(f"the scheduler {scheduler!r} does not fit this model; choose one of {', '.join(schedulers)}")
-    steps = int(p.get("steps", DEFAULTS["steps"]))
+    steps = int(p.get("steps", DEFAULTS.steps))
     if steps < 1:
         raise UserError("steps must be at least 1")
     settings: dict[str, Any] = {
         "mode": mode,
         "steps": steps,
-        "guidance": float(p.get("guidance", DEFAULTS["guidance"])),
+        "guidance": float(p.get("guidance", DEFAULTS.guidance)),
         "width": width,
         "height": height,
         "scheduler": scheduler,
-        "batch_count": max(1, int(p.get("batch_count", DEFAULTS["batch_count"]))),
+        "batch_count": max(1, int(p.get("batch_count", DEFAULTS.batch_count))),
         "variation_strength": min(1.0, max(0.0, float(p.get("variation_strength") or 0.0))),
         "variation_seed": p.get("variation_seed"),
     }
@@ -136,280 +136,20 @@ def seed_noise(seed: int, shape: Sequence[int]):
     return torch.randn(tuple(shape), generator=generator, dtype=torch.float32)
 
 
-def slerp(t: float, a, b):
-    """Spherical interpolation between two noise tensors; t=0 gives `a` exactly, t=1 gives `b`.
-
-    Noise from a Gaussian lives near a sphere; a straight line between two samples passes
-    inside it (too little variance, washed-out images), the arc stays on it.
-    """
-    import torch
-
-    if t <= 0.0:
-        return a.clone()
-    if t >= 1.0:
-        return b.clone()
-    a64, b64 = a.double(), b.double()
-    dot = torch.sum(a64 * b64) / (a64.norm() * b64.norm())
-    dot = dot.clamp(-1.0, 1.0)
-    if dot.abs() > 0.9995:  # nearly parallel: the arc is a line
-        return ((1 - t) * a64 + t * b64).to(a.dtype)
-    omega = torch.acos(dot)
-    so = torch.sin(omega)
-    mixed = torch.sin((1 - t) * omega) / so * a64 + torch.sin(t * omega) / so * b64
-    return mixed.to(a.dtype)
-
-
 def initial_noise(seed: int, shape, variation_seed: int | None = None, variation_strength: float = 0.0):
     noise = seed_noise(seed, shape)
     if variation_strength > 0 and variation_seed is not None:
-        noise = slerp(variation_strength, noise, seed_noise(variation_seed, shape))
+        noise = slerp(noise, seed_noise(variation_seed, shape), variation_strength, blend_lengths=False)
     return noise
 
 
 # --- previews ------------------------------------------------------------------------------
 
-# Latent -> RGB in [-1, 1] for the Stable Diffusion VAEs, on the scaled latents the UNet sees
-# (the values ComfyUI and others use for their cheap previews).
-SD1_FACTORS = (
-    [[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]],
-    [0.0, 0.0, 0.0],
-)
-SDXL_FACTORS = (
-    [[0.3651, 0.4232, 0.4341], [-0.2533, -0.0042, 0.1068], [0.1076, 0.1111, -0.0362], [-0.3165, -0.2492, -0.2188]],
-    [0.1084, -0.0175, -0.0011],
-)
-
-
-def _vae_input(vae, latents):
-    """Scaled UNet latents -> what the VAE decoder takes (undo scaling, shift, per-channel stats)."""
-    import torch
-
-    config = vae.config
-    mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
-    if mean is not None and std is not None:
-        mean_t = torch.tensor(mean, device=latents.device, dtype=latents.dtype).view(1, -1, 1, 1)
-        std_t = torch.tensor(std, device=latents.device, dtype=latents.dtype).view(1, -1, 1, 1)
-        return latents * std_t / config.scaling_factor + mean_t
-    shift = getattr(config, "shift_factor", None) or 0.0
-    return latents / config.scaling_factor + shift
-
-
-def _unet_space(vae, raw):
-    """What the VAE encoder gives -> the scaled latents the UNet sees (inverse of _vae_input)."""
-    import torch
-
-    config = vae.config
-    mean, std = getattr(config, "latents_mean", None), getattr(config, "latents_std", None)
-    if mean is not None and std is not None:
-        mean_t = torch.tensor(mean, device=raw.device, dtype=raw.dtype).view(1, -1, 1, 1)
-        std_t = torch.tensor(std, device=raw.device, dtype=raw.dtype).view(1, -1, 1, 1)
-        return (raw - mean_t) * config.scaling_factor / std_t
-    shift = getattr(config, "shift_factor", None) or 0.0
-    return (raw - shift) * config.scaling_factor
-
-
-def _is_sd_vae(vae) -> bool:
-    config = vae.config
-    return config.latent_channels == 4 and list(config.block_out_channels) == [128, 256, 512, 512]
-
-
-def _colour_patches(count: int, side: int):
-    """Synthetic pictures: a few flat colour rectangles on a flat background, in [-1, 1].
-
-    Pictures are mostly regions of colour, and these go through the VAE's encoder into latents
-    like the ones it makes for real pictures (random latents do not: the fit on them is 3-5x worse).
-    """
-    import torch
-
-    generator = torch.Generator("cpu").manual_seed(0)
-    backgrounds = torch.rand(count, 3, 1, 1, generator=generator) * 2 - 1
-    backgrounds[0::3], backgrounds[1::3] = 1.0, -1.0  # white, black and coloured grounds (one bg alone fits 2-3x worse)
-    images = backgrounds.expand(count, 3, side, side).clone()
-    for image in images:
-        for _ in range(3):
-            h, w = (int(v) for v in torch.randint(side // 4, side // 2 + 1, (2,), generator=generator))
-            top, left = (int(v) for v in torch.randint(0, side - side // 4, (2,), generator=generator))
-            image[:, top : top + h, left : left + w] = torch.rand(3, 1, 1, generator=generator) * 2 - 1
-    return images
-
-
-def fit_preview_factors(vae, vae_scale_factor: int, device, samples: int = 12, latent_side: int = 16):
-    """Least-squares fit of latent -> RGB (4x3 weight + bias), once per model: encode colour patches, decode, fit.
-
-    Latents here are the scaled ones the UNet sees; the target is the decoded picture averaged
-    over each latent pixel's footprint, in [-1, 1].
-    """
-    import torch
-    import torch.nn.functional as F
-
-    pictures = _colour_patches(samples, latent_side * vae_scale_factor).to(device=device, dtype=vae.dtype)
-    with torch.inference_mode():
-        raw = vae.encode(pictures).latent_dist.mode()
-        latents = _unet_space(vae, raw)
-        decoded = vae.decode(_vae_input(vae, latents)).sample
-    channels = latents.shape[1]
-    target = F.avg_pool2d(decoded.float().cpu(), vae_scale_factor)  # one RGB per latent pixel
-    x = latents.float().cpu().permute(0, 2, 3, 1).reshape(-1, channels)
-    x = torch.cat([x, torch.ones(len(x), 1)], dim=1)
-    y = target.permute(0, 2, 3, 1).reshape(-1, 3)
-    solution = torch.linalg.lstsq(x, y).solution
-    return solution[:channels].contiguous(), solution[channels].contiguous()
-
-
-def preview_factors(bundle: ImageBundle):
-    """The latent -> RGB map for this model, chosen or fitted once and cached on the bundle."""
-    import torch
-
-    if bundle.preview_factors is None:
-        vae = bundle.pipe.vae
-        if _is_sd_vae(vae):
-            weight, bias = SDXL_FACTORS if abs(vae.config.scaling_factor - 0.13025) < 1e-4 else SD1_FACTORS
-            bundle.preview_factors = (torch.tensor(weight), torch.tensor(bias))
-        else:
-            bundle.preview_factors = fit_preview_factors(
-                vae, bundle.pipe.vae_scale_factor, bundle.pipe._execution_device
-            )
-    return bundle.preview_factors
-
-
-def _noise_scale(scheduler) -> float:
-    """Sigma-style schedulers (Euler, Heun, LMS) carry latents with std sqrt(sigma^2+1); undo that."""
-    sigmas, index = getattr(scheduler, "sigmas", None), getattr(scheduler, "step_index", None)
-    try:
-        init = float(scheduler.init_noise_sigma)
-    except (AttributeError, TypeError):
-        return 1.0
-    if sigmas is None or index is None or init < 1.5:
-        return 1.0
-    sigma = float(sigmas[min(int(index), len(sigmas) - 1)])
-    return 1.0 / math.sqrt(sigma * sigma + 1.0)
-
-
-def _predicted_clean_latents(scheduler):
-    """The scheduler's own estimate of the finished latents, where it keeps one (DPM++ and UniPC do).
-
-    Previewing that estimate shows the picture from the first steps; the noisy latents only
-    show it near the end.
-    """
-    outputs = getattr(scheduler, "model_outputs", None)
-    if not outputs or outputs[-1] is None:
-        return None
-    config = scheduler.config
-    if getattr(config, "algorithm_type", "") in ("dpmsolver++", "sde-dpmsolver++") or getattr(
-        config, "predict_x0", False
-    ):
-        return outputs[-1]
-    return None
-
-
-def latent_preview(latents, factors, scale: float = 1.0, upscale: int = 1):
-    """A PIL image of the first latent in the batch: one pixel per latent pixel, then `upscale`d smoothly.
-
-    The smooth upscale (to the final image's size) matters on screen: shown with the nearest-neighbour
-    scaling that keeps finished pixel art crisp, a 16x16 preview was a mosaic of hard squares.
-    """
-    import torch
-    from PIL import Image
-
-    weight, bias = factors
-    with torch.inference_mode():
-        x = latents[0].detach().float().cpu().permute(1, 2, 0) * scale  # H, W, C
-        rgb = ((x @ weight + bias + 1.0) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
-    picture = Image.fromarray(rgb, "RGB")
-    if upscale > 1:
-        picture = picture.resize((picture.width * upscale, picture.height * upscale), Image.Resampling.BILINEAR)
-    return picture
-
 
 # --- decoding ------------------------------------------------------------------------------
 
 
-def _decode_fp32(vae, x):
-    import torch
-
-    original = vae.dtype
-    vae.to(dtype=torch.float32)
-    try:
-        return vae.decode(x.float()).sample
-    finally:
-        vae.to(dtype=original)  # img2img encodes with the VAE in the pipeline's dtype
-
-
-def decode_latents(bundle: ImageBundle, pipe, latents) -> list:
-    """Latents -> PIL images, redoing the decode in float32 if half precision gave NaNs."""
-    import torch
-
-    vae = pipe.vae
-    with torch.inference_mode():
-        x = _vae_input(vae, latents)
-        upcast = bundle.decode_vae_in_fp32 or (
-            vae.dtype == torch.float16
-            and bundle.family.startswith("sdxl")
-            and getattr(vae.config, "force_upcast", False)
-        )
-        if upcast:
-            image = _decode_fp32(vae, x)
-        else:
-            image = vae.decode(x.to(vae.dtype)).sample
-            if vae.dtype != torch.float32 and not torch.isfinite(image).all():
-                bundle.decode_vae_in_fp32 = True
-                bundle.fallbacks.append(
-                    f"VAE decodes in float32: the {bundle.dtype} decode gave NaNs (a black image); from now on this "
-                    "model's images are decoded in float32."
-                )
-                try:
-                    image = _decode_fp32(vae, x)
-                except (RuntimeError, ValueError) as exc:  # e.g. weights streamed by sequential offload
-                    bundle.decode_vae_in_fp32 = False
-                    bundle.fallbacks[-1] = (
-                        f"The {bundle.dtype} VAE decode gave NaNs and float32 was not possible ({exc})."
-                    )
-        return pipe.image_processor.postprocess(image.float(), output_type="pil")
-
-
 # --- one image -----------------------------------------------------------------------------
-
-
-class _StepWatcher:
-    """The `callback_on_step_end` hook: progress + preview each step, and the cancel switch."""
-
-    def __init__(self, bundle, report, cancelled, image_index: int, image_count: int):
-        self.bundle, self.report, self.cancelled = bundle, report, cancelled
-        self.image_index, self.image_count = image_index, image_count
-        self.steps_seen = 0
-        self.interrupted = False
-        self.started = time.perf_counter()
-        self.last_step_at = self.started
-        self.preview_seconds = 0.0
-
-    def __call__(self, pipe, step: int, timestep, tensors: dict) -> dict:
-        self.steps_seen += 1
-        self.last_step_at = time.perf_counter()
-        if self.report is not None:
-            per_image = int(getattr(pipe, "_num_timesteps", 0) or self.steps_seen)
-            began = time.perf_counter()
-            clean = _predicted_clean_latents(pipe.scheduler)
-            upscale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
-            if clean is not None:
-                preview = latent_preview(clean, preview_factors(self.bundle), upscale=upscale)
-            else:
-                preview = latent_preview(tensors["latents"], preview_factors(self.bundle), _noise_scale(pipe.scheduler),
-                                         upscale=upscale)
-            self.preview_seconds += time.perf_counter() - began
-            self.report(
-                Progress(
-                    self.image_index * per_image + self.steps_seen,
-                    self.image_count * per_image,
-                    preview=preview,
-                    message=f"image {self.image_index + 1} of {self.image_count}" if self.image_count > 1 else "",
-                )
-            )
-        if self.cancelled is not None and self.cancelled():
-            # diffusers skips the remaining steps when _interrupt is set; with output_type="latent"
-            # it also skips the decode, so the call returns at once.
-            pipe._interrupt = True
-            self.interrupted = True
-        return {}
 
 
 def _clip_skip_embeddings(pipe, text: str, skip: int):
@@ -434,7 +174,7 @@ def _apply_clip_skip(pipe, kwargs: dict, skip: int) -> None:
     kwargs["negative_prompt_embeds"] = _clip_skip_embeddings(pipe, kwargs.pop("negative_prompt") or "", skip)
 
 
-def _pipeline_kwargs(bundle, recipe: Recipe, settings: dict, seed: int, variation_seed: int | None) -> dict:
+def pipeline_kwargs(bundle, recipe: Recipe, settings: dict, seed: int, variation_seed: int | None) -> dict:
     import torch
     from PIL import Image
 
@@ -506,8 +246,8 @@ def generate_one(
     adapt_memory_to_size(bundle, settings["width"], settings["height"])
     pipe = bundle.pipeline_for(settings["mode"])
     set_scheduler(pipe, settings["scheduler"], bundle.base_scheduler_config)
-    kwargs = _pipeline_kwargs(bundle, recipe, settings, seed, variation_seed)
-    watcher = _StepWatcher(bundle, report, cancelled, index, count)
+    kwargs = pipeline_kwargs(bundle, recipe, settings, seed, variation_seed)
+    watcher = StepWatcher(bundle, report, cancelled, index, count)
     kwargs.update(callback_on_step_end=watcher, callback_on_step_end_tensor_inputs=["latents"])
     latents = pipe(**kwargs).images
     if watcher.interrupted or (cancelled is not None and cancelled()):
@@ -555,9 +295,11 @@ def _output_recipe(bundle: ImageBundle, recipe: Recipe, settings: dict, seed: in
 
 
 def generate_artifacts(
-    bundle: ImageBundle, recipe: Recipe, report: Report = None, cancelled: IsCancelled = None
+    bundle: ImageBundle, recipe: Recipe, report: Report = None, cancelled: IsCancelled = None,
+    output: Callable[[Artifact], None] | None = None,
 ) -> list[Artifact]:
-    """All images of a recipe, one Artifact each with the complete recipe that remakes it."""
+    """All images of a recipe, one Artifact each with the complete recipe that remakes it. `output` receives each
+    image the moment it is finished (the engine saves it then: a kill later in the batch loses nothing)."""
     settings = resolve_settings(bundle, recipe)
     base_seed = recipe.seed if recipe.seed is not None and int(recipe.seed) >= 0 else random_seed()
     variation_base = settings["variation_seed"]
@@ -581,6 +323,8 @@ def generate_artifacts(
         artifacts.append(
             Artifact("image", _output_recipe(bundle, recipe, settings, seed, variation_seed), image, info=info)
         )
+        if output is not None:
+            output(artifacts[-1])
     return artifacts
 
 
@@ -600,152 +344,6 @@ def generate_images(bundle: ImageBundle, recipe: Recipe, report: Report = None, 
 
 
 # --- grids ---------------------------------------------------------------------------------
-
-
-def image_grid(images: Sequence, cols: int, gap: int = 0, background=(0, 0, 0)):
-    """Images (same size) in rows of `cols`."""
-    from PIL import Image
-
-    if not images:
-        raise ValueError("no images for the grid")
-    cols = max(1, min(cols, len(images)))
-    rows = math.ceil(len(images) / cols)
-    w, h = images[0].size
-    grid = Image.new("RGB", (cols * w + (cols - 1) * gap, rows * h + (rows - 1) * gap), background)
-    for i, image in enumerate(images):
-        grid.paste(image.convert("RGB"), ((i % cols) * (w + gap), (i // cols) * (h + gap)))
-    return grid
-
-
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow built without FreeType
-        return ImageFont.load_default()
-
-
-def _fit_text(draw, text: str, font, width: int) -> str:
-    if draw.textlength(text, font=font) <= width:
-        return text
-    while text and draw.textlength(text + "…", font=font) > width:
-        text = text[:-1]
-    return text + "…"
-
-
-MIN_PLOT_CELL = 128
-
-
-def labelled_grid(images: Sequence, cols: int, x_labels: Sequence[str], y_labels: Sequence[str]):
-    """A grid with column labels on top and row labels on the left, like A1111's X/Y plot."""
-    from PIL import Image, ImageDraw
-
-    # One cell size for all: the largest picture's. When width or height is an axis the pictures differ in size;
-    # each keeps its own shape and scale, centred in its cell (squeezing them to the first one's size lied).
-    smallest = min(min(im.size) for im in images)
-    factor = math.ceil(MIN_PLOT_CELL / smallest) if smallest < MIN_PLOT_CELL else 1  # small models: enlarge, crisp
-    w, h = max(im.width for im in images) * factor, max(im.height for im in images) * factor
-    cells = []
-    for im in images:
-        cell = Image.new("RGB", (w, h), (255, 255, 255))
-        big = im.convert("RGB").resize((im.width * factor, im.height * factor), Image.Resampling.NEAREST)
-        cell.paste(big, ((w - big.width) // 2, (h - big.height) // 2))
-        cells.append(cell)
-    body = image_grid(cells, cols, gap=2, background=(255, 255, 255))
-    font_size = max(10, min(32, h // 8))
-    top = int(font_size * 2)
-    probe = ImageDraw.Draw(body)
-    left = int(
-        min(
-            max((probe.textlength(str(t), font=_font(font_size)) for t in y_labels), default=0) + font_size,
-            max(w, 16 * font_size),
-        )
-    )
-    sheet = Image.new("RGB", (left + body.width, top + body.height), (255, 255, 255))
-    sheet.paste(body, (left, top))
-    draw = ImageDraw.Draw(sheet)
-    font = _font(font_size)
-    for i, label in enumerate(x_labels):
-        text = _fit_text(draw, str(label), font, w - 4)
-        x = left + i * (w + 2) + (w - draw.textlength(text, font=font)) / 2
-        draw.text((x, font_size // 2), text, fill=(0, 0, 0), font=font)
-    for j, label in enumerate(y_labels):
-        text = _fit_text(draw, str(label), font, left - 4)
-        draw.text((4, top + j * (h + 2) + (h - font_size) / 2), text, fill=(0, 0, 0), font=font)
-    return sheet
-
-
-RECIPE_AXES = ("seed", "prompt", "negative_prompt")  # axes that are Recipe fields, not params
-PARAM_AXES = (
-    "steps",
-    "guidance",
-    "scheduler",
-    "width",
-    "height",
-    "strength",
-    "variation_seed",
-    "variation_strength",
-    "clip_skip",
-)
-XY_AXES = RECIPE_AXES + PARAM_AXES  # what the X/Y plot can vary (the UI lists these)
-
-
-def _with_axis(recipe: Recipe, name: str, value) -> Recipe:
-    from dataclasses import replace
-
-    if name in RECIPE_AXES:
-        return replace(recipe, **{name: int(value) if name == "seed" else str(value)})
-    return recipe.with_params(**{name: value})
-
-
-def _axis_label(name: str, value) -> str:
-    return f"{name}: {value}"
-
-
-def xy_plot(
-    bundle: ImageBundle,
-    base_recipe: Recipe,
-    x_param: str,
-    x_values: Sequence,
-    y_param: str,
-    y_values: Sequence,
-    report: Report = None,
-    cancelled: IsCancelled = None,
-):
-    """One image per (x, y) pair, laid out as a labelled grid (x across, y down). Returns a PIL image."""
-    if not x_values or not y_values:
-        raise UserError("an X/Y plot needs at least one value on each axis")
-    for axis in (x_param, y_param):
-        if axis not in XY_AXES:
-            raise UserError(f"an X/Y plot cannot vary {axis!r}; choose from {', '.join(XY_AXES)}")
-    cells = len(x_values) * len(y_values)
-    base = base_recipe.with_params(batch_count=1)
-    if base.seed is None or int(base.seed) < 0:
-        from dataclasses import replace
-
-        base = replace(base, seed=random_seed())  # one seed for every cell, so only the axes differ
-    images = []
-    for j, y_value in enumerate(y_values):
-        for i, x_value in enumerate(x_values):
-            cell = j * len(x_values) + i
-
-            def cell_report(progress: Progress, cell=cell) -> None:
-                if report is not None:
-                    report(
-                        Progress(
-                            cell * progress.total + progress.step,
-                            cells * progress.total,
-                            progress.preview,
-                            f"cell {cell + 1} of {cells}",
-                        )
-                    )
-
-            recipe = _with_axis(_with_axis(base, x_param, x_value), y_param, y_value)
-            images.append(generate_artifacts(bundle, recipe, cell_report, cancelled)[0].payload)
-    return labelled_grid(
-        images, len(x_values), [_axis_label(x_param, v) for v in x_values], [_axis_label(y_param, v) for v in y_values]
-    )
 
 
 # --- worker tasks --------------------------------------------------------------------------
@@ -770,33 +368,7 @@ def generate_task(job: Job, ctx: TaskContext) -> Result:
     if job.recipe is None:
         raise UserError("image generation needs a recipe")
     bundle = load_for_recipe(job.recipe, ctx)
-    artifacts = generate_artifacts(bundle, job.recipe, ctx.report, ctx.cancelled)
+    artifacts = generate_artifacts(bundle, job.recipe, ctx.report, ctx.cancelled, ctx.output)
     return Result(artifacts=artifacts, info={"fallbacks": list(bundle.fallbacks)})
 
 
-def xy_plot_task(job: Job, ctx: TaskContext) -> Result:
-    """Worker entry for an X/Y plot: job.args = {x_param, x_values, y_param, y_values}."""
-    if job.recipe is None:
-        raise UserError("an X/Y plot needs a base recipe")
-    args = job.args
-    bundle = load_for_recipe(job.recipe, ctx)
-    grid = xy_plot(
-        bundle,
-        job.recipe,
-        args["x_param"],
-        list(args["x_values"]),
-        args["y_param"],
-        list(args["y_values"]),
-        ctx.report,
-        ctx.cancelled,
-    )
-    from dataclasses import replace
-
-    recipe = replace(
-        job.recipe.with_params(xy_plot={k: args[k] for k in ("x_param", "x_values", "y_param", "y_values")}),
-        model=job.recipe.model or bundle.source.ref,
-        model_hash=bundle.model_hash,
-        device=bundle.device,
-        dtype=bundle.dtype,
-    )
-    return Result(artifacts=[Artifact("image", recipe, grid, info={"fallbacks": list(bundle.fallbacks)})])

@@ -14,17 +14,14 @@ torch and diffusers are imported inside functions: the app starts without them.
 from __future__ import annotations
 
 import inspect
-import io
-import json
 import math
-import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from studio.core import catalog
 from studio.core.catalog import CorruptModelError, ModelSource, UnsafeModelError
+from studio.core.hub import hub_snapshot
 from studio.core.jobs import Progress, UserError
 
 GiB = 2**30
@@ -39,11 +36,6 @@ FAMILY_CONFIG_REPOS = {
     "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
     "sdxl_inpaint": "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
 }
-
-# Files worth fetching from a hub repo: configs, tokenizers and safetensors weights in the
-# component folders -- not the multi-GB root checkpoints many repos also carry, nor pickles.
-_HUB_PATTERNS = ["model_index.json", "*/*.json", "*/*.txt", "*/*.model", "*/*.safetensors"]
-
 
 # --- memory plan -----------------------------------------------------------------------------
 
@@ -245,11 +237,8 @@ class _HeaderKeys:
 
 
 def read_safetensors_header(path: Path) -> dict:
-    with open(path, "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(length))
-    header.pop("__metadata__", None)
-    return header
+    """The tensors a checkpoint declares, its header checked in full first (catalog.read_safetensors_header)."""
+    return catalog.read_safetensors_header(path)
 
 
 def detect_checkpoint_family(path: Path) -> str:
@@ -261,7 +250,7 @@ def detect_checkpoint_family(path: Path) -> str:
             f"{Path(path).name} is not a Stable Diffusion checkpoint (no UNet in the original layout). "
             "LoRAs, VAEs and embeddings are not models on their own."
         )
-    inpaint = keys.shape(conv_in)[1] == 9
+    inpaint = keys.shape(conv_in)[1:2] == [9]
     if "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias" in keys:
         return "sdxl_inpaint" if inpaint else "sdxl"
     if "conditioner.embedders.0.model.transformer.resblocks.9.mlp.c_proj.bias" in keys:
@@ -272,71 +261,15 @@ def detect_checkpoint_family(path: Path) -> str:
     return "sd1_inpaint" if inpaint else "sd1"
 
 
-def hub_offline() -> bool:
-    from huggingface_hub import constants
-
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return constants.HF_HUB_OFFLINE or value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def _download_progress_class(report):
-    """A tqdm class that turns huggingface_hub's byte counters into Progress reports."""
-    from tqdm import tqdm
-
-    class ReportingTqdm(tqdm):
-        def __init__(self, *args, **kwargs):
-            kwargs.pop("name", None)
-            kwargs["file"] = io.StringIO()  # nothing on the console; the UI shows it instead
-            super().__init__(*args, **kwargs)
-
-        def update(self, n=1):
-            done = super().update(n)
-            if report is not None and self.unit == "B" and self.total:
-                report(
-                    Progress(
-                        int(self.n), int(self.total), message=f"Downloading model: {_gb(self.n)} of {_gb(self.total)}"
-                    )
-                )
-            return done
-
-    return ReportingTqdm
-
-
-def hub_snapshot(repo_id: str, report=None, cache_dir: Path | None = None, patterns: list[str] | None = None) -> Path:
-    """A local folder for a hub repo: the user's cache first; a (resumable) download when online."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    patterns = patterns or _HUB_PATTERNS
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True, allow_patterns=patterns, cache_dir=cache_dir))
-    except LocalEntryNotFoundError:
-        pass
-    if hub_offline():
-        raise UserError(
-            f"{repo_id} is not in the Hugging Face cache and the hub is switched off (HF_HUB_OFFLINE). "
-            "Connect and unset HF_HUB_OFFLINE to download it, or choose a local model."
-        ) from None
-    try:
-        folder = snapshot_download(
-            repo_id, allow_patterns=patterns, cache_dir=cache_dir, tqdm_class=_download_progress_class(report)
-        )
-    except Exception as exc:  # network errors come in many classes; all mean the same to the user
-        raise UserError(
-            f"could not download {repo_id} from Hugging Face: {exc}. Partial files resume next time."
-        ) from exc
-    return Path(folder)
-
-
 def _folder_family(folder: Path) -> str:
-    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    index = catalog.read_json(folder / "model_index.json")
     unet_config = folder / "unet" / "config.json"
     if not unet_config.exists():
         raise UserError(
             f"{folder.name} is a {index.get('_class_name', 'diffusers')} model; Latent Studio runs UNet-based "
             "Stable Diffusion models (SD1.x, SD2.x, SDXL and the built-in models)."
         )
-    in_channels = json.loads(unet_config.read_text(encoding="utf-8")).get("in_channels", 4)
+    in_channels = catalog.read_json(unet_config).get("in_channels", 4)
     xl = "text_encoder_2" in index
     base = "sdxl" if xl else "sd"
     return f"{base}_inpaint" if in_channels == 9 else base
@@ -353,7 +286,7 @@ def _weights_variant(folder: Path) -> str | None:
 def _load_folder(folder: Path, torch_dtype):
     import diffusers
 
-    catalog.check_weights_folder(folder)
+    catalog.check_model_folder(folder, "diffusers")  # no custom code, known classes, sound safetensors
     family = _folder_family(folder)
     cls = {
         "sd": diffusers.StableDiffusionPipeline,
@@ -361,11 +294,16 @@ def _load_folder(folder: Path, torch_dtype):
         "sdxl": diffusers.StableDiffusionXLPipeline,
         "sdxl_inpaint": diffusers.StableDiffusionXLInpaintPipeline,
     }[family]
-    kwargs: dict[str, Any] = {"torch_dtype": torch_dtype, "use_safetensors": True, "local_files_only": True}
+    kwargs: dict[str, Any] = {
+        "torch_dtype": torch_dtype,
+        "use_safetensors": True,
+        "local_files_only": True,
+        "trust_remote_code": False,  # diffusers' default too; said here so no caller ever changes it
+    }
     variant = _weights_variant(folder)
     if variant:
         kwargs["variant"] = variant
-    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    index = catalog.read_json(folder / "model_index.json")
     if "safety_checker" in index:
         # An artist's tool, like A1111: no NSFW filter, and 1.2 GB less to load.
         kwargs.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
@@ -402,6 +340,7 @@ def _load_single_file(path: Path, torch_dtype, config, report, hub_cache):
     catalog.check_weights_file(path)
     family = detect_checkpoint_family(path)
     config_folder = _config_for_single_file(family, config, report, hub_cache)
+    catalog.check_model_folder(config_folder, "diffusers")  # its model_index.json names the component classes
     cls = {
         "sd1": diffusers.StableDiffusionPipeline,
         "sd2": diffusers.StableDiffusionPipeline,

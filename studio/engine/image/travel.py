@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
 from studio.engine.image import generate as image
+from studio.engine.image.preview import StepWatcher, decode_latents
 
 
 def _frame_report(ctx: TaskContext, frame: int, frames: int):
@@ -66,16 +67,16 @@ def prompt_travel_task(job: Job, ctx: TaskContext) -> Result:
     images = []
     for frame in range(frames):
         t = frame / (frames - 1) if frames > 1 else 0.0
-        kwargs = image._pipeline_kwargs(bundle, recipe, settings, recipe.seed, None)  # same noise every frame
+        kwargs = image.pipeline_kwargs(bundle, recipe, settings, recipe.seed, None)  # same noise every frame
         for name in ("prompt", "negative_prompt"):
             kwargs.pop(name, None)
         kwargs.update({k: torch.lerp(start[k], end[k], t) if start[k] is not None else None for k in start})
-        watcher = image._StepWatcher(bundle, _frame_report(ctx, frame, frames), ctx.cancelled, 0, 1)
+        watcher = StepWatcher(bundle, _frame_report(ctx, frame, frames), ctx.cancelled, 0, 1)
         kwargs.update(callback_on_step_end=watcher, callback_on_step_end_tensor_inputs=["latents"])
         latents = pipe(**kwargs).images
         if watcher.interrupted or ctx.cancelled():
             raise Cancelled()
-        images.append(image.decode_latents(bundle, pipe, latents)[0])
+        images.append(decode_latents(bundle, pipe, latents)[0])
     travelled = replace(recipe.with_params(travel="prompt", prompt_b=prompt_b, frames=frames), modality="animation",
                         model_hash=bundle.model_hash, device=bundle.device, dtype=bundle.dtype)
     return Result([Artifact("animation", travelled, images, info={"fps": job.args.get("fps", 8)})])

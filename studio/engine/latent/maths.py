@@ -4,9 +4,8 @@ The maths work on numpy arrays of any shape (a VAE latent is C×h×w); they are 
 vector is needed and reshaped back. torch and diffusers are imported inside the functions that
 touch a model.
 
-Why slerp: in high dimensions Gaussian samples sit on a thin shell of radius ~sqrt(D). A straight
-line between two of them cuts through the inside of the shell, where the decoder has seen nothing
-(Tom White, "Sampling Generative Networks", 2016); the great-circle path stays on the shell.
+Interpolation itself (lerp, slerp, n frames) lives in studio.core.interpolate, shared with the image and
+melody engines.
 """
 
 from __future__ import annotations
@@ -16,35 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from studio.core.interpolate import interpolate, lerp, slerp  # noqa: F401 - re-exported for the explorer
 from studio.core.jobs import UserError
 
-# --- interpolation ---------------------------------------------------------------------------
-
-
-def lerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    return (1.0 - t) * a + t * b
-
-
-def slerp(a: np.ndarray, b: np.ndarray, t: float, parallel_threshold: float = 0.9995) -> np.ndarray:
-    """Spherical interpolation; lengths are interpolated linearly so non-unit vectors work too."""
-    a_flat, b_flat = a.reshape(-1).astype(np.float64), b.reshape(-1).astype(np.float64)
-    norm_a, norm_b = np.linalg.norm(a_flat), np.linalg.norm(b_flat)
-    if norm_a == 0 or norm_b == 0:
-        return lerp(a, b, t)
-    cos_omega = float(np.clip(np.dot(a_flat / norm_a, b_flat / norm_b), -1.0, 1.0))
-    if abs(cos_omega) > parallel_threshold:  # nearly the same direction: slerp -> lerp, avoids 0/0
-        return lerp(a, b, t)
-    omega = np.arccos(cos_omega)
-    sin_omega = np.sin(omega)
-    direction = (np.sin((1 - t) * omega) / sin_omega) * (a_flat / norm_a) + (np.sin(t * omega) / sin_omega) * (b_flat / norm_b)
-    length = (1 - t) * norm_a + t * norm_b
-    return (direction * length).reshape(a.shape).astype(a.dtype)
-
-
-def interpolate(a: np.ndarray, b: np.ndarray, frames: int, mode: str = "slerp") -> list[np.ndarray]:
-    """`frames` points from a to b inclusive."""
-    step = slerp if mode == "slerp" else lerp
-    return [step(a, b, i / (frames - 1)) if frames > 1 else a for i in range(frames)]
+# --- interpolation (lerp, slerp and interpolate live in studio.core.interpolate) ---------------------------
 
 
 def ease_in_out(t: float) -> float:
@@ -180,79 +154,6 @@ def rank_by_error(errors: Sequence[float]) -> list[int]:
     return [int(i) for i in np.argsort(-np.asarray(errors, dtype=np.float64), kind="stable")]
 
 
-# --- the VAE: images <-> latents -------------------------------------------------------------
 
 
-@dataclass
-class VaeBundle:
-    vae: object  # diffusers AutoencoderKL
-    device: str
-    dtype: object  # torch dtype
-    image_size: int  # the size the VAE was trained at (its config's sample_size)
-    source: str
 
-
-def load_vae(source, device) -> VaeBundle:
-    """The VAE of a diffusers pipeline folder (its vae/ subfolder) or a bare AutoencoderKL folder."""
-    from diffusers import AutoencoderKL
-
-    from studio.core.catalog import check_weights_folder
-    from studio.core.jobs import UserError
-
-    if source.path is None:
-        raise UserError(f"{source.ref}: the latent explorer needs a local model folder")
-    folder = source.path / "vae" if (source.path / "vae").is_dir() else source.path
-    if not (folder / "config.json").exists():
-        raise UserError(f"{source.ref} has no VAE (no vae/config.json)")
-    check_weights_folder(folder)
-    # fp32 everywhere: a 64×64 VAE is tiny, and fp16 decodes can overflow (the black-image bug)
-    vae = AutoencoderKL.from_pretrained(folder, use_safetensors=True).to(device.device).eval()
-    import torch
-
-    return VaeBundle(vae, device.device, torch.float32, int(vae.config.sample_size or 64), source.ref)
-
-
-def _to_tensor(images: Sequence, size: int, device: str):
-    import torch
-
-    arrays = [np.asarray(image.convert("RGB").resize((size, size)), dtype=np.float32) / 127.5 - 1.0 for image in images]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).to(device)
-
-
-def encode_images(bundle: VaeBundle, images: Sequence, batch_size: int = 64, cancelled=None) -> np.ndarray:
-    """Posterior means (N, C, h, w): deterministic, so the same image always lands on the same point."""
-    import torch
-
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            if cancelled and cancelled():
-                from studio.core.jobs import Cancelled
-
-                raise Cancelled()
-            pixels = _to_tensor(images[start : start + batch_size], bundle.image_size, bundle.device)
-            out.append(bundle.vae.encode(pixels).latent_dist.mean.float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0,))
-
-
-def decode_latents(bundle: VaeBundle, latents: np.ndarray | Sequence[np.ndarray]) -> list:
-    import torch
-    from PIL import Image
-
-    batch = torch.from_numpy(np.stack([np.asarray(z, dtype=np.float32) for z in latents])).to(bundle.device)
-    with torch.inference_mode():
-        pixels = bundle.vae.decode(batch).sample
-    pixels = ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(p, "RGB") for p in pixels]
-
-
-def reconstruction_errors(bundle: VaeBundle, images: Sequence) -> list[float]:
-    """Mean squared pixel error of encode→decode per image: high means the VAE finds it unusual."""
-    latents = encode_images(bundle, images)
-    rebuilt = decode_latents(bundle, latents)
-    errors = []
-    for original, copy in zip(images, rebuilt, strict=True):
-        a = np.asarray(original.convert("RGB").resize(copy.size), dtype=np.float32) / 255
-        b = np.asarray(copy, dtype=np.float32) / 255
-        errors.append(float(((a - b) ** 2).mean()))
-    return errors

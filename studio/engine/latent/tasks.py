@@ -17,8 +17,9 @@ from studio.core.catalog import resolve
 from studio.core.jobs import Artifact, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import Recipe
 from studio.engine.latent import maths as latent
+from studio.engine.latent import vae
+from studio.engine.latent.settings import DEFAULT_MODEL
 
-DEFAULT_MODEL = "builtin:emoji-ldm"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 THUMB = 48  # map thumbnails: small enough for thousands on screen
 
@@ -34,10 +35,10 @@ class MapView:
     explained: list[float]  # variance fraction of the first components
 
 
-def _vae(job: Job, ctx: TaskContext) -> latent.VaeBundle:
+def _vae(job: Job, ctx: TaskContext) -> vae.VaeBundle:
     ref = job.args.get("model", DEFAULT_MODEL)
     source = resolve(ref)
-    return ctx.models.get("latent", (ref, ctx.device.device), lambda: latent.load_vae(source, ctx.device))
+    return ctx.models.get("latent", (ref, ctx.device.device), lambda: vae.load_vae(source, ctx.device))
 
 
 def _current_map(ctx: TaskContext) -> latent.LatentMap:
@@ -98,7 +99,7 @@ def map_task(job: Job, ctx: TaskContext) -> Result:
         paths = job.args["paths"] if source == "paths" else image_paths_in(job.args["folder"])
         images, labels = _open_images(paths), [Path(p).stem for p in paths]
     ctx.report(Progress(1, 2, message=f"encoding {len(images)} images"))
-    latents = latent.encode_images(bundle, images, cancelled=ctx.cancelled)
+    latents = vae.encode_images(bundle, images, cancelled=ctx.cancelled)
     latent_map = latent.fit_map(latents, labels)
     ctx.models.free("latent_map")
     ctx.models.get("latent_map", (bundle.source, source, len(images)), lambda: latent_map)
@@ -108,11 +109,11 @@ def map_task(job: Job, ctx: TaskContext) -> Result:
     return Result(value=MapView(latent_map.points, thumbs, labels, paths, explained))
 
 
-def latent_of(spec: dict[str, Any], ctx: TaskContext, bundle: latent.VaeBundle) -> np.ndarray:
+def latent_of(spec: dict[str, Any], ctx: TaskContext, bundle: vae.VaeBundle) -> np.ndarray:
     if "point" in spec:
         return _current_map(ctx).inverse(np.asarray(spec["point"], dtype=np.float64))
     if "path" in spec:
-        return latent.encode_images(bundle, _open_images([spec["path"]]))[0]
+        return vae.encode_images(bundle, _open_images([spec["path"]]))[0]
     if "latent" in spec:
         return np.asarray(spec["latent"], dtype=np.float32).reshape(spec["shape"])
     raise UserError(f"not a point: {spec}")
@@ -123,7 +124,7 @@ def decode_task(job: Job, ctx: TaskContext) -> Result:
     z = latent_of(job.args["at"], ctx, bundle)
     for name, amount in job.args.get("attributes", {}).items():
         z = z + amount * attribute_vector(ctx, name)
-    return Result(value=(latent.decode_latents(bundle, [z])[0], z))
+    return Result(value=(vae.decode_points(bundle, [z])[0], z))
 
 
 def attribute_vector(ctx: TaskContext, name: str) -> np.ndarray:
@@ -143,7 +144,7 @@ def _decode_frames(bundle, latents: list[np.ndarray], ctx: TaskContext, batch: i
     frames = []
     for start in range(0, len(latents), batch):
         ctx.check()
-        frames += latent.decode_latents(bundle, latents[start : start + batch])
+        frames += vae.decode_points(bundle, latents[start : start + batch])
         ctx.report(Progress(len(frames), len(latents), preview=frames[-1]))
     return frames
 
@@ -201,12 +202,12 @@ def breed_task(job: Job, ctx: TaskContext) -> Result:
     a, b = (latent_of(spec, ctx, bundle) for spec in job.args["parent_specs"])
     children = latent.breed(a, b, int(job.args.get("children", 4)), float(job.args.get("mutation", 0.3)),
                             int(job.args.get("seed", 0)), scale=float(np.sqrt(((a - b) ** 2).mean())) or 1.0)
-    images = latent.decode_latents(bundle, children)
+    images = vae.decode_points(bundle, children)
     artifacts, sibling_parents = [], None
     if not job.args.get("parents"):
         # Parents picked on the map are not in the history yet: save them first, so every child
         # can be traced back (the worker fills in their history ids, see save_with_lineage).
-        for name, spec, image in zip("AB", job.args["parent_specs"], latent.decode_latents(bundle, [a, b]), strict=True):
+        for name, spec, image in zip("AB", job.args["parent_specs"], vae.decode_points(bundle, [a, b]), strict=True):
             artifacts.append(Artifact("image", _recipe(job, ctx, "image", f"parent {name}", at=spec), image))
         sibling_parents = [0, 1]
     for index, image in enumerate(images):
@@ -223,7 +224,7 @@ def anomaly_task(job: Job, ctx: TaskContext) -> Result:
     errors = []
     for start in range(0, len(paths), 32):
         ctx.check()
-        errors += latent.reconstruction_errors(bundle, _open_images(paths[start : start + 32]))
+        errors += vae.reconstruction_errors(bundle, _open_images(paths[start : start + 32]))
         ctx.report(Progress(len(errors), len(paths)))
     order = latent.rank_by_error(errors)
     return Result(value=[(paths[i], errors[i]) for i in order])

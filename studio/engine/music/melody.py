@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from studio.core.interpolate import interpolate as interpolate_points
 from studio.core.jobs import Artifact, Progress, Result, UserError
 from studio.core.recipe import Recipe
-from studio.engine.latent import maths as latent
-from studio.engine.music.generate import MusicPiece, Note
+from studio.engine.music.piece import MusicPiece, Note
 
 STEPS_PER_BEAT = 4  # the 16th-note grid, as engine.music
 STEPS = 32  # two bars of 4/4: MusicVAE's 2-bar melody
@@ -295,7 +295,7 @@ def interpolate_latents(a: np.ndarray, b: np.ndarray, steps: int, method: str = 
     """`steps` latents from a to b; the ends are a and b exactly, so they decode to a's and b's melodies."""
     if method not in ("slerp", "lerp"):
         raise UserError(f"unknown interpolation {method!r}: use slerp or lerp")
-    points = latent.interpolate(a, b, steps, method)
+    points = interpolate_points(a, b, steps, method)
     if steps >= 2:
         points[0], points[-1] = a, b
     return points
@@ -340,7 +340,7 @@ def melody_spec_latent(model: MelodyModel, spec: dict) -> np.ndarray:
         notes = [n if isinstance(n, Note) else Note(int(n[0]), float(n[1]), float(n[2])) for n in spec["notes"]]
         return encode(model, notes)
     if "path" in spec:
-        from studio.engine.music.generate import read_midi
+        from studio.engine.music.midi import read_midi
 
         path = Path(spec["path"])
         if not path.exists():

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from studio.core.files import partial_path
 from studio.core.jobs import UserError
 from studio.core.recipe import Recipe, RecipeError
-from studio.engine.music.generate import METRES, NOTE_NAMES, MusicPiece, Note, estimate_key, key_name, parse_key
-from studio.library.export import PARTIAL_PREFIX
+from studio.engine.music.piece import METRES, NOTE_NAMES, MusicPiece, Note, estimate_key, key_name, parse_key
 
 TICKS_PER_BEAT = 480
 RECIPE_MARK = "studio_recipe"
@@ -49,9 +49,8 @@ def write_midi(piece: MusicPiece, path: Path, recipe_json: str | None = None) ->
         meta.append(mido.MetaMessage("text", text=text, time=0))
     for voice in range(piece.voices):
         midi.tracks.append(_voice_track(piece, voice))
-    tmp = path.with_name(PARTIAL_PREFIX + path.name)  # a crash leaves it for History.sweep_partials
-    midi.save(str(tmp))
-    tmp.replace(path)
+    with partial_path(path) as temp:  # renamed into place once whole
+        midi.save(str(temp))
     return path
 
 

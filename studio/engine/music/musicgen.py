@@ -15,7 +15,6 @@ controls a MusicGen model cannot use. torch and transformers are imported inside
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass, replace
@@ -25,64 +24,25 @@ from typing import Any
 from studio.core import catalog
 from studio.core.jobs import Artifact, Cancelled, Progress, Result, UserError
 from studio.core.recipe import Recipe
+from studio.engine.music.settings import (  # noqa: F401 - the cheap checks, re-exported beside the loader
+    MAX_SECONDS,
+    MusicSettings,
+    is_musicgen,
+    is_musicgen_config,
+    is_musicgen_ref,
+    read_model_config,
+)
 
-MODEL_TYPE = "musicgen"
-ARCHITECTURE = "MusicgenForConditionalGeneration"
-# Settings a MusicGen recipe records. Defaults follow the released models' generation_config.json
-# (guidance 3, top-k 250) except duration: 8 s is a first listen that a CPU finishes in reasonable time.
-DEFAULT_PARAMS: dict[str, Any] = {"guidance": 3.0, "temperature": 1.0, "top_k": 250, "top_p": 0.0, "duration": 8.0}
+# Settings a MusicGen recipe records, and what a recipe leaves out: guidance, temperature and duration as the panel
+# (settings.py); top-k 250 and top-p off as the released models' generation_config.json (the panel's are the note
+# models': a MusicGen recipe from the panel always names both).
+_PANEL = MusicSettings()
+DEFAULT_PARAMS: dict[str, Any] = {"guidance": _PANEL.guidance, "temperature": _PANEL.temperature, "top_k": 250,
+                                  "top_p": 0.0, "duration": _PANEL.duration}
 # The panel's values that only MusicGen reads (the symbolic models ignore them).
 OWN_PARAMS = ("guidance", "duration")
-MAX_SECONDS = 30.0  # MusicGen was trained on 30 s clips; longer runs drift and overrun its positions
 # Files worth fetching from a MusicGen hub repo: configs, tokenizer and safetensors weights, not the pickles.
 HUB_PATTERNS = ["*.json", "*.model", "*.txt", "*.safetensors"]
-
-
-# --- what kind of model is it (cheap: no torch) ------------------------------------------------------
-
-
-def is_musicgen_config(config: dict) -> bool:
-    # Melody models are recognised too, so that loading them says plainly why they do not run here.
-    return config.get("model_type") in (MODEL_TYPE, "musicgen_melody") or ARCHITECTURE in (config.get("architectures") or [])
-
-
-def _read_config(path: Path | str | None) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8")) if path else {}
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _cached_hub_config(repo_id: str) -> dict:
-    """config.json of a hub repo if the user's hub cache holds it (never touches the network)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(repo_id, "config.json")
-    except Exception:  # noqa: BLE001 - a broken cache or odd id just means "not known to be MusicGen"
-        return {}
-    return _read_config(found) if isinstance(found, str) else {}
-
-
-def is_musicgen(source: catalog.ModelSource) -> bool:
-    if source.kind == "hub":
-        config = _cached_hub_config(source.ref)
-        return is_musicgen_config(config) if config else "musicgen" in source.ref.lower()
-    if source.kind in ("builtin", "transformers") and source.path is not None:
-        return is_musicgen_config(_read_config(Path(source.path) / "config.json"))
-    return False
-
-
-def is_musicgen_ref(ref: str) -> bool:
-    """True when `ref` (what the model picker holds) names a MusicGen model. Never raises; never imports torch."""
-    ref = (ref or "").strip()
-    if not ref:
-        return False
-    try:
-        return is_musicgen(catalog.resolve(ref))  # reads at most a file header: no network, no torch
-    except UserError:
-        return False
 
 
 # --- loading -----------------------------------------------------------------------------------------
@@ -122,7 +82,7 @@ class MusicGenModel:
 
 def _local_folder(source: catalog.ModelSource, report) -> Path:
     if source.kind == "hub":
-        from studio.engine.image.pipelines import hub_snapshot  # the user's cache first; a download when online
+        from studio.core.hub import hub_snapshot  # the user's cache first; a download when online
 
         return hub_snapshot(source.ref, report, patterns=HUB_PATTERNS)
     if source.kind in ("builtin", "transformers") and source.path is not None:
@@ -134,10 +94,10 @@ def load_musicgen(source: catalog.ModelSource, device: str = "cpu", dtype: str =
                   report=None) -> MusicGenModel:
     """Load from a local folder or the hub cache: safetensors only, never a pickle, never the network for files."""
     folder = _local_folder(source, report)
-    catalog.check_weights_folder(folder)  # refuses a folder of pytorch_model.bin pickles
+    catalog.check_model_folder(folder, "transformers")  # no code; refuses a folder of pytorch_model.bin pickles
     if not list(folder.glob("*.safetensors")):
         raise UserError(f"{source.name}: no .safetensors weights in {folder}")
-    config = _read_config(folder / "config.json")
+    config = read_model_config(folder / "config.json")
     if config.get("model_type") == "musicgen_melody":
         raise UserError(f"{source.name} is MusicGen Melody (audio-conditioned); Latent Studio runs text-only MusicGen")
 
@@ -145,12 +105,13 @@ def load_musicgen(source: catalog.ModelSource, device: str = "cpu", dtype: str =
     from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise UserError(f"{source.name}: cannot read the text tokenizer saved with the model ({exc})") from exc
     try:
         net = MusicgenForConditionalGeneration.from_pretrained(
-            str(folder), local_files_only=True, use_safetensors=True, dtype=getattr(torch, dtype)
+            str(folder), local_files_only=True, use_safetensors=True, dtype=getattr(torch, dtype),
+            trust_remote_code=False,
         )
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load the MusicGen model {source.name}: {exc}") from exc

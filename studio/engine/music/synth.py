@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from studio.core.files import partial_path
 from studio.core.jobs import UserError
 from studio.core.recipe import Recipe, RecipeError
-from studio.library.export import PARTIAL_PREFIX
 
 SAMPLE_RATE = 44100
 TIMBRES = ("piano", "organ", "pluck")
@@ -33,10 +33,6 @@ TABLE_SIZE = 4096
 RELEASE = {"piano": 0.12, "organ": 0.06, "pluck": 0.08}
 _WAV_COMMENT_LIMIT = 2000  # libsndfile keeps at most ~2 KB in a WAV LIST/INFO ICMT string
 _RECIPE_CHUNK = b"LSrc"  # our own RIFF chunk for recipes too long for ICMT
-
-
-class PlaybackUnavailable(UserError):
-    """No way to play sound here; the message says why and that exporting still works."""
 
 
 # --- notes -> samples ------------------------------------------------------------------------------
@@ -200,15 +196,14 @@ def write_audio(samples: np.ndarray, sample_rate: int, path: Path, recipe_json: 
         samples = samples[:, None]
     text = _compact(recipe_json) if recipe_json else None
     long_wav = kind == "wav" and text is not None and len(text.encode("utf-8")) > _WAV_COMMENT_LIMIT
-    tmp = path.with_name(PARTIAL_PREFIX + path.name)  # a crash leaves it for History.sweep_partials
-    with sf.SoundFile(str(tmp), "w", sample_rate, samples.shape[1], subtype="PCM_16", format=kind.upper()) as handle:
-        if text is not None and not long_wav:
-            handle.comment = text
-        handle.software = "Latent Studio"
-        handle.write(samples)
-    if long_wav:
-        _append_riff_chunk(tmp, _RECIPE_CHUNK, text.encode("utf-8"))
-    tmp.replace(path)
+    with partial_path(path) as temp:  # renamed into place once whole
+        with sf.SoundFile(str(temp), "w", sample_rate, samples.shape[1], subtype="PCM_16", format=kind.upper()) as handle:
+            if text is not None and not long_wav:
+                handle.comment = text
+            handle.software = "Latent Studio"
+            handle.write(samples)
+        if long_wav:
+            _append_riff_chunk(temp, _RECIPE_CHUNK, text.encode("utf-8"))
     return path
 
 
@@ -262,44 +257,3 @@ def read_recipe_from_audio(path: Path) -> Recipe | None:
         return Recipe.from_json(text)
     except RecipeError:
         return None
-
-
-# --- playback --------------------------------------------------------------------------------------
-
-
-def _sounddevice():
-    try:
-        import sounddevice as sd
-    except ImportError as exc:
-        raise PlaybackUnavailable(
-            "Playback is unavailable: the sounddevice package is not installed. You can still export WAV, FLAC and MIDI."
-        ) from exc
-    except OSError as exc:  # the Python package is there, the PortAudio library is not
-        raise PlaybackUnavailable(
-            "Playback is unavailable: the PortAudio library is not installed (on Debian/Ubuntu: "
-            "sudo apt install libportaudio2). You can still export WAV, FLAC and MIDI."
-        ) from exc
-    return sd
-
-
-def play(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, start_seconds: float = 0.0) -> None:
-    """Start playing (returns at once; sounddevice plays in its own thread). Raises PlaybackUnavailable."""
-    sd = _sounddevice()
-    try:
-        if not any(d.get("max_output_channels", 0) > 0 for d in sd.query_devices()):
-            raise PlaybackUnavailable("Playback is unavailable: no audio output device was found. "
-                                      "You can still export WAV, FLAC and MIDI.")
-        offset = max(0, int(start_seconds * sample_rate))
-        sd.play(np.asarray(samples, dtype=np.float32)[offset:], sample_rate)
-    except sd.PortAudioError as exc:
-        raise PlaybackUnavailable(f"Playback is unavailable: the audio device refused ({exc}). "
-                                  "You can still export WAV, FLAC and MIDI.") from exc
-
-
-def stop() -> None:
-    """Stop playback, if any. Never raises for a missing device."""
-    try:
-        sd = _sounddevice()
-        sd.stop()
-    except Exception:  # noqa: BLE001 - stopping when nothing plays (or nothing can) must never fail
-        pass

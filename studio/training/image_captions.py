@@ -1,0 +1,132 @@
+"""The image model's captions and its CLIP tokenizer, whose BPE vocabulary is learnt from those captions.
+
+Each emoji is described several ways (name, alias, Unicode subgroup and group); training draws one per step.
+The tokenizer is a standard `CLIPTokenizer` folder, so the exported pipeline loads with plain diffusers.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
+MAX_TOKENS = 77  # StableDiffusionPipeline pads prompts to tokenizer.model_max_length
+
+
+def caption_choices(name: str, aliases: tuple[str, ...], group: str, subgroup: str) -> list[tuple[str, float]]:
+    """Every way we describe one emoji, with how often each is drawn."""
+    sub = subgroup.replace("-", " ")  # "face-smiling" -> "face smiling"
+    grp = group.replace("&", "and").lower()  # "Food & Drink" -> "food and drink"
+    choices = [(name, 0.4), (f"{name}, {sub}", 0.2), (sub, 0.15), (f"{sub}, {grp}", 0.1)]
+    for alias in aliases:
+        choices.append((alias, 0.15 / len(aliases)))
+    return choices
+
+
+def pick_caption(rng: np.random.Generator, choices: list[tuple[str, float]], drop: float) -> str:
+    """One caption, or "" with probability `drop` (the unconditional prompt classifier-free guidance uses)."""
+    if rng.random() < drop:
+        return ""
+    weights = np.array([w for _, w in choices])
+    return choices[int(rng.choice(len(choices), p=weights / weights.sum()))][0]
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """CLIP's (and GPT-2's) byte -> printable character table."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return {b: chr(c) for b, c in zip(printable, chars, strict=False)}
+
+
+# The pre-tokenizer CLIP uses (letters, single digits, runs of punctuation), on lower-cased text.
+_CLIP_WORDS = re.compile(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|[^\s\w]+|_+", re.IGNORECASE)
+
+
+def caption_words(captions) -> collections.Counter:
+    byte_chars = _bytes_to_unicode()
+    counts: collections.Counter = collections.Counter()
+    for caption in captions:
+        for word in _CLIP_WORDS.findall(caption.lower()):
+            counts["".join(byte_chars[b] for b in word.encode("utf-8"))] += 1
+    return counts
+
+
+def learn_bpe_merges(word_counts: collections.Counter, max_merges: int) -> list[tuple[str, str]]:
+    """Plain BPE training (most frequent pair first, ties by text), with CLIP's '</w>' end-of-word marker."""
+    words = {tuple(w[:-1]) + (w[-1] + "</w>",): c for w, c in word_counts.items()}
+    merges = []
+    for _ in range(max_merges):
+        pairs: collections.Counter = collections.Counter()
+        for symbols, count in words.items():
+            for pair in zip(symbols, symbols[1:], strict=False):
+                pairs[pair] += count
+        if not pairs:
+            break
+        best = min(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        if pairs[best] < 2:
+            break
+        merges.append(best)
+        merged = {}
+        for symbols, count in words.items():
+            out, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
+                    out.append(symbols[i] + symbols[i + 1])
+                    i += 2
+                else:
+                    out.append(symbols[i])
+                    i += 1
+            merged[tuple(out)] = merged.get(tuple(out), 0) + count
+        words = merged
+    return merges
+
+
+def write_clip_tokenizer(captions, folder: Path, max_merges: int):
+    """Learn a BPE vocabulary from the captions and save it as a standard CLIPTokenizer folder."""
+    from transformers import CLIPTokenizer
+
+    merges = learn_bpe_merges(caption_words(captions), max_merges)
+    base = list(_bytes_to_unicode().values())
+    tokens = base + [c + "</w>" for c in base] + ["".join(m) for m in merges] + list(SPECIAL_TOKENS)
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    merges_text = "#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n"
+    (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=MAX_TOKENS)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def load_tokenizer(folder: Path):
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer.from_pretrained(folder, model_max_length=MAX_TOKENS)
+
+
+def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
+    """Exactly what StableDiffusionPipeline.encode_prompt does, so training and sampling see the same ids."""
+    return tokenizer(
+        captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids
+
+
+def write_vocab_and_merges(folder: Path) -> None:
+    """vocab.json + merges.txt beside tokenizer.json, so older transformers (slow CLIPTokenizer) load it too."""
+    model = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]
+    (folder / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+

@@ -1,0 +1,176 @@
+"""The image model's sample sheets and its export: fp16 diffusers folder, MODEL_CARD.md, loss curves, samples."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from studio.data import emoji as data_emoji
+from studio.training import run as run_files
+from studio.training.image_captions import write_vocab_and_merges
+from studio.training.image_model import Sizes, count_params
+from studio.training.image_run import Run
+
+SAMPLE_PROMPTS = (
+    "red heart",
+    "grinning face",
+    "france",
+    "dog face",
+    "red apple",
+    "sunflower",
+    "automobile",
+    "one o'clock",
+    "thumbs up",
+    "cat face",
+    "pizza",
+    "rocket",
+    "blue heart",
+    "face with tears of joy",
+    "japan",
+    "ghost",
+)
+
+
+@torch.no_grad()
+def sample_sheet(pipe, prompts=SAMPLE_PROMPTS, seed: int = 0, steps: int = 20, guidance: float = 4.0, columns: int = 4):
+    """One image per prompt (and one more row with other seeds), captioned, as a PIL image."""
+    from PIL import Image, ImageDraw
+
+    pipe.set_progress_bar_config(disable=True)
+    images = []
+    for i, prompt in enumerate(prompts):
+        generator = torch.Generator().manual_seed(seed + i)
+        out = pipe(prompt, num_inference_steps=steps, guidance_scale=guidance, generator=generator, output_type="pil")
+        images.append(out.images[0])
+    cell, label_h = 96, 14
+    rows = math.ceil(len(images) / columns)
+    sheet = Image.new("RGB", (columns * cell, rows * (cell + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (image, prompt) in enumerate(zip(images, prompts, strict=False)):
+        x, y = (i % columns) * cell, (i // columns) * (cell + label_h)
+        sheet.paste(image.resize((cell, cell), Image.Resampling.NEAREST), (x, y))
+        draw.text((x + 2, y + cell), prompt[:16], fill="black")
+    return sheet
+
+
+def save_samples(run: Run, path: Path | None = None) -> Path:
+    path = path or run.dir / f"samples_ldm{run.state['ldm_step']:06d}.png"
+    start = time.time()
+    sample_sheet(run.pipeline(ema=True)).save(path)
+    run.log(f"sample sheet {path} ({time.time() - start:.1f} s)")
+    return path
+
+
+def plot_loss_curves(history: list[dict], path: Path) -> None:
+    vae = [h for h in history if h["stage"] == "vae"]
+    ldm = [h for h in history if h["stage"] == "ldm"]
+    decoder = [h for h in history if h["stage"] == "decoder"]
+    with run_files.figure(path, figsize=(9, 3.2), dpi=80, columns=2) as axes:
+        if vae:
+            axes[0].plot([h["step"] for h in vae], [h["held_out_psnr"] for h in vae], label="VAE")
+        if decoder:
+            offset = vae[-1]["step"] if vae else 0
+            axes[0].plot([offset + h["step"] for h in decoder], [h["held_out_psnr"] for h in decoder], label="decoder only")
+            axes[0].legend()
+        axes[0].set(title="VAE: held-out PSNR", xlabel="step", ylabel="dB")
+        if ldm:
+            axes[1].plot([h["step"] for h in ldm], [h["loss"] for h in ldm])
+        axes[1].set(title="UNet: min-SNR v-loss (avg of 50 steps)", xlabel="step", yscale="log")
+
+
+def export(run_dir: Path, model_dir: Path) -> Path:
+    """fp16 safetensors of the EMA weights as a StableDiffusionPipeline folder, with card, curves and samples."""
+    run = Run(run_dir, Sizes(), data_emoji.load_dataset())
+    if not run.load() or run.state["scaling_factor"] is None:
+        raise SystemExit("nothing to export yet: the LDM stage has not started")
+    pipe = run.pipeline(ema=True)
+    tmp = model_dir.with_name(model_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
+    pipe.to(torch.float32)
+    write_vocab_and_merges(tmp / "tokenizer")
+    (tmp / "training_state.json").write_text(json.dumps(run.state), encoding="utf-8")
+    plot_loss_curves(run.state["history"], tmp / "loss_curve.png")
+    sample_sheet(pipe).save(tmp / "samples.png")
+    eval_json = run_dir / "eval.json"
+    evaluation = json.loads(eval_json.read_text(encoding="utf-8")) if eval_json.exists() else None
+    (tmp / "MODEL_CARD.md").write_text(model_card(run, pipe, evaluation, run_files.folder_size(tmp)), encoding="utf-8")
+    run_files.replace_folder(tmp, model_dir)
+    print(f"exported {model_dir} ({run_files.folder_size(model_dir) / 1e6:.1f} MB)")
+    return model_dir
+
+
+def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
+    s = run.state
+    hours = (s["seconds"]["vae"] + s["seconds"]["ldm"]) / 3600
+    last_vae = next((h for h in reversed(s["history"]) if h["stage"] == "vae"), {})
+    last_ldm = next((h for h in reversed(s["history"]) if h["stage"] == "ldm"), {})
+    n_train, n_held = int((~run.data.held_out).sum()), int(run.data.held_out.sum())
+    lines = [
+        "# emoji-ldm: the built-in image model",
+        "",
+        "A small latent diffusion model trained from scratch on CPU on Noto Color Emoji, in the standard diffusers",
+        "`StableDiffusionPipeline` layout (loads offline with `StableDiffusionPipeline.from_pretrained(folder)`).",
+        "Makes 64x64 emoji-like pictures from short English prompts (emoji names, e.g. `red heart`, `dog face`,",
+        "`france`, or Unicode subgroups, e.g. `animal mammal`, `face smiling`, `country flag`).",
+        "",
+        "## Data and licences",
+        f"- {data_emoji.LICENCES['images']}: {len(run.data)} glyphs rendered with Pillow at 109 pt, centred on",
+        f"  white, resized to 64x64. {n_train} for training, {n_held} held out (10 %, by a hash of the name without",
+        "  skin tone). Glyphs drawn as two pictures or blank are skipped.",
+        f"- Captions: {data_emoji.LICENCES['names']}; groups: {data_emoji.LICENCES['groups']}.",
+        "  Each step draws one of: name, alias, `name, subgroup`, `subgroup`, `subgroup, group`; 10 % empty (for CFG).",
+        "- Weights: licence as listed in assets/catalog.json; they are learnt from the OFL 1.1 glyphs above.",
+        "",
+        "## Architecture",
+        f"- VAE `AutoencoderKL` {run.sizes.vae_channels}: 64x64x3 -> 16x16x4, {count_params(pipe.vae) / 1e6:.2f} M "
+        f"params; scaling factor {s['scaling_factor']:.4f}.",
+        f"- Text encoder: `CLIPTextModel` {run.sizes.text_layers} layers x {run.sizes.text_hidden}, "
+        f"{count_params(pipe.text_encoder) / 1e6:.2f} M params; `CLIPTokenizer` with a BPE vocabulary of "
+        f"{len(pipe.tokenizer)} learnt from the captions.",
+        f"- UNet: `UNet2DConditionModel` {run.sizes.unet_channels}, {count_params(pipe.unet) / 1e6:.2f} M params, "
+        "cross-attention below the top level; v-prediction, min-SNR-5 weighting, EMA 0.999 weights.",
+        "- Scheduler: DPM-Solver++ 2M, trailing timesteps; 20 steps, guidance 3-5 recommended.",
+        f"- Folder size {size_bytes / 1e6:.1f} MB (fp16 safetensors).",
+        "",
+        '## Choices: measured, and taken without an ablation',
+        '- Measured: training length matters most here. Prompt adherence (evaluation below) was 47.5 % at LDM step',
+        '  2,321 (the first committed weights) and 80.5 % at step 10,996, with nothing else changed.',
+        '- Measured: 16x16x4 latents for 64x64 pictures keep 24.4 dB PSNR on held-out emoji and decode in ~8 ms on CPU.',
+        '- Not ablated (one long CPU run was the budget, not several): v-prediction, min-SNR-5 weighting, EMA 0.999 and',
+        '  DPM-Solver++ 2M with trailing timesteps were taken from the literature for good samples in ~20 steps.',
+        '- Left out on purpose: horizontal flips (flags and text would mirror) and colour jitter (colour is in the',
+        '  captions: `red heart` vs `blue heart`).',
+        '',
+        "## Training",
+        f"- VAE: {s['vae_step']} steps (batch 32, L1 + MSE + 1e-4 KL), {s['seconds']['vae'] / 60:.0f} min; "
+        f"PSNR {last_vae.get('held_out_psnr', float('nan')):.2f} dB on 128 held-out images (pooled MSE)"
+        + (f"; then decoder only for {s['decoder_step']} steps." if s.get("decoder_step") else "."),
+        f"- UNet + text encoder: {s['ldm_step']} steps (batch 32, AdamW 4e-4, 10 % empty captions), {s['seconds']['ldm'] / 3600:.2f} h; "
+        f"last loss {last_ldm.get('loss', float('nan')):.4f}.",
+        f"- Total CPU wall time {hours:.2f} h on one core of a 2-core machine (torch 1 thread).",
+        "- Rebuild: `python -m studio.training.image train` then `python -m studio.training.image export`.",
+        "",
+        "![loss curves](loss_curve.png)",
+        "",
+        "## Samples (fixed prompts and seeds, 20 steps, guidance 4)",
+        "",
+        "![samples](samples.png)",
+        "",
+        "## Evaluation",
+    ]
+    if evaluation:
+        lines += [f"- {k}: {v}" for k, v in evaluation.items() if not isinstance(v, (dict, list))]
+        if "per_class" in evaluation:
+            lines += ["", "| class | ceiling (held-out real) | prompt adherence |", "| --- | --- | --- |"]
+            for name, row in evaluation["per_class"].items():
+                lines.append(f"| {name} | {row.get('real', '')} | {row.get('generated', '')} |")
+    else:
+        lines.append("Not run yet: `python -m studio.training.eval_image`.")
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,162 @@
+"""The image model's training stages, each resumable and bounded by a deadline.
+
+  vae      the autoencoder, until VAE_STEPS or VAE_MAX_MINUTES
+  ldm      the UNet and the text encoder on the VAE's latents (sampled afresh from each posterior), EMA weights
+  decoder  an optional later fine-tune of the VAE decoder alone, which leaves the latents where they are
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from studio.training import run as run_files
+from studio.training.image_captions import pick_caption, tokenize
+from studio.training.image_model import ema_update, images_to_tensor, ldm_loss, noise_scheduler, psnr, vae_loss
+from studio.training.image_run import Run
+
+CHECKPOINT_EVERY_S = 180
+SAMPLES_EVERY_S = 20 * 60
+VAE_STEPS = 1500
+VAE_MAX_MINUTES = 45
+
+
+def train_vae(
+    run: Run, deadline: float, batch: int = 32, lr: float = 1e-3, seed: int = 0, steps: int = VAE_STEPS
+) -> None:
+    run.state["stage"] = "vae"
+    run.make_optimizer("vae", lr)
+    run.restore_optimizer("vae")
+    rng = np.random.default_rng(seed + run.state["vae_step"])
+    held = run.data.split(held_out=True)
+    held_images = images_to_tensor(held.images[:128])
+    stage_deadline = min(deadline, time.time() + VAE_MAX_MINUTES * 60 - run.state["seconds"]["vae"])
+    last_save = last_time = time.time()
+    run.vae.train()
+    while run.state["vae_step"] < steps and time.time() < stage_deadline:
+        step = run.state["vae_step"]
+        # Cosine decay to 10 % over the planned steps or the stage's time, whichever ends first
+        # (on a shared CPU the time limit usually comes first).
+        progress = min(1.0, max(step / steps, run.state["seconds"]["vae"] / (VAE_MAX_MINUTES * 60)))
+        run_files.set_learning_rate(run.optimizer, run_files.cosine(progress, lr, lr / 10))
+        images = images_to_tensor(run.train.images[rng.integers(0, len(run.train), batch)])
+        loss, parts = vae_loss(run.vae, images)
+        run_files.optimise(run.optimizer, loss)
+        run.state["vae_step"] = step + 1
+        now = time.time()
+        run.state["seconds"]["vae"] += now - last_time
+        last_time = now
+        if step % 50 == 0:
+            run.vae.eval()
+            with torch.no_grad():
+                held_psnr = psnr(run.vae(held_images).sample, held_images)
+            run.vae.train()
+            run.record("vae", step, loss=loss.item(), held_out_psnr=held_psnr, **parts)
+            run.log(
+                f"vae step {step} loss {loss.item():.4f} l1 {parts['l1']:.4f} kl {parts['kl']:.2f} "
+                f"held-out PSNR {held_psnr:.2f} dB ({run.state['seconds']['vae'] / max(step, 1):.2f} s/step)"
+            )
+        if now - last_save > CHECKPOINT_EVERY_S:
+            run.save()
+            last_save = now
+    run.vae.eval()
+    run.save()
+
+
+def train_decoder(run: Run, deadline: float, batch: int = 32, lr: float = 3e-4, seed: int = 1) -> None:
+    """Fine-tune only the VAE decoder: sharper pictures without moving the latents the UNet was trained on."""
+    run.vae.train()
+    run.vae.encoder.requires_grad_(False)
+    run.vae.quant_conv.requires_grad_(False)
+    params = list(run.vae.decoder.parameters()) + list(run.vae.post_quant_conv.parameters())
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    step0 = run.state.setdefault("decoder_step", 0)
+    rng = np.random.default_rng(seed + step0)
+    held = images_to_tensor(run.data.split(held_out=True).images[:128])
+    last_save = time.time()
+    while time.time() < deadline:
+        step = run.state["decoder_step"]
+        images = images_to_tensor(run.train.images[rng.integers(0, len(run.train), batch)])
+        with torch.no_grad():
+            latents = run.vae.encode(images).latent_dist.sample()
+        recon = run.vae.decode(latents).sample
+        loss = (recon - images).abs().mean() + F.mse_loss(recon, images)
+        run_files.optimise(optimizer, loss, clip=None)
+        run.state["decoder_step"] = step + 1
+        if step % 50 == 0:
+            with torch.no_grad():
+                held_psnr = psnr(run.vae.decode(run.vae.encode(held).latent_dist.mean).sample, held)
+            run.record("decoder", step, loss=loss.item(), held_out_psnr=held_psnr)
+            run.log(f"decoder step {step} loss {loss.item():.4f} held-out PSNR {held_psnr:.2f} dB")
+        if time.time() - last_save > CHECKPOINT_EVERY_S:
+            run.save()
+            last_save = time.time()
+    run.vae.eval().requires_grad_(False)
+    run.save()
+
+
+def train_ldm(
+    run: Run,
+    deadline: float,
+    batch: int = 32,
+    lr: float = 4e-4,
+    ema_decay: float = 0.999,
+    caption_drop: float = 0.1,
+    seed: int = 0,
+    on_checkpoint=None,
+) -> None:
+    run.vae.eval().requires_grad_(False)
+    if run.state["stage"] != "ldm":
+        run.state["stage"] = "ldm"
+    mean, std = run.encode_latents(run.train)
+    if run.state["scaling_factor"] is None:
+        run.state["scaling_factor"] = float(1.0 / mean.std())
+        run.log(f"latent scaling factor {run.state['scaling_factor']:.4f}")
+    scale = run.state["scaling_factor"]
+    scheduler = noise_scheduler()
+    captions = run.caption_table()
+    run.make_optimizer("ldm", lr)
+    run.restore_optimizer("ldm")
+    step0 = run.state["ldm_step"]
+    rng = np.random.default_rng(seed + step0)
+    generator = torch.Generator().manual_seed(seed + step0)
+    last_save = last_samples = last_time = time.time()
+    run.unet.train()
+    run.text_encoder.train()
+    recent = collections.deque(maxlen=50)
+    while time.time() < deadline:
+        step = run.state["ldm_step"]
+        run_files.set_learning_rate(run.optimizer, run_files.warmup(step, lr, 300))  # short warm-up, then constant
+        idx = rng.integers(0, len(run.train), batch)
+        latents = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator)) * scale
+        ids = tokenize(run.tokenizer, [pick_caption(rng, captions[i], caption_drop) for i in idx])
+        loss = ldm_loss(run.unet, run.text_encoder, scheduler, latents, ids, generator)
+        run_files.optimise(run.optimizer, loss)
+        # EMA warms up (decay grows with steps) so early exports are not dominated by the random init.
+        decay = min(ema_decay, (1 + step) / (10 + step))
+        ema_update(run.unet_ema, run.unet, decay)
+        ema_update(run.text_ema, run.text_encoder, decay)
+        run.state["ldm_step"] = step + 1
+        recent.append(loss.item())
+        now = time.time()
+        run.state["seconds"]["ldm"] += now - last_time
+        last_time = now
+        if step % 50 == 0:
+            avg = float(np.mean(recent))
+            run.record("ldm", step, loss=avg)
+            run.log(
+                f"ldm step {step} loss {avg:.4f} ({run.state['seconds']['ldm'] / max(step - step0 + 1, 1):.2f} "
+                f"s/step this session, {run.state['seconds']['ldm'] / 3600:.2f} h in all)"
+            )
+        if now - last_save > CHECKPOINT_EVERY_S:
+            run.save()
+            last_save = now
+            if on_checkpoint and now - last_samples > SAMPLES_EVERY_S:
+                on_checkpoint(run)
+                last_samples = time.time()
+                last_time = time.time()  # sampling time is not training time
+    run.save()
