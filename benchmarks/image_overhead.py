@@ -1,8 +1,9 @@
-"""Image generation through the app (worker thread, messages, previews, history) vs a bare diffusers call.
+"""Image generation through the app (the engine process, messages, previews, history) vs a bare diffusers call.
 
 Same model, steps, size, scheduler, seed and device, in one run, alternating to share the machine's mood.
 Figures: throughput ratio bare/app (goal >= 0.97), preview cost (goal <= 5 %), Cancel -> `cancelled` latency.
 Run: python benchmarks/image_overhead.py [--model builtin:emoji-ldm] [--steps 20] [--size 64] [--runs 5]
+     [--engine process|thread]   (process: as the app runs it; thread: the in-process engine, to compare)
 The default model is the built-in one when present, else a tiny random SD pipeline built in a temp folder.
 """
 
@@ -40,12 +41,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--engine", choices=("process", "thread"), default="process")
     args = parser.parse_args()
 
     import torch
     from PySide6.QtCore import QCoreApplication, QEventLoop
 
-    from studio.backends.thread import ThreadEngine as Worker
+    from studio.backends.engine_process import EngineConfig
+    from studio.backends.local import LocalEngine
+    from studio.backends.thread import ThreadEngine
     from studio.core.catalog import resolve
     from studio.core.devices import pick_device
     from studio.core.jobs import Job, JobEvent
@@ -61,7 +65,10 @@ def main() -> None:
                     params={"steps": args.steps, "width": args.size, "height": args.size, "scheduler": "euler",
                             "guidance": 5.0})
     history = History(Path(tempfile.mkdtemp()) / "h.sqlite3", Path(tempfile.mkdtemp()))
-    worker = Worker(history=history, device_override="auto")
+    if args.engine == "process":
+        worker = LocalEngine(EngineConfig(history_db=str(history.db_path), outputs_dir=str(history.outputs_dir)))
+    else:
+        worker = ThreadEngine(history=history, device_override="auto")
     worker.start()
     done: dict = {}
 
@@ -82,7 +89,7 @@ def main() -> None:
             raise SystemExit(done[job.id].error)
         return time.perf_counter() - started
 
-    # the worker's own model cache holds the bundle; the bare path loads its own copy
+    # the engine's own model cache holds its bundle; the bare path loads its own copy here
     bundle = image.load_image_pipeline(resolve(model), device)
     pipe = bundle.pipe
 
@@ -130,8 +137,8 @@ def main() -> None:
         worker.message.disconnect(on_progress)
     worker.stop()
     step_s = median["bare"] / args.steps
-    write_results("image_overhead", {
-        "model": model, "device": device.label, "steps": args.steps, "size": args.size, "runs": args.runs,
+    write_results(f"image_overhead-{args.engine}", {
+        "engine": args.engine, "model": model, "device": device.label, "steps": args.steps, "size": args.size, "runs": args.runs,
         "median_s": {k: round(v, 4) for k, v in median.items()},
         "throughput_ratio_app_vs_bare": round(median["bare"] / median["app"], 3),
         "preview_cost_fraction": round(median["engine_preview"] / median["engine_no_preview"] - 1, 4),

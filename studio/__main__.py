@@ -8,7 +8,6 @@ text, stdout carries only the generated text, so it can be piped.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
 import shutil
@@ -156,58 +155,112 @@ def recipe_from_args(args: argparse.Namespace):
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from studio import media, paths
-    from studio.core.devices import pick_device
-    from studio.core.jobs import Job, TaskContext, UserError
-    from studio.core.model_cache import ModelCache
-    from studio.core.tasks import find_task
-    from studio.library.history import HistoryUnavailable, open_history
+    """One job in this process, run by the engine's own JobRunner (backends/runner.py): each output is saved —
+    file, then history row — the moment the task hands it over and printed then ("seed N; saved to FILE"), so a
+    kill later in a batch loses nothing finished. The start recovers what an earlier kill left (library/recover.py)."""
+    from studio import media
+    from studio.core.jobs import Job, JobEvent, UserError
+    from studio.library.history import HistoryUnavailable
 
     recipe = recipe_from_args(args)
-
     shown = [None]
 
-    def report(progress) -> None:
-        # Token-level reports repeat a step many times: redraw the line only when it changes.
-        # A report without a total ("Loading the model…") has no step to show.
-        if args.modality != "text" and progress.total and (progress.step, progress.total) != shown[0]:
-            shown[0] = (progress.step, progress.total)
-            print(f"\rstep {progress.step}/{progress.total}", end="", file=sys.stderr, flush=True)
+    def fail(text: str) -> int:
+        # one line; after a progress line ("step 3/20", no newline yet) it starts on a line of its own
+        print(("\n" if shown[0] else "") + f"error: {text}", file=sys.stderr)
+        return 2
 
     try:
-        from studio.core import catalog
-
-        # A model that cannot be used (a folder whose configs ask to run code, a damaged safetensors header, …)
-        # is refused here, in milliseconds, before torch is imported. The task checks it again: it is cheap.
-        source = catalog.resolve(recipe.model)
-        if source.path is not None and Path(source.path).is_dir():
-            catalog.check_model_folder(source.path)
-        history, note = open_history(paths.history_db_path(), paths.chosen_outputs_dir())  # before the work
-        if note:
-            print(note, file=sys.stderr)
-        device = pick_device(args.device)
-        if device.note:  # e.g. "CUDA was asked for but is not available": the run goes on, the user is told
-            print(f"note: {device.note}", file=sys.stderr)
-        context = TaskContext(report, lambda: False, ModelCache(), device)
-        kind = media.MEDIA[args.modality].generate
-        result = find_task(kind)(Job(kind, recipe), context)
-        for artifact in result.artifacts:
-            history.save_artifact(artifact)
-        written = [_copy_out(artifact.files, args.out, index) for index, artifact in enumerate(result.artifacts)]
+        runner = _cli_runner(args, recipe)
     except (UserError, ValueError, OSError, sqlite3.Error, HistoryUnavailable) as exc:
-        # one line; after a progress line ("step 3/20", no newline yet) it starts on a line of its own
-        print(("\n" if shown[0] else "") + f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.modality != "text":
-        print(file=sys.stderr)
-    for artifact, files in zip(result.artifacts, written, strict=True):
+        return fail(str(exc))
+    announced: list = []
+    ended: list = []
+
+    def announce(artifact) -> None:
+        files = _copy_out(artifact.files, args.out, len(announced))
+        announced.append(artifact)
         if args.modality == "text":
             sys.stdout.write(artifact.payload)
             sys.stdout.flush()
             print(f"\nseed {artifact.recipe.seed}; saved to {', '.join(map(str, files))}", file=sys.stderr)
         else:
-            print(f"seed {artifact.recipe.seed}; saved to {', '.join(map(str, files))}")
+            if shown[0]:
+                print(file=sys.stderr, flush=True)  # end the "step i/n" line
+                shown[0] = None
+            print(f"seed {artifact.recipe.seed}; saved to {', '.join(map(str, files))}", flush=True)
+
+    def emit(message) -> None:
+        if message.event == JobEvent.PROGRESS and message.progress is not None:
+            _draw_progress(args, message.progress, shown)
+        elif message.event == JobEvent.OUTPUT:
+            for artifact in message.result.artifacts:
+                announce(artifact)
+        elif message.event in (JobEvent.FINISHED, JobEvent.FAILED, JobEvent.CANCELLED):
+            ended.append(message)
+
+    kind = media.MEDIA[args.modality].generate
+    runner.run(Job(kind, recipe), emit, lambda: False)
+    end = ended[-1]
+    if end.event != JobEvent.FINISHED:
+        return fail(end.error or end.event.value)
+    try:
+        for artifact in end.result.artifacts:  # tasks that return their outputs at the end (saved by the runner)
+            if all(artifact is not seen for seen in announced):
+                announce(artifact)
+    except OSError as exc:  # --out could not be written
+        return fail(str(exc))
+    if args.modality != "text" and shown[0]:
+        print(file=sys.stderr)
     return 0
+
+
+def _draw_progress(args: argparse.Namespace, progress, shown: list) -> None:
+    # Token-level reports repeat a step many times: redraw the line only when it changes.
+    # A report without a total ("Loading the model…") has no step to show.
+    if args.modality != "text" and progress.total and (progress.step, progress.total) != shown[0]:
+        shown[0] = (progress.step, progress.total)
+        print(f"\rstep {progress.step}/{progress.total}", end="", file=sys.stderr, flush=True)
+
+
+def _cli_runner(args: argparse.Namespace, recipe):
+    """Checks before the work, then the engine's JobRunner for this process, its history recovered."""
+    from studio import paths
+    from studio.backends.runner import JobRunner
+    from studio.core import catalog
+    from studio.library.history import open_history
+
+    # A model that cannot be used (a folder whose configs ask to run code, a damaged safetensors header, …)
+    # is refused here, in milliseconds, before torch is imported. The task checks it again: it is cheap.
+    source = catalog.resolve(recipe.model)
+    if source.path is not None and Path(source.path).is_dir():
+        catalog.check_model_folder(source.path)
+    history, note = open_history(paths.history_db_path(), paths.chosen_outputs_dir())  # before the work
+    if note:
+        print(note, file=sys.stderr)
+    history.recover()  # outputs a kill left without a row are adopted; its temp files removed
+    history.check_writable()  # an unwritable or full output folder fails now, not after the work
+    _log_to_file(paths)
+    runner = JobRunner(history, args.device)
+    device = runner.device()
+    if device.note:  # e.g. "CUDA was asked for but is not available": the run goes on, the user is told
+        print(f"note: {device.note}", file=sys.stderr)
+    return runner
+
+
+def _log_to_file(paths) -> None:
+    """The CLI's log (an unexpected error's traceback) goes to the app's log file, not over the one-line error."""
+    import logging
+    import logging.handlers
+
+    root = logging.getLogger()
+    try:
+        handler = logging.handlers.RotatingFileHandler(paths.logs_dir() / "latent-studio.log", maxBytes=1_000_000,
+                                                       backupCount=5, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    except OSError:
+        handler = logging.NullHandler()
+    root.addHandler(handler)
 
 
 def _copy_out(files: list[Path], out: str | None, index: int) -> list[Path]:
@@ -250,33 +303,78 @@ def selftest_jobs() -> list[list[str]]:
 
 
 def run_selftest(args: argparse.Namespace) -> int:
-    """What a packaged build must be able to do: every built-in generator, recipe inside the file."""
+    """What a packaged build must be able to do: every built-in generator, run through the engine process as the
+    window runs it, each output saved with its recipe inside the file."""
     import tempfile
 
-    from studio import media
     from studio.library.export import recipe_from_file
 
     folder = Path(args.out or tempfile.mkdtemp(prefix="studio-selftest-"))
     # its own history and outputs: a selftest must not add three pictures to the user's gallery
     os.environ["LATENT_STUDIO_HOME"] = str(folder / "home")
     failures = 0
-    for job in selftest_jobs():
-        name, prompt = job[1], job[job.index("--prompt") + 1]
-        suffix = next(iter(media.MEDIA[name].outputs[0].reads))  # the first file its writer makes (.png, .md, .mid)
-        target = folder / f"selftest-{name}{suffix}"
-        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the ok/FAILED lines
-            status = run_generate(_parser().parse_args([*job, "--out", str(target)]))
-        try:
-            ok = status == 0 and target.exists() and recipe_from_file(target).prompt == prompt
-        except Exception as exc:  # a selftest reports every failure, it does not stop at the first
-            print(f"selftest {name}: cannot read the recipe back: {exc}", file=sys.stderr)
-            ok = False
+    for name, prompt, outcome in _selftest_in_engine(folder):
+        ok = False
+        if isinstance(outcome, str):
+            print(f"selftest {name}: {outcome}", file=sys.stderr)
+            target = None
+        else:
+            target = outcome.files[0] if outcome.files else None
+            try:
+                ok = target is not None and target.exists() and recipe_from_file(target).prompt == prompt
+            except Exception as exc:  # a selftest reports every failure, it does not stop at the first
+                print(f"selftest {name}: cannot read the recipe back: {exc}", file=sys.stderr)
         print(f"selftest {name}: {'ok' if ok else 'FAILED'} -> {target}", flush=True)
         failures += not ok
     return 1 if failures else 0
 
 
+def _selftest_in_engine(folder: Path):
+    """(medium, prompt, the first Artifact or an error text) for each selftest job, run by a LocalEngine."""
+    import time
+
+    from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
+
+    from studio import media
+    from studio.backends.engine_process import EngineConfig
+    from studio.backends.local import LocalEngine
+    from studio.core.jobs import Job, JobEvent
+
+    app = QCoreApplication.instance() or QCoreApplication([])
+    engine = LocalEngine(EngineConfig(history_db=str(folder / "home" / "history.sqlite3"), outputs_dir=str(folder)))
+    ended: dict[int, object] = {}
+    loop = QEventLoop()
+
+    def on_message(message) -> None:
+        if message.event in (JobEvent.FINISHED, JobEvent.FAILED, JobEvent.CANCELLED):
+            ended[message.job.id] = message
+            loop.quit()
+
+    engine.message.connect(on_message)
+    engine.start()
+    try:
+        for argv in selftest_jobs():
+            parsed = _parser().parse_args(argv)
+            job = engine.submit(Job(media.MEDIA[parsed.modality].generate, recipe_from_args(parsed)))
+            deadline = time.monotonic() + 600  # a bound: a job that never ends is a failure, not a hang
+            while job.id not in ended and time.monotonic() < deadline:
+                QTimer.singleShot(1000, loop.quit)
+                loop.exec()
+            message = ended.get(job.id)
+            if message is None or message.event != JobEvent.FINISHED or not message.result.artifacts:
+                error = "no answer within 10 minutes" if message is None else (message.error or message.event.value)
+                yield parsed.modality, parsed.prompt, error
+            else:
+                yield parsed.modality, parsed.prompt, message.result.artifacts[0]
+    finally:
+        engine.stop()
+        app.processEvents()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # in a PyInstaller bundle the engine process starts through this executable
     argv = list(argv if argv is not None else sys.argv[1:])
     if argv and all(Path(arg).is_file() for arg in argv):
         # "Open with Latent Studio" (the desktop entry's %F): start the app with the file's recipe loaded

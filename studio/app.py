@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         dock.setObjectName("jobsDock")
         dock.setWidget(self.queue)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        dock.setMinimumWidth(240)
+        dock.setMinimumWidth(220)  # with a panel beside it, the window fits half a 1080p screen (960 px)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.resizeDocks([dock], [250], Qt.Orientation.Horizontal)
         self.queue_dock = dock
@@ -117,6 +117,10 @@ class MainWindow(QMainWindow):
             self.device_group.addAction(action)
             device_menu.addAction(action)
         self._action(settings_menu, "Output &folder…", self.choose_output_folder)
+
+        engine_menu = self.menuBar().addMenu("&Engine")
+        self._action(engine_menu, "&Force stop the running job", self.state.force_stop)
+        self._action(engine_menu, "Free &memory (restart the engine)", self.free_memory)
 
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&Welcome / getting started", lambda: self.show_welcome())
@@ -171,9 +175,17 @@ class MainWindow(QMainWindow):
             self.load_recipe_file(Path(path))
 
     def load_recipe_file(self, path: Path) -> bool:
+        image = self.panel("image") if "image" in self.tab_names else None
+        if Path(path).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and hasattr(image, "load_settings_from"):
+            # as a drop does: other tools' settings are mapped and said, and a missing prompt never empties the box
+            try:
+                return bool(image.load_settings_from(Path(path)))
+            except Exception as exc:  # noqa: BLE001 - a damaged image is a message, as recipe_from_file makes it
+                self._on_error("file", f"{Path(path).name}: not a readable file ({type(exc).__name__}: {exc})")
+                return False
         try:
             recipe = recipe_from_file(path)
-        except (RecipeError, OSError, ValueError) as exc:
+        except RecipeError as exc:  # recipe_from_file turns every reader's failure into one (library/export.py)
             self._on_error("file", str(exc))
             return False
         self.state.restore(recipe)
@@ -209,6 +221,14 @@ class MainWindow(QMainWindow):
         # the worker re-picks the device now; the status bar's device label then says what is really used
         # (e.g. "CPU … (CUDA was asked for but is not available)"), the menu keeps the preference
         self.statusBar().showMessage(f"Device preference: {value}. The device in use is shown on the right.", 8000)
+
+    def free_memory(self) -> None:
+        """The engine process restarts, so the memory its models held really goes back to the system."""
+        self.worker.free_memory()
+        running = getattr(self.worker, "running", None)
+        when = "after the running job" if running is not None else "now"
+        self.statusBar().showMessage(f"The engine restarts {when}: its models are unloaded; the next job reloads "
+                                     "what it needs.", 8000)
 
     def show_welcome(self) -> None:
         from studio.widgets.welcome import WelcomeDialog
@@ -252,16 +272,32 @@ class MainWindow(QMainWindow):
         window_state = settings.value("window/state")
         if window_state is not None:
             self.restoreState(window_state)
-        self.tabs.setCurrentIndex(int(settings.value("window/tab", 0)))
-        self.panel(self.tab_names[self.tabs.currentIndex()])
+        try:
+            self.tabs.setCurrentIndex(int(settings.value("window/tab", 0)))
+        except (TypeError, ValueError, OverflowError):
+            pass
+        # Every saved value is checked against its medium's settings class before a panel is built on it: one
+        # poisoned value (a NaN a bad file once put there) is dropped with a message, and the app always starts.
+        problems = []
         for name, panel_state in self.state.panels.items():
             saved = settings.value(f"panels/{name}")
-            if saved:
-                try:
-                    values = json.loads(saved)
-                except (TypeError, json.JSONDecodeError):
-                    continue  # unreadable settings: keep the defaults rather than fail to start
-                panel_state.update({k: v for k, v in values.items() if k in panel_state.values()})
+            if not saved:
+                continue
+            try:
+                values = json.loads(saved)
+            except (TypeError, ValueError, RecursionError):
+                values = None
+            if not isinstance(values, dict):
+                problems.append(f"{name}: unreadable saved settings")  # keep the defaults rather than fail to start
+                continue
+            checked, dropped = panel_state.checked(values)
+            panel_state.update(checked)
+            problems += [f"{name}: {line}" for line in dropped]
+        self.panel(self.tab_names[self.tabs.currentIndex()])
+        if problems:
+            log.warning("saved settings left out: %s", "; ".join(problems))
+            self.statusBar().showMessage(f"{len(problems)} saved setting(s) were unreadable and were reset: "
+                                         + "; ".join(problems[:2]), 20000)
 
     def save_settings(self) -> None:
         settings = QSettings()
@@ -321,7 +357,7 @@ def create_window(app: QApplication, warm_up: bool = True) -> MainWindow:
     # The preferences file is shared with the CLI; QSettings held the choice in earlier versions.
     outputs = paths.saved_output_folder() or Path(settings.value("output_folder", str(paths.outputs_dir())))
     history, history_note = open_history(paths.history_db_path(), outputs)
-    history.sweep_partials()
+    history.recover()  # after a kill: orphan outputs adopted, temp files removed (library/recover.py)
     backend = make_backend(history, str(settings.value("device", "auto")))
     state = State()
     connect_backend(state, backend)

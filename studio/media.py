@@ -67,7 +67,9 @@ MEDIA: dict[str, Medium] = {medium.name: medium for medium in (
     ),
     Medium(
         "text", "Text", "studio.panels.text:TextPanel", "studio.engine.text.settings:TextSettings",
-        tasks={"text.generate": "studio.engine.text.generate:generate_task"},
+        tasks={"text.generate": "studio.engine.text.generate:generate_task",
+               "text.compare": "studio.engine.text.compare:compare_task"},
+        titles={"text.compare": "compare families"},
         generate="text.generate",
         cli="continue a prompt with a language model; prints only the text",
         selftest=("--prompt", "The cat", "--seed", "1", "--max-new-tokens", "40"),
@@ -78,8 +80,9 @@ MEDIA: dict[str, Medium] = {medium.name: medium for medium in (
     Medium(
         "music", "Music", "studio.panels.music:MusicPanel", "studio.engine.music.settings:MusicSettings",
         tasks={"music.generate": "studio.engine.music.generate:generate_task",
-               "music.note": "studio.engine.music.audition:note_task"},
-        titles={"music.note": "note preview"},
+               "music.note": "studio.engine.music.audition:note_task",
+               "music.compare": "studio.engine.music.compare:compare_task"},
+        titles={"music.note": "note preview", "music.compare": "compare families"},
         generate="music.generate",
         cli="compose; writes FILE.mid and FILE.wav beside it",
         selftest=("--prompt", "folk tune in G", "--seed", "1", "--bars", "4"),

@@ -85,6 +85,8 @@ class JobRunner:
             emit(JobMessage(JobEvent.OUTPUT, job, result=Result([artifact])))
 
         try:
+            if job.save and self.history is not None and job.recipe is not None:
+                self.history.check_writable()  # an unwritable or full output folder fails now, not after the work
             result = self._call_task(job, clock, emit, cancelled, output)
             if job.save and self.history is not None:
                 save_with_lineage(self.history, result.artifacts)

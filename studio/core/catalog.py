@@ -63,6 +63,16 @@ def read_catalog() -> list[dict]:
     return json.loads(catalog.read_text(encoding="utf-8")).get("models", [])
 
 
+def licence_notice(model_ref: str | None) -> str | None:
+    """For a model whose weights forbid commercial use, the line an exported file carries (its copyright tag);
+    None for any other model."""
+    model = next((m for m in read_catalog() if model_ref and m.get("id") == model_ref), None)
+    licence = str(model.get("licence", "")) if model else ""
+    if "NON-COMMERCIAL" not in licence.upper() and "-NC" not in licence.upper():
+        return None
+    return f"Made with {model['name']} ({model['id']}): licence {licence}. Not for commercial use."
+
+
 def builtin_names(modality: str | None = None) -> list[str]:
     return [m["id"] for m in read_catalog() if m.get("builtin") and (modality is None or m.get("modality") == modality)]
 

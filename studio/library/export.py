@@ -8,17 +8,22 @@ either no file or a complete one under the visible name.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import logging
 import re
+from collections.abc import Callable
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from studio import media
+from studio.core.catalog import licence_notice
 from studio.core.files import atomic_write, atomic_write_bytes, unique_path
 from studio.core.recipe import ParsedParameters, Recipe, RecipeError, a1111_parameters, parse_a1111_parameters
+from studio.library import foreign
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +44,8 @@ def png_bytes(image, recipe: Recipe) -> bytes:
     return buffer.getvalue()
 
 
-def write_png(image, path: Path, recipe: Recipe) -> Path:
-    return atomic_write_bytes(path, png_bytes(image, recipe))
+def write_png(image, path: Path, recipe: Recipe, new: bool = False) -> Path:
+    return atomic_write_bytes(path, png_bytes(image, recipe), new=new)
 
 
 def write_jpeg_or_webp(image, path: Path, recipe: Recipe, quality: int = 92) -> Path:
@@ -57,6 +62,39 @@ def write_jpeg_or_webp(image, path: Path, recipe: Recipe, quality: int = 92) -> 
     return atomic_write_bytes(path, buffer.getvalue())
 
 
+MAX_FILE_BYTES = 512 * 1024 * 1024  # a file this big is not read for a recipe at all
+MAX_TEXT_CHARS = 1024 * 1024  # a text chunk over 1 MB is not parsed as settings (an 8 MB prompt took 3 s)
+
+
+def file_errors(read: Callable[..., Any]) -> Callable[..., Any]:
+    """The one place a reader's failure becomes a RecipeError naming the file, in one line: Pillow, mido,
+    soundfile, PyAV and json each raise their own (ValueError, SyntaxError, OverflowError, RecursionError,
+    DecompressionBombError, struct.error, zlib.error, EOFError, UnicodeDecodeError, KeyError, TypeError, …)."""
+
+    @functools.wraps(read)
+    def reader(path: Path, *args: Any, **kwargs: Any) -> Any:
+        name = Path(path).name
+        try:
+            size = Path(path).stat().st_size
+        except OSError as exc:
+            raise RecipeError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
+        if size > MAX_FILE_BYTES:
+            raise RecipeError(f"{name}: {size / 2**20:.0f} MB is too big to hold a recipe; not read")
+        try:
+            return read(path, *args, **kwargs)
+        except RecipeError as exc:
+            text = " ".join(str(exc).split())[:300]
+            if text.startswith(name):
+                raise RecipeError(text) from exc
+            raise RecipeError(f"{name}: {text}") from exc
+        except Exception as exc:  # noqa: BLE001 - third-party readers raise anything on a damaged file
+            detail = " ".join(str(exc).split())[:200]
+            raise RecipeError(f"{name}: not a readable file ({type(exc).__name__}: {detail})") from exc
+
+    return reader
+
+
+@file_errors
 def read_image_parameters(path: Path) -> ParsedParameters:
     """The settings stored in an image: Latent Studio's recipe, else A1111/Fooocus `parameters`."""
     from PIL import Image, UnidentifiedImageError
@@ -67,13 +105,22 @@ def read_image_parameters(path: Path) -> ParsedParameters:
             exif = image.getexif()
     except (OSError, UnidentifiedImageError) as exc:
         raise RecipeError(f"{Path(path).name}: not an image this app can read ({exc})") from exc
+    huge = sorted(key for key, value in text.items() if len(value) > MAX_TEXT_CHARS)
+    if huge:  # parsed, an 8 MB prompt held the window 12 s: no tool writes settings this long
+        raise RecipeError(f"{Path(path).name}: its {', '.join(huge)[:80]} text is over 1 MB, too long to be "
+                          "generation settings; nothing was loaded")
     if "studio" in text:
         return ParsedParameters(Recipe.from_json(text["studio"]), {})
     if "parameters" in text:
         return parse_a1111_parameters(text["parameters"])
+    found = foreign.read_foreign(text)  # NovelAI, ComfyUI, InvokeAI: studio/library/foreign.py
+    if found is not None:
+        return found
     if "Comment" in text:  # Fooocus' own scheme when it writes JPEG-like metadata in PNG
         return parse_a1111_parameters(text["Comment"])
     comment = exif.get_ifd(0x8769).get(0x9286) if exif else None
+    if comment and len(comment) > MAX_TEXT_CHARS:
+        raise RecipeError(f"{Path(path).name}: its EXIF comment is over 1 MB; nothing was loaded")
     if comment:
         return parse_a1111_parameters(_decode_user_comment(comment))
     raise RecipeError(f"{Path(path).name} holds no generation settings")
@@ -110,8 +157,8 @@ def text_document(text: str, recipe: Recipe, prompt_included: bool = True) -> st
     return f"{FRONT_MATTER}\nstudio_recipe: {recipe.to_json()}\n{FRONT_MATTER}\n\n{body}\n"
 
 
-def write_text(text: str, path: Path, recipe: Recipe) -> Path:
-    return atomic_write_bytes(path, text_document(text, recipe).encode("utf-8"))
+def write_text(text: str, path: Path, recipe: Recipe, new: bool = False) -> Path:
+    return atomic_write_bytes(path, text_document(text, recipe).encode("utf-8"), new=new)
 
 
 def read_text_recipe(path: Path) -> Recipe:
@@ -125,7 +172,7 @@ def read_text_recipe(path: Path) -> Recipe:
 # --- animations ---------------------------------------------------------------------------
 
 
-def write_gif(frames: list, path: Path, recipe: Recipe, fps: float = 12.0, loop: bool = True) -> Path:
+def write_gif(frames: list, path: Path, recipe: Recipe, fps: float = 12.0, loop: bool = True, new: bool = False) -> Path:
     def write(handle):
         frames[0].save(
             handle,
@@ -137,7 +184,7 @@ def write_gif(frames: list, path: Path, recipe: Recipe, fps: float = 12.0, loop:
             comment=recipe.to_json().encode("utf-8"),
         )
 
-    return atomic_write(path, write)
+    return atomic_write(path, write, new=new)
 
 
 MP4_CODECS = ("libx264", "h264", "mpeg4")  # first present wins; PyAV's PyPI wheel has libx264
@@ -152,7 +199,7 @@ def mp4_codec() -> str | None:
     return next((name for name in MP4_CODECS if name in av.codecs_available), None)
 
 
-def write_mp4(frames: list, path: Path, recipe: Recipe, fps: float = 12.0) -> Path:
+def write_mp4(frames: list, path: Path, recipe: Recipe, fps: float = 12.0, new: bool = False) -> Path:
     """MP4 in yuv420p (which every player reads), the recipe in the container's comment tag."""
     import av
     import numpy as np
@@ -183,7 +230,7 @@ def write_mp4(frames: list, path: Path, recipe: Recipe, fps: float = 12.0) -> Pa
             for packet in stream.encode():
                 container.mux(packet)
 
-    return atomic_write(path, write)
+    return atomic_write(path, write, new=new)
 
 
 def read_mp4_recipe(path: Path) -> Recipe:
@@ -196,7 +243,7 @@ def read_mp4_recipe(path: Path) -> Recipe:
     return Recipe.from_json(comment)
 
 
-def write_sheet(frames: list, path: Path, recipe: Recipe, cols: int | None = None) -> Path:
+def write_sheet(frames: list, path: Path, recipe: Recipe, cols: int | None = None, new: bool = False) -> Path:
     from PIL import Image
 
     cols = cols or len(frames)
@@ -205,7 +252,7 @@ def write_sheet(frames: list, path: Path, recipe: Recipe, cols: int | None = Non
     sheet = Image.new("RGB", (cols * width, rows * height), "white")
     for index, frame in enumerate(frames):
         sheet.paste(frame, ((index % cols) * width, (index // cols) * height))
-    return write_png(sheet, path, recipe)
+    return write_png(sheet, path, recipe, new=new)
 
 
 # --- dispatch -----------------------------------------------------------------------------
@@ -220,13 +267,24 @@ def write_artifact(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes
     return media.load(output.writer)(artifact, folder, stem)
 
 
+@contextmanager
+def _removed_on_error(written: list[Path]):
+    """One output is all its files or none: when a later file fails, the ones already written go too."""
+    try:
+        yield
+    except BaseException:
+        for path in written:
+            Path(path).unlink(missing_ok=True)
+        raise
+
+
 def write_image_files(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
-    path = write_png(artifact.payload, unique_path(folder, stem, ".png"), artifact.recipe)
+    path = write_png(artifact.payload, unique_path(folder, stem, ".png"), artifact.recipe, new=True)
     return [path], thumbnail_png(artifact.payload), artifact.recipe.prompt
 
 
 def write_text_files(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
-    path = write_text(artifact.payload, unique_path(folder, stem, ".md"), artifact.recipe)
+    path = write_text(artifact.payload, unique_path(folder, stem, ".md"), artifact.recipe, new=True)
     return [path], None, artifact.payload.strip()[:300]
 
 
@@ -234,12 +292,13 @@ def write_animation_files(artifact, folder: Path, stem: str) -> tuple[list[Path]
     """A GIF, a contact sheet and, when PyAV has an encoder, an MP4."""
     frames, recipe = artifact.payload, artifact.recipe
     fps = float((getattr(artifact, "info", None) or {}).get("fps") or 12.0)
-    gif = write_gif(frames, unique_path(folder, stem, ".gif"), recipe, fps=fps)
-    sheet = write_sheet(frames, unique_path(folder, stem + "-sheet", ".png"), recipe)
+    gif = write_gif(frames, unique_path(folder, stem, ".gif"), recipe, fps=fps, new=True)
+    with _removed_on_error([gif]):
+        sheet = write_sheet(frames, gif.with_name(gif.stem + "-sheet.png"), recipe, new=True)
     files = [gif, sheet]
     if mp4_codec() is not None:
         try:
-            files.append(write_mp4(frames, unique_path(folder, stem, ".mp4"), recipe, fps=fps))
+            files.append(write_mp4(frames, gif.with_suffix(".mp4"), recipe, fps=fps, new=True))
         except Exception:  # an encoder that fails must not cost the GIF and sheet already written
             log.warning("MP4 export failed; GIF and sheet kept", exc_info=True)
     return files, thumbnail_png(frames[len(frames) // 2]), recipe.prompt
@@ -251,15 +310,17 @@ def write_music_files(artifact, folder: Path, stem: str) -> tuple[list[Path], by
     from studio.engine.music import synth
 
     piece, recipe = artifact.payload, artifact.recipe
-    midi = unique_path(folder, stem, ".mid")
-    music.write_midi(piece, midi, recipe.to_json())
+    notice = licence_notice(recipe.model)  # non-commercial models say so in the files themselves
+    midi = music.write_midi(piece, unique_path(folder, stem, ".mid"), recipe.to_json(), new=True, copyright=notice)
     heard = piece
     if recipe.param("operation") == "latent.melody_interpolate":
         # A melody strip's steps are voices only to colour them apart; heard, it is one centred melody (as the
         # Latent Explorer plays it), not steps hopping between the speakers.
         heard = dataclasses.replace(piece, notes=[dataclasses.replace(n, voice=0) for n in piece.notes])
-    audio = synth.render_piece(heard, synth.SAMPLE_RATE, timbre=recipe.param("instrument") or "piano")
-    wav = synth.write_audio(audio, synth.SAMPLE_RATE, midi.with_suffix(".wav"), recipe.to_json())
+    with _removed_on_error([midi]):  # a full disk at the WAV: no .mid left visible without its row
+        audio = synth.render_piece(heard, synth.SAMPLE_RATE, timbre=recipe.param("instrument") or "piano")
+        wav = synth.write_audio(audio, synth.SAMPLE_RATE, midi.with_suffix(".wav"), recipe.to_json(), new=True,
+                                copyright=notice)
     return [midi, Path(wav)], piano_roll_png(piece.notes), recipe.prompt
 
 
@@ -268,7 +329,8 @@ def write_audio_files(artifact, folder: Path, stem: str) -> tuple[list[Path], by
     from studio.engine.music import synth
 
     (samples, rate), recipe = artifact.payload, artifact.recipe
-    wav = synth.write_audio(samples, int(rate), unique_path(folder, stem, ".wav"), recipe.to_json())
+    wav = synth.write_audio(samples, int(rate), unique_path(folder, stem, ".wav"), recipe.to_json(), new=True,
+                            copyright=licence_notice(recipe.model))
     return [Path(wav)], waveform_png(samples), recipe.prompt
 
 
@@ -332,15 +394,11 @@ def piano_roll_png(notes, width: int = 160, height: int = 110) -> bytes:
     return buffer.getvalue()
 
 
+@file_errors
 def recipe_from_file(path: Path) -> Recipe:
     """Open any exported file (or a .json recipe) and return its recipe; a file that can't be read, whatever
-    its reader raised (mido, soundfile, PyAV, Pillow each have their own errors), is a RecipeError."""
-    try:
-        return _recipe_from_file(Path(path))
-    except RecipeError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - third-party readers raise anything on a damaged file
-        raise RecipeError(f"{Path(path).name}: not a readable file ({type(exc).__name__}: {exc})") from exc
+    its reader raised (mido, soundfile, PyAV, Pillow each have their own errors), is a RecipeError (file_errors)."""
+    return _recipe_from_file(Path(path))
 
 
 def _recipe_from_file(path: Path) -> Recipe:

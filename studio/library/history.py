@@ -8,7 +8,10 @@ WAL mode lets the GUI read while the worker writes.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -16,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.files import PARTIAL_PREFIX
+from studio.core import files as core_files
+from studio.core.jobs import UserError
 from studio.core.recipe import Recipe
 from studio.library.export import write_artifact
 
@@ -36,6 +40,8 @@ CREATE TABLE IF NOT EXISTS outputs (
 );
 CREATE INDEX IF NOT EXISTS outputs_created ON outputs(created);
 CREATE INDEX IF NOT EXISTS outputs_modality ON outputs(modality);
+-- files the user removed from the history but kept: never adopted back as orphans (library/recover.py)
+CREATE TABLE IF NOT EXISTS kept_out (file TEXT PRIMARY KEY);
 """
 
 
@@ -80,17 +86,59 @@ class History:
     # --- writing ---------------------------------------------------------------------------
 
     def save_artifact(self, artifact, stem: str | None = None) -> Entry:
-        """Write the artifact's files, then commit its row. Fills artifact.files/entry_id."""
+        """Write the artifact's files, then commit its row. Fills artifact.files/entry_id. All or nothing: when
+        a file or the row can't be written (a full disk), the files of this output are removed and a UserError
+        names the real cause. Each file's final name is claimed, never replaced (core/files.py)."""
         day_folder = self.outputs_dir / time.strftime("%Y-%m-%d")
         stem = stem or f"{time.strftime('%H%M%S')}-{artifact.modality}-{artifact.recipe.seed}"
-        files, thumbnail, summary = write_artifact(artifact, day_folder, stem)
-        entry_id = self.add_row(artifact.recipe, files, thumbnail, summary, artifact.modality)
+        files: list[Path] = []
+        try:
+            files, thumbnail, summary = write_artifact(artifact, day_folder, stem)
+            entry_id = self.add_row(artifact.recipe, files, thumbnail, summary, artifact.modality)
+        except (OSError, sqlite3.Error, RuntimeError) as exc:  # soundfile's errors are RuntimeErrors
+            for path in files:
+                Path(path).unlink(missing_ok=True)
+            raise UserError(f"The {artifact.modality} could not be saved in {day_folder}: "
+                            f"{storage_cause(exc, day_folder)}") from exc
         artifact.files, artifact.entry_id = files, entry_id
         return self.get(entry_id)
 
+    def check_writable(self) -> None:
+        """Before the work: a UserError naming the cause unless today's output folder can take a file."""
+        folder = self.outputs_dir / time.strftime("%Y-%m-%d")
+        try:
+            core_files.check_writable(folder)
+        except OSError as exc:
+            raise UserError(f"Nothing was generated: the output folder {folder} can't be written "
+                            f"({storage_cause(exc, folder)}). Choose another folder or free some space.") from exc
+
+    def recover(self) -> tuple[int, int]:
+        """At a start: (temp files removed, orphan outputs adopted) — see library/recover.py."""
+        from studio.library.recover import recover
+
+        return recover(self)
+
+    def all_files(self) -> set[str]:
+        """Every file a row names (as stored: resolved absolute paths), and the files removed from the history
+        but kept (not to be adopted back)."""
+        rows = self._conn().execute("SELECT files FROM outputs")
+        kept_out = self._conn().execute("SELECT file FROM kept_out")
+        return {name for (files,) in rows for name in json.loads(files)} | {name for (name,) in kept_out}
+
     def add_row(self, recipe: Recipe, files: Iterable[Path], thumbnail: bytes | None, summary: str, modality: str) -> int:
+        """Commit one row; when a row already names the same first file (a recovery at another process's start
+        adopted it between our file and our row), that row's id is returned and no second row is made."""
+        files = [str(Path(f).resolve()) for f in files]
         conn = self._conn()
         with conn:  # one transaction: the row appears whole or not at all
+            conn.execute("BEGIN IMMEDIATE")  # the check and the insert, with no other writer in between
+            if files:
+                prefix = json.dumps(files[:1])[:-1]  # '["/the/first/file"' as every row's JSON starts
+                pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                rows = conn.execute("SELECT id, files FROM outputs WHERE files LIKE ? ESCAPE '\\'", (pattern,))
+                for row_id, row_files in rows:  # LIKE ignores ASCII case: compare exactly here
+                    if json.loads(row_files)[:1] == files[:1]:
+                        return int(row_id)
             cursor = conn.execute(
                 "INSERT INTO outputs (modality, prompt, recipe, files, thumbnail, summary, created, parents)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -98,7 +146,7 @@ class History:
                     modality,
                     recipe.prompt,
                     recipe.to_json(),
-                    json.dumps([str(Path(f).resolve()) for f in files]),
+                    json.dumps(files),
                     thumbnail,
                     summary,
                     time.time(),
@@ -119,6 +167,8 @@ class History:
         entry = self.get(entry_id)
         with self._conn() as conn:
             conn.execute("DELETE FROM outputs WHERE id = ?", (entry_id,))
+            if entry and not delete_files:
+                conn.executemany("INSERT OR IGNORE INTO kept_out (file) VALUES (?)", [(str(p),) for p in entry.files])
         if delete_files and entry:
             for path in entry.files:
                 path.unlink(missing_ok=True)
@@ -188,16 +238,9 @@ class History:
         return order
 
     def sweep_partials(self) -> int:
-        """Delete temp files a crash left behind; they were never visible under a real name."""
-        removed = 0
-        # Only our own temp names (every writer uses PARTIAL_PREFIX), only where we write (the folder and its
-        # dated subfolders): the output folder may be one the user chose, full of their own files.
-        for pattern in (f"{PARTIAL_PREFIX}*", f"*/{PARTIAL_PREFIX}*"):
-            for path in self.outputs_dir.glob(pattern):
-                if path.is_file():
-                    path.unlink(missing_ok=True)
-                    removed += 1
-        return removed
+        """Delete temp files a crash left behind (never one another process is writing); they were never
+        visible under a real name. `recover` does this and adopts orphans."""
+        return core_files.sweep_partials(self.outputs_dir)
 
 
 class HistoryUnavailable(Exception):
@@ -211,9 +254,13 @@ def open_history(db_path: Path, outputs_dir: Path) -> tuple[History, str]:
     db_path = Path(db_path)
     try:
         return History(db_path, outputs_dir), ""
-    except sqlite3.OperationalError as exc:  # locked, or no permission: moving it aside would not help
-        raise HistoryUnavailable(f"The history database {db_path} can't be opened ({exc}). Is another Latent Studio "
-                                 "running? Your outputs are untouched.") from exc
+    except sqlite3.OperationalError as exc:  # locked, full disk, or no permission: moving it aside would not help
+        if "locked" in str(exc).lower():
+            cause = f"({exc}). Is another Latent Studio running?"
+        else:
+            cause = f"({storage_cause(exc, db_path.parent)})."
+        raise HistoryUnavailable(f"The history database {db_path} can't be opened {cause} Your outputs are "
+                                 "untouched.") from exc
     except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
         aside = db_path.with_name(f"{db_path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
         for suffix in ("", "-wal", "-shm"):
@@ -224,6 +271,32 @@ def open_history(db_path: Path, outputs_dir: Path) -> tuple[History, str]:
             f"The history database was damaged ({exc}). It was moved to {aside.name} and a new, empty history "
             "started; your output files are untouched and can be opened with File > Open."
         )
+
+
+def storage_cause(exc: BaseException, folder: Path) -> str:
+    """The real reason a file or the database could not be written: a full disk, a read-only folder, else the
+    error's own words."""
+    folder = Path(folder)
+    text = str(exc)
+    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "full" in text.lower() \
+        or "No space" in text
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not full:
+        try:
+            full = shutil.disk_usage(existing).free < 64 * 1024
+        except OSError:
+            pass
+    if full:
+        free = ""
+        if existing is not None:
+            try:
+                free = f", {shutil.disk_usage(existing).free // 1024} KB free"
+            except OSError:
+                pass
+        return f"the disk is full{free}"
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return text
 
 
 def _entry(row: tuple) -> Entry:

@@ -29,6 +29,7 @@ from studio import media
 from studio.library.history import Entry, History
 from studio.state import State
 from studio.widgets.image_view import png_to_pixmap
+from studio.widgets.labels import MessageLabel
 
 ICON_SIZE = 128
 GALLERY_LIMIT = 500  # thumbnails built per page
@@ -127,7 +128,7 @@ class GalleryPanel(QWidget):
         self.grid.setMovement(QListView.Movement.Static)
         self.grid.setWordWrap(True)
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.hint = QLabel("Double-click an item to load its recipe into its panel. Right-click for more.")
+        self.hint = MessageLabel("Double-click an item to load its recipe into its panel. Right-click for more.")
         self.hint.setObjectName("hint")
         self.limit = GALLERY_LIMIT  # thumbnails built at once; "Show older" adds a page
         self.older = QPushButton("Show older")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -291,16 +292,25 @@ class ImagePanel(QWidget):
             self.values.set("init_image", path)
 
     def load_settings_from(self, path: Path) -> bool:
-        """Restore the settings stored in a PNG (ours, A1111 or Fooocus). Shows unknown keys."""
+        """Restore the settings stored in an image (ours, A1111, Fooocus, NovelAI, ComfyUI, InvokeAI). Shows what
+        was mapped or left out, and the keys kept but not used."""
         try:
             parsed = read_image_parameters(Path(path))
         except RecipeError as exc:
             self.state.error_raised.emit("image", str(exc))
             return False
-        self.state.restore(parsed.recipe)  # hides the label (restore_requested); shown again below if needed
+        recipe, lines = parsed.recipe, list(parsed.notes)
+        if not recipe.prompt.strip() and parsed.source not in ("", "Latent Studio"):
+            # another tool's file without a prompt never empties the prompt box, and says so
+            recipe = dataclasses.replace(recipe, prompt=str(self.values.get("prompt", "")))
+            if not any("prompt box" in line for line in lines):
+                lines.append("The file holds no prompt: the prompt box is left as it was.")
+        self.state.restore(recipe)  # hides the label (restore_requested); shown again below if needed
         if parsed.unknown:
             kept = ", ".join(f"{k}: {v}" for k, v in parsed.unknown.items())
-            self.unknown.setText(f"Also in the file (not used by this app, kept for reference): {kept}")
+            lines.append(f"Also in the file (not used by this app, kept for reference): {kept}")
+        if lines:
+            self.unknown.setText("\n".join(lines))
             self.unknown.show()
         else:
             self.unknown.hide()

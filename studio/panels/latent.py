@@ -35,8 +35,17 @@ from PySide6.QtWidgets import (
 
 from studio.state import State
 from studio.widgets.audio_player import AudioPlayer
-from studio.widgets.controls import ColumnSplitter, ParamSlider, bound_combo, bound_line, row, scroll_column
+from studio.widgets.controls import (
+    ColumnSplitter,
+    ParamSlider,
+    bound_combo,
+    bound_line,
+    compact_combo,
+    row,
+    scroll_column,
+)
 from studio.widgets.image_view import ImageView, pil_to_pixmap
+from studio.widgets.labels import MessageLabel
 from studio.widgets.latent_map import LatentMapView
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.piano_roll import PianoRoll
@@ -48,6 +57,14 @@ if TYPE_CHECKING:
 SOURCES = [("Built-in model's training images", "dataset"), ("My gallery's images", "gallery"), ("A folder…", "folder")]
 MODES = [("Slerp (stays on the shell)", "slerp"), ("Lerp (straight line)", "lerp")]
 DIRECTIONS = [("Principal components 1 & 2", "pca"), ("Random directions", "random")]
+
+
+def _distinct_labels(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Two pieces with the same prompt got the same label: repeated labels gain their file's name."""
+    from collections import Counter
+
+    counts = Counter(label for label, _value in items)
+    return [(f"{label} · {Path(value).stem}" if counts[label] > 1 else label, value) for label, value in items]
 
 
 class LatentPanel(QWidget):
@@ -167,7 +184,8 @@ class LatentPanel(QWidget):
         f = QVBoxLayout(family)
         f.addWidget(ParamSlider(v, "children", "Children", 1, 9))
         f.addWidget(ParamSlider(v, "mutation", "Mutation", 0, 1, 0.05, 2, tooltip="How far children stray from their parents"))
-        breed = QPushButton("Breed A × B (saved with their family tree)")
+        breed = QPushButton("Breed A × B")
+        breed.setToolTip("Children of A and B, saved with their family tree")
         breed.clicked.connect(lambda: self.explorer.breed())
         f.addWidget(breed)
         anomalies = QPushButton("Find unusual images in a folder…")
@@ -183,7 +201,8 @@ class LatentPanel(QWidget):
 
     def _diffusion_box(self) -> QWidget:
         v = self.values
-        box = QGroupBox("Diffusion noise space (Image panel's prompt and model)")
+        box = QGroupBox("Diffusion noise space")
+        box.setToolTip("Seed and prompt travel with the Image panel's prompt and model")
         layout = QVBoxLayout(box)
         layout.addWidget(ParamSlider(v, "seed_b", "Seed B", 0, 2**31 - 1,
                                      tooltip="Seed travel goes from the Image panel's seed to this one (slerp of the noise)"))
@@ -202,19 +221,24 @@ class LatentPanel(QWidget):
         self.map.point_clicked.connect(self.show_point)
         self.map.point_dragged.connect(lambda x, y: self.show_point(x, y, throttled=True))
         self.preview = ImageView(placeholder="Click the map to decode a point.")
-        self.preview.setMinimumSize(220, 220)
+        self.preview.setMinimumSize(160, 160)
         self.results = QListWidget()
         self.results.setViewMode(QListWidget.ViewMode.IconMode)
-        self.results.setMaximumHeight(150)
         self.results.setIconSize(QSize(64, 64))
+        self.results.setWordWrap(True)  # captions wrap onto three lines instead of being cut
+        self.results.setGridSize(QSize(132, 64 + 3 * self.fontMetrics().height() + 12))
+        self.results.setMaximumHeight(64 + 3 * self.fontMetrics().height() + 40)
         self.results.hide()  # shown with the first saved result or ranking
-        self.message = QLabel()
+        self.message = MessageLabel()
         self.message.setObjectName("hint")
-        self.message.setWordWrap(True)
-        top = QSplitter(Qt.Orientation.Horizontal)
+        # The map takes the stage's whole width and most of its height; the decoded picture sits under it (side
+        # by side, the map got ~70 px of a 1,024 px window).
+        top = QSplitter(Qt.Orientation.Vertical)
         top.addWidget(self.map)
         top.addWidget(self.preview)
-        top.setSizes([520, 260])
+        top.setStretchFactor(0, 3)
+        top.setStretchFactor(1, 1)
+        top.setSizes([3000, 1000])
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.addWidget(top, 1)
@@ -230,7 +254,7 @@ class LatentPanel(QWidget):
         e = QVBoxLayout(ends)
         self.melody_sources = {}
         for name in ("a", "b"):
-            combo = QComboBox()
+            combo = compact_combo(QComboBox())
             combo.setToolTip("A random melody (a point drawn from the VAE's prior with the seed below), "
                              "or the first two bars of a piece in your gallery")
             combo.currentIndexChanged.connect(lambda _i, n=name, c=combo: v.set(f"melody_{n}", c.currentData()))
@@ -266,9 +290,8 @@ class LatentPanel(QWidget):
         self.melody_play.setEnabled(False)
         self.melody_play.clicked.connect(self.toggle_melody_play)
         self.melody_step = QLabel("")
-        self.melody_message = QLabel()
+        self.melody_message = MessageLabel()
         self.melody_message.setObjectName("hint")
-        self.melody_message.setWordWrap(True)
         self.melody_player.playing_changed.connect(self._on_melody_playing)
         self.melody_player.position_changed.connect(self._on_melody_position)
         controls = QHBoxLayout()
@@ -295,6 +318,7 @@ class LatentPanel(QWidget):
                 midi = next((f for f in entry.files if f.suffix == ".mid"), None)
                 if midi is not None:
                     items.append((f"Gallery: {(entry.prompt or midi.stem)[:40]}", str(midi)))
+        items = _distinct_labels(items)
         for name, combo in self.melody_sources.items():
             wanted = self.values.get(f"melody_{name}")
             combo.blockSignals(True)
@@ -409,7 +433,11 @@ class LatentPanel(QWidget):
             self.results.show()
 
     def _result_item(self, image, text: str) -> QListWidgetItem:
-        return QListWidgetItem(QIcon(pil_to_pixmap(image)), text[:20])
+        """An icon with its caption on up to three lines (the whole text in its tooltip)."""
+        shown = text if len(text) <= 60 else text[:59] + "…"
+        item = QListWidgetItem(QIcon(pil_to_pixmap(image)), shown)
+        item.setToolTip(text)
+        return item
 
     def _show_grid(self, images, size: int) -> None:
         from PIL import Image

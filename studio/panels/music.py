@@ -15,7 +15,6 @@ from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QMenu,
     QPushButton,
@@ -28,6 +27,7 @@ from studio.engine.music import settings as musicgen  # MAX_SECONDS, is_musicgen
 from studio.library.export import convert_audio, waveform_png
 from studio.state import State
 from studio.widgets.audio_player import AudioPlayer
+from studio.widgets.compare_view import compare_button
 from studio.widgets.controls import (
     ColumnSplitter,
     ParamSlider,
@@ -38,6 +38,8 @@ from studio.widgets.controls import (
     row,
     scroll_column,
 )
+from studio.widgets.flow import FlowLayout
+from studio.widgets.labels import MessageLabel
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.piano_roll import PianoRoll
 from studio.widgets.progress import GenerateBar
@@ -158,12 +160,13 @@ class MusicPanel(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setToolTip("Save as MIDI, WAV or FLAC; the recipe is stored inside the file")
         self.export_button.clicked.connect(self.export)
-        transport = QHBoxLayout()
+        transport = FlowLayout()  # wraps onto a second line in a narrow window
         for button in (self.play_button, self.continue_button, self.export_button):
             transport.addWidget(button)
-        self.message = QLabel()
+        self.compare_button = compare_button(self.state.compare, "music", self)  # Markov, RNN, GPT side by side
+        transport.addWidget(self.compare_button)
+        self.message = MessageLabel()
         self.message.setObjectName("hint")
-        self.message.setWordWrap(True)
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.addWidget(self.roll, 1)
@@ -226,6 +229,8 @@ class MusicPanel(QWidget):
             return
         if str(artifact.recipe.param("operation") or "").startswith("latent."):
             return  # a melody strip saved from the Latent Explorer: it shows there, not over this panel's piece
+        if artifact.recipe.param("operation") == "music.compare":
+            return  # a saved comparison of model families: it shows in its own view
         self.player.stop()  # the old piece's sound must not run on under the new piece's roll
         self.current = artifact
         if artifact.modality == "audio":

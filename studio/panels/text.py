@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
-    QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
@@ -26,7 +25,18 @@ from studio.engine.text.settings import PRESET_KEYS
 from studio.engine.text.settings import PRESETS as BUILTIN_PRESETS
 from studio.library import presets
 from studio.state import State
-from studio.widgets.controls import ParamSlider, SeedBox, bound_check, bound_combo, row, scroll_column
+from studio.widgets.compare_view import compare_button
+from studio.widgets.controls import (
+    ParamSlider,
+    SeedBox,
+    bound_check,
+    bound_combo,
+    compact_combo,
+    row,
+    scroll_column,
+)
+from studio.widgets.flow import FlowLayout
+from studio.widgets.labels import MessageLabel
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.progress import GenerateBar
 
@@ -95,12 +105,13 @@ class TextPanel(QWidget):
         self.undo_button = QPushButton("Undo last")
         self.undo_button.setToolTip("Remove the last generated span")
         self.undo_button.clicked.connect(self.undo)
-        extra = QHBoxLayout()
+        extra = FlowLayout()  # wraps onto a second line in a narrow window
         for button in (self.continue_button, self.regenerate_button, self.undo_button):
             extra.addWidget(button)
-        self.info = QLabel()
+        self.compare_button = compare_button(self.state.compare, "text", self)  # Markov, RNN, GPT side by side
+        extra.addWidget(self.compare_button)
+        self.info = MessageLabel()  # a long "saved to" path must not widen the window
         self.info.setObjectName("hint")
-        self.info.setWordWrap(True)  # a long "saved to" path must not widen the window
         holder = QWidget()
         layout = QVBoxLayout(holder)
         layout.addWidget(self.page, 1)
@@ -118,7 +129,7 @@ class TextPanel(QWidget):
         self.mode_combo = bound_combo(v, "mode", [("Completion", "completion"), ("Chat", "chat")],
                                       "Completion continues the page; chat answers your messages")
         model_layout.addWidget(row("Mode", self.mode_combo))
-        self.presets = QComboBox()
+        self.presets = compact_combo(QComboBox(), 6)
         self.presets.setToolTip("Move the sliders to a tested combination, or to one you saved")
         self.presets.activated.connect(self._apply_preset)
         save = QPushButton("Save…")

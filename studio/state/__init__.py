@@ -16,6 +16,8 @@ from PySide6.QtCore import QObject, Signal
 from studio import media
 from studio.core.jobs import Job, JobEvent, JobMessage, Progress, Result
 from studio.core.recipe import MAX_SEED, RANDOM_SEED, Recipe  # noqa: F401 - the seed constants: re-exported for widgets
+from studio.core.values import clean_values
+from studio.state.compare import CompareState
 from studio.state.explorer import ExplorerState
 from studio.state.models import model_is_here
 
@@ -68,17 +70,27 @@ class PanelState(QObject):
             params=params,
         )
 
-    def restore(self, recipe: Recipe, keep_seed_random: bool = False, keep_model: bool = False) -> None:
+    def restore(self, recipe: Recipe, keep_seed_random: bool = False, keep_model: bool = False) -> list[str]:
+        """Returns one line per value of the recipe that was left out (wrong type, not finite, out of range)."""
         # Settings the recipe doesn't name go back to their defaults: left as they were (a variation strength, an
         # inpaint mode and its mask from an earlier picture) they would make something else than the recipe did.
         values = {k: v for k, v in self._defaults.items() if k not in NOT_PARAMS}
-        values.update({"prompt": recipe.prompt, "negative_prompt": recipe.negative_prompt})
+        given = {"prompt": recipe.prompt, "negative_prompt": recipe.negative_prompt}
         if recipe.model and not keep_model:
-            values["model"] = recipe.model
+            given["model"] = recipe.model
         if not keep_seed_random:
-            values["seed"] = recipe.seed
-        values.update({k: v for k, v in recipe.params.items() if k in self._values})
+            given["seed"] = recipe.seed
+        given.update({k: v for k, v in recipe.params.items() if k in self._values})
+        checked, problems = self.checked(given)
+        values.update(checked)
         self.update(values)
+        return problems
+
+    def checked(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The values this panel has, each checked against the medium's settings class (core/values.py)."""
+        if self.modality not in media.MEDIA:
+            return {k: v for k, v in values.items() if k in self._values}, []
+        return clean_values(self.modality, values)
 
 
 @dataclass
@@ -104,7 +116,12 @@ class JobInfo:
         prompt = " ".join((self.job.recipe.prompt if self.job.recipe else "").split())  # one line, however typed
         if len(prompt) > 40:
             prompt = prompt[:39] + "…"
-        return f"{self.modality}: {prompt or JOB_TITLES.get(self.job.kind, self.job.kind)}"
+        source = self.job.recipe.param("continue_from") if self.job.recipe else None
+        if source:  # continuing a MIDI file with no prompt was titled "music: music.generate"
+            name = str(source).replace("\\", "/").rsplit("/", 1)[-1]
+            prompt = f"continue {name}" + (f" · {prompt}" if prompt else "")
+        fallback = JOB_TITLES.get(self.job.kind) or ("untitled" if self.job.kind.endswith(".generate") else self.job.kind)
+        return f"{self.modality}: {prompt or fallback}"
 
 
 # What the jobs list says for jobs without a prompt (the task names are for code, not people).
@@ -135,6 +152,7 @@ class State(QObject):
         self.device_label = "device: not chosen yet (picked at the first job)"
         self._busy = False
         self.explorer = ExplorerState(self)  # the Latent Explorer's map, picks, walk and jobs
+        self.compare = CompareState(self)  # Compare families (Text and Music): three models side by side
 
     @property
     def image(self) -> PanelState:
@@ -188,6 +206,8 @@ class State(QObject):
         """Put a recipe's settings back into its panel (gallery double-click, dropped PNG, File > Open)."""
         if self.explorer.restore(recipe):  # one of the Latent Explorer's outputs (strip, walk, melody strip…)
             return
+        if self.compare.restore(recipe):  # a saved comparison of model families: back whole
+            return
         modality = recipe.modality if recipe.modality in self.panels else "image"
         keep_model = bool(recipe.model) and not model_is_here(recipe.model)
         if keep_model:
@@ -199,8 +219,11 @@ class State(QObject):
             # A chat turn's prompt is the message it answered: it goes back in as the chat (messages), and the
             # completion page the user keeps in "prompt" is left alone.
             recipe = replace(recipe, prompt=str(self.text.get("prompt", "")))
-        self.panels[modality].restore(recipe, keep_model=keep_model)
+        problems = self.panels[modality].restore(recipe, keep_model=keep_model)
         self.restore_requested.emit(modality)
+        if problems:  # after restore_requested, which hides the panel's notes
+            self.error_raised.emit(modality, f"{len(problems)} value(s) of the recipe were left out: "
+                                   + "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else ""))
 
     def active_jobs(self) -> list[JobInfo]:
         return [info for info in self.jobs.values() if info.active]
@@ -229,7 +252,9 @@ class State(QObject):
         elif message.event == JobEvent.FINISHED:
             info.result = message.result
             self._finished(message.job, message.result, info.outputs_shown)
-        elif message.event == JobEvent.CANCELLED and message.result is not None:
+        elif message.event == JobEvent.CANCELLED and message.error:
+            info.error = message.error  # e.g. "Force stopped: the engine was restarted."
+        if message.event == JobEvent.CANCELLED and message.result is not None:
             info.result = message.result  # outputs finished before the cancel (saved): shown like any other
             for artifact in message.result.artifacts[info.outputs_shown:]:
                 self.output_added.emit(artifact)

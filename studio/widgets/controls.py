@@ -11,8 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QValidator
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPlainTextEdit,
     QScrollArea,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.recipe import SEED_LIMIT
 from studio.state import MAX_SEED, RANDOM_SEED, PanelState
 
 
@@ -54,7 +57,7 @@ class ParamSlider(QWidget):
         self._scale = 10**decimals  # the QSlider is integer-only; scale floats onto it
         self._decimals = decimals
         self.label = QLabel(label)
-        self.label.setMinimumWidth(112)
+        self.label.setMinimumWidth(LABEL_WIDTH)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(int(minimum * self._scale), int(maximum * self._scale))
         self.slider.setSingleStep(max(1, int(step * self._scale)))
@@ -66,7 +69,8 @@ class ParamSlider(QWidget):
             self.box = QSpinBox()
         self.box.setRange(minimum, maximum)
         self.box.setSingleStep(step)
-        self.box.setFixedWidth(78)
+        # As wide as its longest value (asked after the theme is applied): a fixed 78 px cut 10-digit seeds.
+        self.box.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         if special:  # what the minimum means, e.g. top-k 0 = "off", tempo 0 = "auto"
             self.box.setSpecialValueText(special)
         self.box.setKeyboardTracking(False)
@@ -96,7 +100,7 @@ class ParamSlider(QWidget):
         left unshown: a restore must never take the control down with it."""
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int too big for a float
             return
         if number != number:  # NaN
             return
@@ -112,6 +116,82 @@ class ParamSlider(QWidget):
                 widget.blockSignals(False)
 
 
+LABEL_WIDTH = 100  # the label column every row lines up on (narrow enough for a panel at 960 px)
+
+
+class SeedSpin(QAbstractSpinBox):
+    """A spin box for seeds 0 .. 2**64 - 1, held as a Python int: QSpinBox is 32-bit signed and a
+    QDoubleSpinBox rounds past 2**53, and A1111, Fooocus and ComfyUI write 64-bit seeds."""
+
+    valueChanged = Signal(object)  # int
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._value = 0
+        self._minimum, self._maximum = 0, SEED_LIMIT
+        self.lineEdit().setText("0")
+        self.lineEdit().textEdited.connect(self._on_edited)
+        self.editingFinished.connect(lambda: self.lineEdit().setText(str(self._value)))
+
+    def value(self) -> int:
+        return self._value
+
+    def minimum(self) -> int:
+        return self._minimum
+
+    def maximum(self) -> int:
+        return self._maximum
+
+    def setRange(self, minimum: int, maximum: int) -> None:
+        self._minimum, self._maximum = int(minimum), int(maximum)
+        self.setValue(self._value)
+
+    def setValue(self, value: Any) -> None:
+        value = min(max(int(value), self._minimum), self._maximum)
+        if str(value) != self.lineEdit().text():
+            self.lineEdit().setText(str(value))
+        if value != self._value:
+            self._value = value
+            self.valueChanged.emit(value)
+
+    def _on_edited(self, text: str) -> None:
+        if text.strip().isdigit() and self._minimum <= int(text) <= self._maximum and int(text) != self._value:
+            self._value = int(text)
+            self.valueChanged.emit(self._value)
+
+    def validate(self, text: str, pos: int):
+        stripped = text.strip()
+        if not stripped:
+            return QValidator.State.Intermediate, text, pos
+        if not stripped.isdigit() or not stripped.isascii():
+            return QValidator.State.Invalid, text, pos
+        if int(stripped) > self._maximum:
+            return QValidator.State.Invalid, text, pos
+        return QValidator.State.Acceptable, text, pos
+
+    def fixup(self, text: str) -> str:
+        return str(self._value)
+
+    def stepBy(self, steps: int) -> None:
+        self.setValue(self._value + steps)
+
+    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:
+        flags = QAbstractSpinBox.StepEnabledFlag.StepNone
+        if self._value > self._minimum:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
+        if self._value < self._maximum:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
+        return flags
+
+    def sizeHint(self) -> QSize:
+        # As wide as a 32-bit seed, like the box it replaced; a 20-digit seed scrolls inside it.
+        hint = super().sizeHint()
+        return QSize(self.fontMetrics().horizontalAdvance("0" * 10) + 30, hint.height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(self.fontMetrics().horizontalAdvance("0" * 6) + 24, super().minimumSizeHint().height())
+
+
 class SeedBox(QWidget):
     """Seed number, a dice for a new random seed, and a lock: unlocked means a fresh seed each time."""
 
@@ -119,11 +199,11 @@ class SeedBox(QWidget):
         super().__init__(parent)
         self.state = state
         self.label = QLabel("Seed")
-        self.label.setMinimumWidth(112)
-        self.spin = QDoubleSpinBox()  # QSpinBox is 32-bit signed; seeds go up to 2**32 - 1
-        self.spin.setDecimals(0)
-        self.spin.setRange(0, MAX_SEED)
+        self.label.setMinimumWidth(LABEL_WIDTH)
+        self.spin = SeedSpin()  # seeds up to 2**64 - 1, every digit kept
+        self.spin.setMinimumWidth(96)  # its hint fits 4294967295 plus margins: the panel's widest row at 960 px
         self.spin.setToolTip("The starting noise. The same seed with the same settings makes the same output.")
+        self.spin.lineEdit().setPlaceholderText("random")
         self.dice = QToolButton()
         self.dice.setText("🎲")
         self.dice.setToolTip("Pick a new random seed")
@@ -154,7 +234,7 @@ class SeedBox(QWidget):
         if self.state.last_seed is not None:
             self._set_locked_seed(self.state.last_seed)
 
-    def _on_spin(self, value: float) -> None:
+    def _on_spin(self, value: int) -> None:
         if self.lock.isChecked():
             self.state.set("seed", int(value))
 
@@ -169,6 +249,8 @@ class SeedBox(QWidget):
         self.spin.setEnabled(locked)
         if locked:
             self.spin.setValue(int(seed))
+        elif getattr(self.state, "last_seed", None) is None:
+            self.spin.lineEdit().clear()  # unlocked and nothing generated yet: "random", not a greyed 0
         for widget in (self.spin, self.lock):
             widget.blockSignals(False)
 
@@ -209,17 +291,32 @@ class PromptEdit(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
+def compact_combo(combo: QComboBox, characters: int = 10) -> QComboBox:
+    """A combo whose width doesn't follow its longest item (which widened whole panels); its list pops up as
+    wide as it needs."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(characters)
+    return combo
+
+
+def _same(item: Any, value: Any) -> bool:
+    return type(item) is type(value) and item == value or (isinstance(item, str) and item == value)
+
+
 def bound_combo(state: PanelState, name: str, items: list[tuple[str, Any]], tooltip: str = "") -> QComboBox:
     """A combo box whose items are (label, value) pairs, bound to a state value."""
     combo = QComboBox()
     combo.setToolTip(tooltip)
+    compact_combo(combo)
     for label, value in items:
         combo.addItem(label, value)
 
     def show(value: Any) -> None:
-        index = combo.findData(value)
-        if index < 0 and value not in (None, ""):
-            combo.addItem(str(value), value)  # a restored recipe may name a value we did not list
+        # compared in Python: findData turns the value into a QVariant, which raises OverflowError on an int
+        # beyond 64 bits (a hand-edited recipe's "scheduler": 11805916207174113034)
+        index = next((i for i in range(combo.count()) if _same(combo.itemData(i), value)), -1)
+        if index < 0 and isinstance(value, str) and value:
+            combo.addItem(value, value)  # a restored recipe may name a value we did not list
             index = combo.count() - 1
         combo.blockSignals(True)
         combo.setCurrentIndex(max(index, 0))
@@ -255,7 +352,7 @@ def row(label: str, widget: QWidget, tooltip: str = "") -> QWidget:
     layout = QHBoxLayout(holder)
     layout.setContentsMargins(0, 0, 0, 0)
     caption = QLabel(label)
-    caption.setMinimumWidth(112)
+    caption.setMinimumWidth(LABEL_WIDTH)
     caption.setToolTip(tooltip)
     layout.addWidget(caption)
     layout.addWidget(widget, 1)
@@ -338,7 +435,7 @@ class RecentPrompts(QToolButton):
             menu.addAction(label.replace("&", "&&"), lambda chosen=values: self.state.update(chosen))
 
 
-def scroll_column(*widgets: QWidget, min_width: int = 410) -> QScrollArea:
+def scroll_column(*widgets: QWidget, min_width: int = 320) -> QScrollArea:
     """A vertical column of control groups that scrolls vertically and never sideways."""
     column = QWidget()
     layout = QVBoxLayout(column)

@@ -30,16 +30,20 @@ class ImageView(QWidget):
     def __init__(self, parent: QWidget | None = None, placeholder: str = "") -> None:
         super().__init__(parent)
         self._pixmap: QPixmap | None = None
+        self._smooth = False
         self._placeholder = placeholder
         self.setMinimumSize(256, 256)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_image(self, image) -> None:
         self._pixmap = pil_to_pixmap(image) if image is not None else None
+        # A preview (tagged by the engine) is a small estimate of the picture: scaled smoothly, never in squares.
+        self._smooth = image is not None and bool(getattr(image, "info", {}).get("smooth"))
         self.update()
 
     def set_pixmap(self, pixmap: QPixmap | None) -> None:
         self._pixmap = pixmap
+        self._smooth = False
         self.update()
 
     def pixmap(self) -> QPixmap | None:
@@ -64,7 +68,7 @@ class ImageView(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
             return
         enlarging = rect.width() > self._pixmap.width()
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not enlarging)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth or not enlarging)
         painter.drawPixmap(rect, self._pixmap)
 
 

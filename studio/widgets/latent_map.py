@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QWheelEvent
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPen, QTransform, QWheelEvent
+from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsScene,
+    QGraphicsSimpleTextItem,
+    QGraphicsView,
+)
 
 from studio.widgets.image_view import pil_to_pixmap
 
@@ -61,6 +67,8 @@ class LatentMapView(QGraphicsView):
                 self.scene().removeItem(item)
         ring = QGraphicsEllipseItem(-14, -14, 28, 28)
         ring.setPen(QPen(QColor(MARK_COLOURS.get(name, "#ffffff")), 3))
+        # Marks keep their size on screen at any zoom: the whole map fitted into the view shrank them to dots.
+        ring.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
         ring.setBrush(QBrush(Qt.BrushStyle.NoBrush))
         ring.setPos(x * self.scale_factor, -y * self.scale_factor)
         ring.setZValue(10)
@@ -68,7 +76,10 @@ class LatentMapView(QGraphicsView):
         if name != "current":
             tag = QGraphicsSimpleTextItem(name if name in "AB" else str(len(self.marks.get(name, [])) // 2 + 1))
             tag.setBrush(QColor(MARK_COLOURS.get(name, "#ffffff")))
-            tag.setPos(x * self.scale_factor + 14, -y * self.scale_factor - 28)
+            tag.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            tag.setFont(QFont(tag.font().family(), 12, QFont.Weight.Bold))
+            tag.setPos(x * self.scale_factor, -y * self.scale_factor)
+            tag.setTransform(QTransform.fromTranslate(14, -28))
             tag.setZValue(10)
             self.scene().addItem(tag)
             self.marks.setdefault(name, []).extend([ring, tag])

@@ -8,7 +8,8 @@ from PySide6.QtCore import QPointF, QRect, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-OVERLAY = QColor(224, 90, 95, 140)
+OVERLAY = QColor(224, 90, 95)  # drawn at OVERLAY_OPACITY where the mask is white
+OVERLAY_OPACITY = 0.6
 
 
 class MaskCanvas(QWidget):
@@ -118,8 +119,10 @@ class MaskCanvas(QWidget):
         painter.drawPixmap(target, self.image)
         overlay = QImage(self.mask.size(), QImage.Format.Format_ARGB32)
         overlay.fill(OVERLAY)
-        overlay.setAlphaChannel(self.mask.convertToFormat(QImage.Format.Format_Alpha8))
-        painter.setOpacity(0.55)
+        # The mask's grey values are the overlay's alpha. Converting the grey mask to Alpha8 took its (opaque)
+        # alpha instead: the whole picture went pink and strokes never showed.
+        overlay.setAlphaChannel(self.mask)
+        painter.setOpacity(OVERLAY_OPACITY)
         painter.drawImage(target, overlay)
 
 

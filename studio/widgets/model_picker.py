@@ -24,6 +24,9 @@ class ModelPicker(QWidget):
         self.state = state
         self.modality = modality or state.modality  # the latent explorer lists image models
         self.combo = QComboBox()
+        # A long model name or path must not set the panel's minimum width (the list pops up as wide as it needs).
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(12)
         self.combo.setToolTip("Which model generates. Built-in models work offline; add your own files or folders.")
         self.browse = QToolButton()
         self.browse.setText("…")

@@ -96,7 +96,8 @@ class PianoRoll(QWidget):
         self._paint_keyboard(painter, low, high, row_height)
         if not self.notes:
             painter.setPen(QColor("#7d8590"))
-            painter.drawText(self.rect().adjusted(GUTTER, RULER, 0, 0), Qt.AlignmentFlag.AlignCenter,
+            painter.drawText(self.rect().adjusted(GUTTER + 8, RULER, -8, 0),  # wrapped: a narrow roll cut it
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                              "Notes appear here as they are composed.")
         if self.playhead is not None and self._x(self.playhead) >= GUTTER:
             painter.setPen(QPen(QColor("#ffffff"), 2))

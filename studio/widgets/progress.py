@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.jobs import JobEvent, Progress
 from studio.state import JobInfo, State
+from studio.widgets.labels import MessageLabel
 
 
 def progress_text(progress: Progress | None, unit: str = "it") -> str:
@@ -72,9 +73,8 @@ class JobRow(QWidget):
         self.bar = QProgressBar()
         self.bar.setTextVisible(False)
         self.bar.setFixedHeight(6)
-        self.detail = QLabel()
+        self.detail = MessageLabel(most=160)  # an error of any length wraps inside the dock (all of it in the tooltip)
         self.detail.setObjectName("jobDetail")
-        self.detail.setWordWrap(True)
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("Stop this job at its next step (Esc cancels the running job)")
         self.cancel.clicked.connect(lambda: cancel_or_force_stop(state, self.job_id))
@@ -132,6 +132,10 @@ class JobQueueView(QScrollArea):
     def on_job_changed(self, info: JobInfo) -> None:
         if info.job.kind in ("device.warmup", "worker.reset_device"):
             return  # housekeeping, not the user's work
+        key = info.job.supersede_key
+        if key and info.status == JobEvent.SUPERSEDED:
+            self._remove(info.job.id)  # a preview replaced by a newer request (a map drag): not worth a row
+            return
         row = self.rows.get(info.job.id)
         if row is None:
             row = self.rows[info.job.id] = JobRow(self.state, info)
@@ -139,10 +143,26 @@ class JobQueueView(QScrollArea):
             self.empty.hide()
             self._trim()
         row.update_from(info)
+        if key:
+            self._keep_newest(key)
+
+    def _keep_newest(self, key: str) -> None:
+        """Of the jobs that replace each other (one key), show the newest, the running ones and the failures."""
+        keyed = [job_id for job_id in self.rows if (info := self.state.jobs.get(job_id)) and info.job.supersede_key == key]
+        for job_id in keyed[:-1]:
+            info = self.state.jobs[job_id]
+            if not info.active and info.status != JobEvent.FAILED:
+                self._remove(job_id)
+
+    def _remove(self, job_id: int) -> None:
+        row = self.rows.pop(job_id, None)
+        if row is not None:
+            row.hide()
+            row.deleteLater()
 
     def _trim(self, keep: int = 30) -> None:
         for job_id in list(self.rows)[:-keep]:
-            self.rows.pop(job_id).deleteLater()
+            self._remove(job_id)
 
 
 class GenerateBar(QWidget):
@@ -161,7 +181,7 @@ class GenerateBar(QWidget):
         self.bar = QProgressBar()
         self.bar.setTextVisible(False)
         self.bar.setFixedHeight(8)
-        self.status = QLabel("Ready.")
+        self.status = MessageLabel("Ready.", most=240)  # "Failed: <a long error>" wraps, never widens the window
         self.status.setObjectName("hint")
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate, 2)
@@ -198,7 +218,7 @@ class GenerateBar(QWidget):
             self.bar.setValue(1 if info.status == JobEvent.FINISHED else 0)
             text = STATUS_TEXT.get(info.status, "").capitalize()
             if info.error:
-                text = f"Failed: {info.error}"
+                text = f"{'Cancelled' if info.status == JobEvent.CANCELLED else 'Failed'}: {info.error}"
             elif info.result and "seconds" in info.result.info:
                 text += f" in {info.result.info['seconds']:.1f} s."
             self.status.setText(text)

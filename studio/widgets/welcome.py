@@ -37,7 +37,7 @@ class WelcomeDialog(QDialog):
         text.setWordWrap(True)
         text.setMinimumWidth(560)
         self.dont_show = QCheckBox("Don't show this again")
-        self.dont_show.setChecked(True)
+        self.dont_show.setChecked(False)  # the user chooses; pre-ticked, one OK hid the welcome for good
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok)
         buttons.accepted.connect(self.accept)
         layout = QVBoxLayout(self)

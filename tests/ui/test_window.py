@@ -126,8 +126,14 @@ def test_welcome_shows_once(qtbot, window, monkeypatch):
     shown = []
     monkeypatch.setattr(welcome.WelcomeDialog, "exec", lambda self: (shown.append(self), self.done(0)))
     window.welcome_if_first_run()
+    assert not shown[0].dont_show.isChecked(), "the user ticks 'don't show again'; it is not ticked for them"
     window.welcome_if_first_run()
-    assert len(shown) == 1, "dismissed (with 'don't show again' ticked) it does not come back"
+    assert len(shown) == 2, "dismissed without the tick, it comes back"
+    monkeypatch.setattr(welcome.WelcomeDialog, "exec",
+                        lambda self: (shown.append(self), self.dont_show.setChecked(True), self.done(0)))
+    window.welcome_if_first_run()
+    window.welcome_if_first_run()
+    assert len(shown) == 3, "dismissed (with 'don't show again' ticked) it does not come back"
 
 
 def test_uncaught_exception_is_logged_and_shown(qtbot, window, monkeypatch, tmp_path):

@@ -28,7 +28,7 @@ from typing import Any
 from studio.core import catalog
 from studio.core.interpolate import slerp
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
-from studio.core.recipe import MAX_SEED, Recipe
+from studio.core.recipe import MAX_SEED, SEED_LIMIT, Recipe
 from studio.engine.image.pipelines import ImageBundle, adapt_memory_to_size, load_image_pipeline
 from studio.engine.image.preview import StepWatcher, decode_latents
 from studio.engine.image.schedulers import available_schedulers, model_default_scheduler, set_scheduler
@@ -313,8 +313,10 @@ def generate_artifacts(
     for index in range(count):
         if cancelled is not None and cancelled():
             raise Cancelled(partial=artifacts)
-        seed = (int(base_seed) + index) % (MAX_SEED + 1)
-        variation_seed = None if variation_base is None else (int(variation_base) + index) % (MAX_SEED + 1)
+        # Seeds up to 2**64 - 1 (A1111, ComfyUI) are kept whole; torch's CPU generator takes them all (its
+        # Mersenne Twister draws from the low 32 bits, as A1111's CPU noise does).
+        seed = (int(base_seed) + index) % (SEED_LIMIT + 1)
+        variation_seed = None if variation_base is None else (int(variation_base) + index) % (SEED_LIMIT + 1)
         try:
             image, info = generate_one(bundle, recipe, settings, seed, variation_seed, index, count, report, cancelled)
         except Cancelled as stop:

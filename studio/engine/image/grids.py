@@ -35,6 +35,11 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
+MIN_PLOT_CELL = 128
+MAX_PLOT_CELL = 384  # long labels (prompts) widen the cells up to this, then wrap onto LABEL_LINES lines
+LABEL_LINES = 3
+
+
 def _fit_text(draw, text: str, font, width: int) -> str:
     if draw.textlength(text, font=font) <= width:
         return text
@@ -43,17 +48,62 @@ def _fit_text(draw, text: str, font, width: int) -> str:
     return text + "…"
 
 
-MIN_PLOT_CELL = 128
+def _wrap(draw, text: str, font, width: int, max_lines: int = LABEL_LINES) -> list[str]:
+    """The text on at most `max_lines` lines of `width` pixels: broken at spaces, long words broken anywhere,
+    the last line ended with "…" when the text doesn't fit."""
+    words = str(text).split() or [""]
+    lines: list[str] = []
+    line = ""
+    for word in words:
+        candidate = f"{line} {word}" if line else word
+        if draw.textlength(candidate, font=font) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        while draw.textlength(word, font=font) > width and len(word) > 1:  # a word wider than the cell
+            cut = len(word)
+            while cut > 1 and draw.textlength(word[:cut], font=font) > width:
+                cut -= 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    lines.append(line)
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 1] + [_fit_text(draw, " ".join(lines[max_lines - 1 :]), font, width)]
+    return lines
+
+
+def _cell_factor(images: Sequence, labels: Sequence[str]) -> int:
+    """How much to enlarge the pictures: small models to MIN_PLOT_CELL, and further (up to MAX_PLOT_CELL) so
+    the longest column label fits on LABEL_LINES lines."""
+    from PIL import Image, ImageDraw
+
+    smallest = min(min(im.size) for im in images)
+    widest = max(im.width for im in images)
+    factor = math.ceil(MIN_PLOT_CELL / smallest) if smallest < MIN_PLOT_CELL else 1  # small models: enlarge, crisp
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    while widest * (factor + 1) <= MAX_PLOT_CELL:
+        w, h = widest * factor, max(im.height for im in images) * factor
+        font = _font(_font_size(h))
+        if all(len(_wrap(probe, str(label), font, w - 8, LABEL_LINES + 1)) <= LABEL_LINES for label in labels):
+            break
+        factor += 1
+    return factor
+
+
+def _font_size(cell_height: int) -> int:
+    return max(12, min(28, cell_height // 9))
 
 
 def labelled_grid(images: Sequence, cols: int, x_labels: Sequence[str], y_labels: Sequence[str]):
-    """A grid with column labels on top and row labels on the left, like A1111's X/Y plot."""
+    """A grid with column labels on top and row labels on the left, like A1111's X/Y plot. Labels wrap onto up
+    to three lines; long ones (prompts) make the cells bigger first."""
     from PIL import Image, ImageDraw
 
     # One cell size for all: the largest picture's. When width or height is an axis the pictures differ in size;
     # each keeps its own shape and scale, centred in its cell (squeezing them to the first one's size lied).
-    smallest = min(min(im.size) for im in images)
-    factor = math.ceil(MIN_PLOT_CELL / smallest) if smallest < MIN_PLOT_CELL else 1  # small models: enlarge, crisp
+    factor = _cell_factor(images, [str(t) for t in x_labels])
     w, h = max(im.width for im in images) * factor, max(im.height for im in images) * factor
     cells = []
     for im in images:
@@ -62,26 +112,29 @@ def labelled_grid(images: Sequence, cols: int, x_labels: Sequence[str], y_labels
         cell.paste(big, ((w - big.width) // 2, (h - big.height) // 2))
         cells.append(cell)
     body = image_grid(cells, cols, gap=2, background=(255, 255, 255))
-    font_size = max(10, min(32, h // 8))
-    top = int(font_size * 2)
+    font_size = _font_size(h)
+    font = _font(font_size)
+    line_height = int(font_size * 1.25)
     probe = ImageDraw.Draw(body)
-    left = int(
-        min(
-            max((probe.textlength(str(t), font=_font(font_size)) for t in y_labels), default=0) + font_size,
-            max(w, 16 * font_size),
-        )
-    )
+    longest_y = max((probe.textlength(str(t), font=font) for t in y_labels), default=0)
+    left = int(min(longest_y + font_size, max(w, 12 * font_size)))
+    column_lines = [_wrap(probe, str(label), font, w - 8) for label in x_labels]
+    row_lines = [_wrap(probe, str(label), font, left - 8, max(1, min(LABEL_LINES + 1, h // line_height))) for label in y_labels]
+    top = max(len(lines) for lines in column_lines) * line_height + font_size
     sheet = Image.new("RGB", (left + body.width, top + body.height), (255, 255, 255))
     sheet.paste(body, (left, top))
     draw = ImageDraw.Draw(sheet)
-    font = _font(font_size)
-    for i, label in enumerate(x_labels):
-        text = _fit_text(draw, str(label), font, w - 4)
-        x = left + i * (w + 2) + (w - draw.textlength(text, font=font)) / 2
-        draw.text((x, font_size // 2), text, fill=(0, 0, 0), font=font)
-    for j, label in enumerate(y_labels):
-        text = _fit_text(draw, str(label), font, left - 4)
-        draw.text((4, top + j * (h + 2) + (h - font_size) / 2), text, fill=(0, 0, 0), font=font)
+    for i, lines in enumerate(column_lines):
+        y = top - font_size // 2 - len(lines) * line_height  # the lines sit just above their column
+        for line in lines:
+            x = left + i * (w + 2) + (w - draw.textlength(line, font=font)) / 2
+            draw.text((x, y), line, fill=(0, 0, 0), font=font)
+            y += line_height
+    for j, lines in enumerate(row_lines):
+        y = top + j * (h + 2) + (h - len(lines) * line_height) / 2
+        for line in lines:
+            draw.text((4, y), line, fill=(0, 0, 0), font=font)
+            y += line_height
     return sheet
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from studio.core.files import partial_path
+from studio.core.files import PartialFile
 from studio.core.jobs import UserError
 from studio.core.recipe import Recipe, RecipeError
 from studio.engine.music.piece import METRES, NOTE_NAMES, MusicPiece, Note, estimate_key, key_name, parse_key
@@ -29,7 +29,10 @@ def _mido_key(key: str) -> str:
     return NOTE_NAMES[tonic] + ("m" if mode == "minor" else "")
 
 
-def write_midi(piece: MusicPiece, path: Path, recipe_json: str | None = None) -> Path:
+def write_midi(
+    piece: MusicPiece, path: Path, recipe_json: str | None = None, new: bool = False, copyright: str | None = None
+) -> Path:
+    """Returns the path written: with `new`, the first free name from `path` on (core/files.py claims it)."""
     import mido
 
     path = Path(path)
@@ -44,14 +47,16 @@ def write_midi(piece: MusicPiece, path: Path, recipe_json: str | None = None) ->
         meta.append(mido.MetaMessage("key_signature", key=_mido_key(piece.key), time=0))
     except (UserError, ValueError):
         pass  # a key mido cannot name is simply not written
+    if copyright:  # e.g. a non-commercial model's licence, where players and DAWs show it
+        meta.append(mido.MetaMessage("copyright", text=copyright.encode("ascii", "replace").decode("ascii"), time=0))
     if recipe_json:
         text = json.dumps(json.loads(recipe_json), ensure_ascii=True, sort_keys=True)
         meta.append(mido.MetaMessage("text", text=text, time=0))
     for voice in range(piece.voices):
         midi.tracks.append(_voice_track(piece, voice))
-    with partial_path(path) as temp:  # renamed into place once whole
-        midi.save(str(temp))
-    return path
+    with PartialFile(path, new) as partial:  # moved into place once whole
+        midi.save(str(partial.temp))
+    return partial.path
 
 
 def _voice_track(piece: MusicPiece, voice: int):

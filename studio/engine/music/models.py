@@ -1,9 +1,12 @@
-"""The built-in music models behind one interface: a small GPT-2 and the n-gram baseline, both over music tokens.
+"""The built-in music models behind one interface: a small GPT-2, an LSTM and the n-gram baseline, all over music
+tokens.
 
 A GPT-2 folder (transformers layout, `models/music-gpt/`) runs through `FastGPT2`, GPT-2's forward pass written
 straight from the weights; an n-gram folder (`models/music-markov/`, config.json model_type "studio-markov") is
 studio.core.ngram's Kneser-Ney model, wrapped by `MusicNGram` with the music conventions. Both folders carry
-the vocabulary as `music_vocab.json`.
+the vocabulary as `music_vocab.json`. A recurrent folder (`models/music-rnn/`, model_type "studio-rnn") is
+studio.core.rnn's model: the prompt is read in one pass (`prime`), then one `step` per token, the recurrent state
+carried between calls, so it has no context window to slide.
 
 torch and transformers are imported inside functions: importing this module must stay cheap.
 """
@@ -150,11 +153,13 @@ def from_packed(folder: Path, config: dict) -> ngram.NGramModel:
 
 
 class MusicModel:
-    """A loaded music model: a GPT-2 folder or an n-gram folder, with its vocabulary."""
+    """A loaded music model: a GPT-2, an RNN or an n-gram folder, with its vocabulary."""
+
+    UNLIMITED = 1 << 30  # an RNN's "context": its state carries the whole past, nothing is ever cropped
 
     def __init__(self, kind: str, tokenizer: MusicTokenizer, net: Any, path: Path, device: str = "cpu",
                  context: int = 512) -> None:
-        self.kind = kind  # "gpt" | "markov"
+        self.kind = kind  # "gpt" | "rnn" | "markov"
         self.tokenizer = tokenizer
         self.net = net
         self.path = Path(path)
@@ -164,7 +169,7 @@ class MusicModel:
 
     @property
     def dtype(self) -> str:
-        return "float32" if self.kind == "gpt" else "counts"
+        return "counts" if self.kind == "markov" else "float32"
 
     def start(self, ids: Sequence[int]) -> Any:
         """Begin a sequence; returns a state object `next_logits` advances."""
@@ -175,6 +180,8 @@ class MusicModel:
         state["ids"].extend(new_ids)
         if self.kind == "markov":
             return np.log(np.maximum(self.net.next_distribution(state["ids"]), 1e-30))
+        if self.kind == "rnn":
+            return self._rnn_logits(state)
         import torch
 
         feed = state["ids"] if state["past"] is None else state["ids"][state["fed"]:]
@@ -190,6 +197,22 @@ class MusicModel:
                 logits = out.logits[0, -1]
             state["fed"] = len(state["ids"])
             logits = logits.float().cpu().numpy().astype(np.float64)
+        return logits - np.logaddexp.reduce(logits)
+
+    def _rnn_logits(self, state: dict) -> np.ndarray:
+        """Read the tokens not yet fed: several (a prompt) in one pass, a single one by a cheap step."""
+        import torch
+
+        feed = state["ids"][state["fed"]:]
+        if not feed:
+            raise ValueError("next_logits needs at least one new token for a recurrent model")
+        with torch.inference_mode():
+            if len(feed) == 1 and state["past"] is not None:
+                logits, state["past"] = self.net.step(feed[0], state["past"])
+            else:
+                logits, state["past"] = self.net.prime(feed, state["past"])
+        state["fed"] = len(state["ids"])
+        logits = logits.float().cpu().numpy().astype(np.float64)
         return logits - np.logaddexp.reduce(logits)
 
     def reset_cache(self, state: dict, ids: Sequence[int]) -> None:
@@ -263,6 +286,8 @@ def load_music_model(source: Any, device: str = "cpu") -> MusicModel:
     if source.kind == "markov":
         tokenizer = MusicTokenizer.load(folder)
         return MusicModel("markov", tokenizer, MusicNGram.load(folder), folder)
+    if source.kind == "rnn":
+        return _load_rnn(folder, device)
     if source.kind not in ("transformers", "builtin"):
         raise UserError(f"{source.name} is not a symbolic music model (it is a {source.kind} model)")
     tokenizer = MusicTokenizer.load(folder)
@@ -276,3 +301,20 @@ def load_music_model(source: Any, device: str = "cpu") -> MusicModel:
     net.to(device).eval()
     return MusicModel("gpt", tokenizer, net, folder, device, int(getattr(net.config, "n_positions", 512)))
 
+
+def _load_rnn(folder: Path, device: str) -> MusicModel:
+    """A studio-rnn folder with music_vocab.json beside it (a text RNN has a tokenizer.json instead)."""
+    from studio.core import catalog
+
+    if not (folder / VOCAB_FILE).exists():
+        raise UserError(f"{folder.name} is a recurrent model without {VOCAB_FILE}: not a music model")
+    catalog.check_weights_file(folder / "model.safetensors")
+    tokenizer = MusicTokenizer.load(folder)
+    import torch
+
+    from studio.core import rnn
+
+    net = rnn.load(folder, torch.float32, device)
+    if net.config.vocab_size != len(tokenizer):
+        raise UserError(f"{folder.name}: the model has {net.config.vocab_size} tokens, {VOCAB_FILE} {len(tokenizer)}")
+    return MusicModel("rnn", tokenizer, net, folder, device, MusicModel.UNLIMITED)

@@ -13,6 +13,7 @@ peak of 0.89 with short fades at both ends: no clipping, no clicks.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import struct
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studio.core.files import partial_path
+from studio.core.files import PartialFile
 from studio.core.jobs import UserError
 from studio.core.recipe import Recipe, RecipeError
 
@@ -183,8 +184,10 @@ def _finish(out: np.ndarray, sample_rate: int) -> np.ndarray:
 # --- audio files with the recipe -------------------------------------------------------------------
 
 
-def write_audio(samples: np.ndarray, sample_rate: int, path: Path, recipe_json: str | None = None) -> Path:
-    """WAV (16-bit, recipe in LIST/INFO ICMT) or FLAC (16-bit, recipe in a Vorbis COMMENT), by extension."""
+def write_audio(samples: np.ndarray, sample_rate: int, path: Path, recipe_json: str | None = None,
+                new: bool = False, copyright: str | None = None) -> Path:
+    """WAV (16-bit, recipe in LIST/INFO ICMT) or FLAC (16-bit, recipe in a Vorbis COMMENT), by extension.
+    Returns the path written: with `new`, the first free name from `path` on (core/files.py claims it)."""
     import soundfile as sf
 
     path = Path(path)
@@ -196,15 +199,21 @@ def write_audio(samples: np.ndarray, sample_rate: int, path: Path, recipe_json: 
         samples = samples[:, None]
     text = _compact(recipe_json) if recipe_json else None
     long_wav = kind == "wav" and text is not None and len(text.encode("utf-8")) > _WAV_COMMENT_LIMIT
-    with partial_path(path) as temp:  # renamed into place once whole
-        with sf.SoundFile(str(temp), "w", sample_rate, samples.shape[1], subtype="PCM_16", format=kind.upper()) as handle:
-            if text is not None and not long_wav:
-                handle.comment = text
-            handle.software = "Latent Studio"
-            handle.write(samples)
+    encoded = io.BytesIO()  # encoded in memory: a full disk is then an OSError (ENOSPC), not libsndfile's words
+    with sf.SoundFile(encoded, "w", sample_rate, samples.shape[1], subtype="PCM_16", format=kind.upper()) as handle:
+        if text is not None and not long_wav:
+            handle.comment = text
+        handle.software = "Latent Studio"
+        if copyright:  # WAV LIST/INFO ICOP, FLAC COPYRIGHT: a non-commercial model's licence travels with the file
+            handle.copyright = copyright
+        handle.write(samples)
+    with PartialFile(path, new) as partial:  # moved into place once whole
+        temp = partial.temp
+        with open(temp, "wb") as file:
+            file.write(encoded.getbuffer())
         if long_wav:
             _append_riff_chunk(temp, _RECIPE_CHUNK, text.encode("utf-8"))
-    return path
+    return partial.path
 
 
 def _compact(recipe_json: str) -> str:
