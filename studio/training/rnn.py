@@ -340,3 +340,30 @@ def history_table(history: list[dict], unit: str) -> str:
         for h in history
     )
     return f"| step | tokens | CPU minutes | training loss (nats/token) | held-out {unit} |\n|---|---|---|---|---|\n{rows}"
+
+
+# --- command-line flags shared by text_rnn and music_rnn -------------------------------------------------
+
+
+def add_model_flags(parser, batch: int) -> None:
+    """The architecture and optimiser flags (fixed by a run's first start)."""
+    from studio.core import rnn
+
+    parser.add_argument("--cell", choices=rnn.CELLS, default="lstm")
+    parser.add_argument("--width", type=int, default=384)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--dropout", type=float, default=0.05)
+    parser.add_argument("--batch", type=int, default=batch)
+
+
+def add_run_flags(parser, max_steps: int) -> None:
+    """How long a sitting runs and how often it logs, evaluates, checkpoints and exports."""
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--max-steps", type=int, default=max_steps)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--minutes", type=float, default=0, help="stop after this many minutes (0: at max-steps)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--eval-minutes", type=float, default=10)
+    parser.add_argument("--checkpoint-minutes", type=float, default=3)
+    parser.add_argument("--export-minutes", type=float, default=20)
