@@ -87,8 +87,8 @@ def main() -> None:
     app = QApplication([])
     app.setOrganizationName("LatentStudioBench")
     window = create_window(app, warm_up=False)
-    if hasattr(window.worker, "config"):  # the engine process learns the benchmark's own task before it starts
-        window.worker.config = replace(window.worker.config, extra_tasks=heavy)
+    if hasattr(window.worker.local, "config"):  # the engine process learns the benchmark's own task before it starts
+        window.worker.local.config = replace(window.worker.local.config, extra_tasks=heavy)
     window.show()
     gaps: dict[str, list[float]] = {name: [] for name in PHASES}
     phase = {"name": None, "last": time.perf_counter(), "steps": 0, "failed": []}

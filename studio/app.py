@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio import __version__, media, paths
+from studio.backends.router import Backends
 from studio.core.catalog import read_catalog
 from studio.core.jobs import Job
 from studio.core.recipe import RecipeError
@@ -326,7 +327,7 @@ def load_theme(app: QApplication) -> None:
         app.setStyleSheet(theme.read_text(encoding="utf-8"))
 
 
-def make_backend(history: History, device: str):
+def make_local_engine(history: History, device: str):
     """The local engine: its own process (the default), or a thread of this one with LATENT_STUDIO_ENGINE=thread
     (for debugging with a plain debugger; a crash of a model then takes the window too)."""
     if os.environ.get("LATENT_STUDIO_ENGINE") == "thread":
@@ -342,9 +343,15 @@ def make_backend(history: History, device: str):
     return LocalEngine(config)
 
 
+def make_backend(history: History, device: str) -> Backends:
+    """This computer's engine, with the servers from Settings › Servers beside it (added once the window shows)."""
+    return Backends(make_local_engine(history, device))
+
+
 def connect_backend(state: State, backend) -> None:
-    """Messages into state's one handler; state's requests out to the backend."""
+    """Messages into state's one handler; state's requests out to the backend; its model lists into state."""
     backend.message.connect(state.handle_message)
+    backend.models_changed.connect(lambda: state.set_backend_models(backend.available_models()))
     backend.cancel_unanswered.connect(state.offer_force_stop)
     state.submit_requested.connect(backend.submit)
     state.cancel_requested.connect(lambda job_id: backend.cancel(job_id))

@@ -104,6 +104,12 @@ def cache_dir() -> Path:
     return path
 
 
+def runs_root() -> Path:
+    """Where training runs keep checkpoints and logs: $STUDIO_RUNS_DIR, else the checkout's runs/ (git-ignored)."""
+    override = os.environ.get("STUDIO_RUNS_DIR") or os.environ.get("STUDIO_RUNS")  # the text trainer's old name
+    return Path(override) if override else install_root() / "runs"
+
+
 def logs_dir() -> Path:
     path = user_data_dir() / "logs"
     path.mkdir(parents=True, exist_ok=True)

@@ -9,32 +9,17 @@ A backend is a QObject with:
 - `capabilities() -> Capabilities`: what it can run;
 - `available_models() -> list[ModelInfo]`: the models it can see (for the pickers);
 - `start()` / `stop()`.
+A backend may also have `models_changed` (Signal()): its model list changed (a server connected or went away).
+Several backends run side by side behind `Backends` (router.py): a job goes to the one its recipe names in
+its `backend` param ("" = this computer).
 Kept small on purpose: panels and state never see more than this, so a new backend needs no change to them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Protocol
 
-from studio.core.jobs import Job
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    name: str  # shown to the user: "This computer", "gpu-box"
-    media: tuple[str, ...] = ()  # which media it generates
-    local: bool = False  # outputs made on this machine (else fetched from a server)
-    features: frozenset[str] = field(default_factory=frozenset)  # e.g. "lora", "logprobs", "min_p"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    ref: str  # what a recipe's `model` holds
-    medium: str
-    label: str
-    ready: bool = True  # False: known but not downloaded / not loaded on the server
-    where: str = ""  # the backend's name, for "on gpu-box"
+from studio.core.jobs import Capabilities, Job, ModelInfo  # noqa: F401 - the interface's types, re-exported
 
 
 class Backend(Protocol):

@@ -111,6 +111,28 @@ class JobMessage:
         return self.job.id
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can run (studio/backends/base.py)."""
+
+    name: str  # shown to the user: "This computer", "gpu-box"
+    media: tuple[str, ...] = ()  # which media it generates
+    local: bool = False  # outputs made on this machine (else fetched from a server)
+    features: frozenset[str] = field(default_factory=frozenset)  # e.g. "lora", "logprobs", "min_p"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model a backend can run, as the pickers list it."""
+
+    ref: str  # what a recipe's `model` holds
+    medium: str
+    label: str
+    ready: bool = True  # False: known but not downloaded / not loaded on the server
+    where: str = ""  # the backend's name: "" for this computer, else a server's name ("on gpu-box")
+    note: str = ""  # a tooltip: size, family, why it isn't ready
+
+
 Report = Callable[[Progress], None]
 IsCancelled = Callable[[], bool]
 

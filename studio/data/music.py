@@ -70,8 +70,9 @@ def corpus_root() -> Path:
 
 
 def default_cache_file() -> Path:
-    runs = Path(os.environ.get("STUDIO_RUNS_DIR", "/work/runs"))
-    return runs / "music-gpt" / "corpus.jsonl.gz"
+    from studio import paths
+
+    return paths.runs_root() / "music-gpt" / "corpus.jsonl.gz"
 
 
 # --- parsing --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from studio.core.recipe import MAX_SEED, RANDOM_SEED, Recipe  # noqa: F401 - the
 from studio.core.values import clean_values
 from studio.state.compare import CompareState
 from studio.state.explorer import ExplorerState
-from studio.state.models import model_is_here
+from studio.state.models import BackendModels, model_is_here
 
 # Each panel's values and their defaults come from its medium's settings class (named in studio/media.py).
 
@@ -32,9 +32,11 @@ class PanelState(QObject):
     value_changed = Signal(str, object)
     last_seed_changed = Signal(object)  # the seed a generation really used (a random one is drawn at submit)
 
-    def __init__(self, modality: str, defaults: dict[str, Any], parent: QObject | None = None) -> None:
+    def __init__(self, modality: str, defaults: dict[str, Any], parent: QObject | None = None,
+                 backend_models: BackendModels | None = None) -> None:
         super().__init__(parent)
         self.modality = modality
+        self.backend_models = backend_models or BackendModels(self)  # what servers offer (the model picker lists)
         self._defaults = dict(defaults)
         self._values = dict(defaults)
         self.last_seed: int | None = None  # the seed the last generation really used
@@ -147,7 +149,9 @@ class State(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.panels = {name: PanelState(name, media.panel_defaults(name), self) for name in media.MEDIA}
+        self.backend_models = BackendModels(self)  # models the servers can see, for every panel's picker
+        self.panels = {name: PanelState(name, media.panel_defaults(name), self, self.backend_models)
+                       for name in media.MEDIA}
         self.jobs: dict[int, JobInfo] = {}
         self.device_label = "device: not chosen yet (picked at the first job)"
         self._busy = False
@@ -224,6 +228,10 @@ class State(QObject):
         if problems:  # after restore_requested, which hides the panel's notes
             self.error_raised.emit(modality, f"{len(problems)} value(s) of the recipe were left out: "
                                    + "; ".join(problems[:3]) + ("; …" if len(problems) > 3 else ""))
+
+    def set_backend_models(self, models: list) -> None:
+        """The backends' model lists changed (a server connected or went away): the pickers follow."""
+        self.backend_models.set(models)
 
     def active_jobs(self) -> list[JobInfo]:
         return [info for info in self.jobs.values() if info.active]

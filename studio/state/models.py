@@ -1,7 +1,33 @@
-"""Whether a recipe's model is something this machine can load: asked by every restore (State's and the Latent
-Explorer's). Its own module so that `state/explorer.py` needs nothing from `state/__init__.py` (no import circle)."""
+"""Models: whether a recipe's model is something this machine can load (asked by every restore, State's and the
+Latent Explorer's), and the models the backends can see (servers' models, for the pickers). Its own module so that
+`state/explorer.py` needs nothing from `state/__init__.py` (no import circle)."""
 
 from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from studio.core.jobs import ModelInfo
+
+
+class BackendModels(QObject):
+    """The models every backend can see, as the app last heard; one object shared by all panels' states."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.models: list[ModelInfo] = []
+
+    def set(self, models: list[ModelInfo]) -> None:
+        if list(models) != self.models:
+            self.models = list(models)
+            self.changed.emit()
+
+    def for_medium(self, medium: str, remote_only: bool = True) -> list[ModelInfo]:
+        return [m for m in self.models if m.medium == medium and (m.where or not remote_only)]
+
+    def find(self, ref: str, where: str) -> ModelInfo | None:
+        return next((m for m in self.models if m.ref == ref and m.where == where), None)
 
 
 def model_is_here(ref: str) -> bool:

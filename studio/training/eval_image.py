@@ -41,6 +41,20 @@ CLASS_PROMPTS = {
     "hand": ("thumbs up", "waving hand", "raised hand", "ok hand"),
     "symbol": ("keycap 1", "red circle", "up arrow", "geometric"),
 }
+# Sentences written the way people type them, for the same classes. Held out: no training caption is one of
+# these (tests/engine/test_emoji_captions.py checks), so they measure whether the model reads sentences.
+PARAPHRASE_PROMPTS = {
+    "face": ("a happy smiling face", "sad crying face emoji", "a laughing face with tears"),
+    "heart": ("a big red love heart", "blue heart shape", "a heart for valentine's day"),
+    "flag": ("the national flag of japan", "flag of germany please", "a french flag waving"),
+    "animal": ("a cute puppy", "a kitty cat", "picture of a little bird"),
+    "food": ("a slice of pepperoni pizza", "a juicy burger", "a shiny red apple"),
+    "plant": ("a yellow sunflower in bloom", "a pink rose flower", "a big green tree"),
+    "vehicle": ("a blue car", "a city bus", "a jet plane in the sky"),
+    "clock": ("an alarm clock ringing", "a clock showing one o'clock", "what time is it clock"),
+    "hand": ("a hand giving a thumbs up", "a waving hand saying hello", "an ok hand gesture"),
+    "symbol": ("the number one in a box", "a big red circle", "an arrow pointing up"),
+}
 CLASSES = data_emoji.EVAL_CLASSES
 
 
@@ -145,22 +159,57 @@ def load_pipeline(model_dir: Path | None, run_dir: Path):
     return pipe
 
 
+def prompt_list(prompts: dict[str, tuple[str, ...]], per_class: int) -> list[tuple[int, int, str]]:
+    """(class index, prompt index, prompt) for per_class images of each class, cycling through its prompts."""
+    return [
+        (k, i % len(prompts[name]), prompts[name][i % len(prompts[name])])
+        for k, name in enumerate(CLASSES)
+        for i in range(per_class)
+    ]
+
+
 @torch.no_grad()
-def generate_class_images(pipe, per_class: int, steps: int, guidance: float, batch: int = 8, seed: int = 1234):
-    """per_class images for each class, cycling through its prompts; fixed seeds, so reruns match."""
+def generate_class_images(pipe, per_class: int, steps: int, guidance: float, batch: int = 8, seed: int = 1234,
+                          prompts: dict[str, tuple[str, ...]] = CLASS_PROMPTS):
+    """per_class images for each class, cycling through its prompts; fixed seeds, so reruns match.
+
+    Returns (images, class labels, prompt ids): images of one prompt share a prompt id.
+    """
     pipe.set_progress_bar_config(disable=True)
-    images, labels = [], []
+    items = prompt_list(prompts, per_class)
+    images = []
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        generators = [torch.Generator().manual_seed(seed + 1000 * k + start % per_class + i) for i, (k, _, _) in
+                      enumerate(chunk)]
+        out = pipe([p for _, _, p in chunk], num_inference_steps=steps, guidance_scale=guidance,
+                   generator=generators, output_type="np").images
+        images.append((np.clip(out, 0, 1) * 255).round().astype(np.uint8))
+    labels = np.array([k for k, _, _ in items])
+    prompt_ids = np.array([k * 100 + j for k, j, _ in items])
+    return np.concatenate(images), labels, prompt_ids
+
+
+def mean_pairwise_distance(features: np.ndarray) -> float:
+    """Mean Euclidean distance over all pairs (0 for fewer than two)."""
+    if len(features) < 2:
+        return 0.0
+    diff = features[:, None, :] - features[None, :, :]
+    dist = np.sqrt((diff**2).sum(-1))
+    return float(dist[np.triu_indices(len(features), 1)].mean())
+
+
+def diversity(features: np.ndarray, labels: np.ndarray, prompt_ids: np.ndarray, real_features: np.ndarray,
+              real_labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per class: mean pairwise feature distance among images of one prompt (different seeds), against the same
+    measure over all real emoji of that class. A ratio near 0 means every seed draws the same picture."""
+    out = {}
     for k, name in enumerate(CLASSES):
-        prompts = [CLASS_PROMPTS[name][i % len(CLASS_PROMPTS[name])] for i in range(per_class)]
-        for start in range(0, per_class, batch):
-            chunk = prompts[start : start + batch]
-            generators = [torch.Generator().manual_seed(seed + 1000 * k + start + i) for i in range(len(chunk))]
-            out = pipe(
-                chunk, num_inference_steps=steps, guidance_scale=guidance, generator=generators, output_type="np"
-            ).images
-            images.append((np.clip(out, 0, 1) * 255).round().astype(np.uint8))
-            labels += [k] * len(chunk)
-    return np.concatenate(images), np.array(labels)
+        within = [mean_pairwise_distance(features[prompt_ids == p]) for p in np.unique(prompt_ids[labels == k])]
+        real = mean_pairwise_distance(real_features[real_labels == k])
+        out[name] = {"generated": round(float(np.mean(within)), 3), "real": round(real, 3),
+                     "ratio": round(float(np.mean(within)) / real, 3) if real else None}
+    return out
 
 
 @torch.no_grad()
@@ -188,7 +237,25 @@ def timings(pipe, steps: int) -> dict[str, float]:
     return {"vae_decode_ms": round(decode_ms, 1), "seconds_per_image": round(time.perf_counter() - start, 2)}
 
 
-def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, log=print) -> dict:
+def score_generated(classifier, images, labels, prompt_ids, real) -> dict:
+    """Adherence per class, the Fréchet distance to held-out real emoji and the diversity of one set of images.
+
+    `real` holds the classifier's view of the real data: held-out features, all features and all labels.
+    """
+    pred, feats = classify(classifier, images)
+    adherence = per_class_accuracy(pred, labels)
+    spread = diversity(feats, labels, prompt_ids, real["all_features"], real["all_labels"])
+    return {
+        "adherence": round(float((pred == labels).mean()), 3),
+        "per_class": adherence,
+        "frechet_distance_vs_heldout": round(frechet_distance(feats, real["held_features"]), 2),
+        "diversity_ratio": round(float(np.mean([v["ratio"] for v in spread.values()])), 3),
+        "diversity": spread,
+    }
+
+
+def real_reference(log=print) -> tuple[EmojiClassifier, dict]:
+    """The classifier, trained on the training split, and its view of the real emoji."""
     data = data_emoji.load_dataset()
     train_x, train_y = labelled(data.split(held_out=False))
     held_x, held_y = labelled(data.split(held_out=True))
@@ -196,26 +263,50 @@ def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, 
     held_pred, held_feats = classify(classifier, held_x)
     _, train_feats = classify(classifier, train_x)
     log(f"classifier: held-out accuracy {(held_pred == held_y).mean():.3f} on {len(held_y)} real emoji")
+    real = {
+        "held_features": held_feats,
+        "all_features": np.concatenate([train_feats, held_feats]),
+        "all_labels": np.concatenate([train_y, held_y]),
+        "ceiling": round(float((held_pred == held_y).mean()), 3),
+        "ceiling_per_class": per_class_accuracy(held_pred, held_y),
+        "floor": round(frechet_distance(train_feats, held_feats), 2),
+        "held_out_images": data.split(held_out=True).images,
+    }
+    return classifier, real
+
+
+def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, log=print) -> dict:
+    classifier, real = real_reference(log)
     start = time.time()
-    gen_x, gen_y = generate_class_images(pipe, per_class, steps, guidance)
+    gen_x, gen_y, gen_p = generate_class_images(pipe, per_class, steps, guidance)
     log(f"generated {len(gen_y)} images in {time.time() - start:.0f} s")
-    gen_pred, gen_feats = classify(classifier, gen_x)
-    real_ceiling = per_class_accuracy(held_pred, held_y)
-    adherence = per_class_accuracy(gen_pred, gen_y)
+    classes = score_generated(classifier, gen_x, gen_y, gen_p, real)
+    para_x, para_y, para_p = generate_class_images(pipe, per_class, steps, guidance, prompts=PARAPHRASE_PROMPTS)
+    sentences = score_generated(classifier, para_x, para_y, para_p, real)
     result = {
         "evaluated_ldm_step": getattr(pipe, "evaluated_ldm_step", None),
         "classes": len(CLASSES),
-        "ceiling_heldout_accuracy": round(float((held_pred == held_y).mean()), 3),
-        "prompt_adherence": round(float((gen_pred == gen_y).mean()), 3),
+        "ceiling_heldout_accuracy": real["ceiling"],
+        "prompt_adherence": classes["adherence"],
+        "paraphrase_adherence": sentences["adherence"],
+        "diversity_ratio": classes["diversity_ratio"],
         "images_per_class": per_class,
         "steps": steps,
         "guidance_scale": guidance,
-        "frechet_distance_generated_vs_heldout": round(frechet_distance(gen_feats, held_feats), 2),
-        "frechet_distance_train_vs_heldout_floor": round(frechet_distance(train_feats, held_feats), 2),
-        "vae_psnr_heldout_db": round(vae_psnr(pipe.vae, data.split(held_out=True).images), 2),
+        "frechet_distance_generated_vs_heldout": classes["frechet_distance_vs_heldout"],
+        "frechet_distance_train_vs_heldout_floor": real["floor"],
+        "vae_psnr_heldout_db": round(vae_psnr(pipe.vae, real["held_out_images"]), 2),
         **timings(pipe, steps),
         "torch_threads": torch.get_num_threads(),
-        "per_class": {c: {"real": real_ceiling.get(c), "generated": adherence.get(c)} for c in CLASSES},
+        "per_class": {
+            c: {
+                "real": real["ceiling_per_class"].get(c),
+                "generated": classes["per_class"].get(c),
+                "paraphrases": sentences["per_class"].get(c),
+                "diversity": classes["diversity"][c]["ratio"],
+            }
+            for c in CLASSES
+        },
     }
     return result, gen_x
 

@@ -14,7 +14,7 @@ Training runs on a CPU core for hours, so it is resumable and goes in two stages
   python -m studio.training.image export      fp16 weights + MODEL_CARD.md + loss curve + sample sheet
   python -m studio.training.image samples     a sample sheet from the current checkpoint (to look at progress)
   python -m studio.training.image train --stage decoder --minutes N   sharpen the VAE decoder only
-It checkpoints every ~3 minutes to the run folder (default /work/runs/emoji-ldm, or $STUDIO_RUNS_DIR/emoji-ldm),
+It checkpoints every ~3 minutes to the run folder (default runs/emoji-ldm, or $STUDIO_RUNS_DIR/emoji-ldm),
 and with no checkpoint there it resumes from the fp16 weights in models/emoji-ldm/ (training_state.json).
 
 The code: image_captions.py (captions, tokenizer), image_model.py (models, losses), image_run.py (one run and its
@@ -38,7 +38,8 @@ from studio.training.image_run import Run, default_model_dir, default_run_dir
 from studio.training.image_stages import VAE_STEPS, train_decoder, train_ldm, train_vae
 
 
-def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_steps: int = VAE_STEPS) -> None:
+def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_steps: int = VAE_STEPS,
+          lr: float = 4e-4, decay_to: float | None = None) -> None:
     torch.set_num_threads(threads)
     log = run_files.make_logger(run_dir)
     deadline = time.time() + minutes * 60 if minutes else float("inf")
@@ -59,7 +60,7 @@ def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_st
         train_decoder(run, deadline)
         return
     if stage in ("all", "ldm") and time.time() < deadline:
-        train_ldm(run, deadline, on_checkpoint=save_samples)
+        train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples)
         save_samples(run)
 
 
@@ -75,11 +76,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long (default: never)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--vae-steps", type=int, default=VAE_STEPS)
+    parser.add_argument("--lr", type=float, default=4e-4, help="the UNet and text encoder's peak learning rate")
+    parser.add_argument("--decay-to", type=float, default=None,
+                        help="cosine-decay the learning rate to this by the end of --minutes (default: constant)")
     parser.add_argument("--run-dir", type=Path, default=default_run_dir())
     parser.add_argument("--model-dir", type=Path, default=default_model_dir())
     args = parser.parse_args()
     if args.command == "train":
-        train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps)
+        train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to)
     elif args.command == "export":
         torch.set_num_threads(args.threads)
         export(args.run_dir, args.model_dir)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +19,93 @@ SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
 MAX_TOKENS = 77  # StableDiffusionPipeline pads prompts to tokenizer.model_max_length
 
 
-def caption_choices(name: str, aliases: tuple[str, ...], group: str, subgroup: str) -> list[tuple[str, float]]:
-    """Every way we describe one emoji, with how often each is drawn."""
-    sub = subgroup.replace("-", " ")  # "face-smiling" -> "face smiling"
-    grp = group.replace("&", "and").lower()  # "Food & Drink" -> "food and drink"
-    choices = [(name, 0.4), (f"{name}, {sub}", 0.2), (sub, 0.15), (f"{sub}, {grp}", 0.1)]
-    for alias in aliases:
-        choices.append((alias, 0.15 / len(aliases)))
+# How people ask for a picture ("a cute dog", "an emoji of a pizza"); "{}" is the subject.
+# Round 2 of the model learns these beside the plain names, so typed sentences land where names do.
+PHRASES = (
+    "{}", "a {}", "the {}", "{} emoji", "an emoji of a {}", "a picture of a {}", "a drawing of a {}",
+    "an icon of a {}", "a {} icon", "a cute {}", "a little {}", "a cartoon {}", "an image of a {}", "a small {}",
+    "a {}, emoji style", "a {} on a white background",
+)
+PHRASED_SHARE = 0.5  # of the caption weight: the rest stays on the plain forms the first round learnt
+COMMON_KEYWORD = 40  # a CLDR keyword shared by more emoji ("face", "hand") names none of them on its own
+
+
+@dataclass(frozen=True)
+class EmojiWords:
+    """Everything a caption can say about one emoji."""
+
+    name: str
+    aliases: tuple[str, ...]
+    group: str
+    subgroup: str
+    keywords: tuple[str, ...] = ()  # CLDR keywords, the too-common ones already removed
+    colour: str | None = None  # read off the glyph's pixels
+
+
+def plain_choices(words: EmojiWords) -> list[tuple[str, float]]:
+    """The first round's captions: name, alias, Unicode subgroup and group."""
+    sub = words.subgroup.replace("-", " ")  # "face-smiling" -> "face smiling"
+    grp = words.group.replace("&", "and").lower()  # "Food & Drink" -> "food and drink"
+    choices = [(words.name, 0.4), (f"{words.name}, {sub}", 0.2), (sub, 0.15), (f"{sub}, {grp}", 0.1)]
+    for alias in words.aliases:
+        choices.append((alias, 0.15 / len(words.aliases)))
     return choices
+
+
+def subjects(words: EmojiWords) -> list[tuple[str, float]]:
+    """What a sentence can call the emoji: its name, aliases, keywords, and "<colour> <keyword>"."""
+    if words.group == "Flags" and words.subgroup == "country-flag":
+        country = words.name
+        return [(f"flag of {country}", 0.4), (f"{country} flag", 0.3), (country, 0.3)]
+    out = [(words.name, 0.35)]
+    out += [(alias, 0.15 / len(words.aliases)) for alias in words.aliases]
+    nouns = [k for k in words.keywords if k != words.name]
+    out += [(k, 0.3 / len(nouns)) for k in nouns]
+    if words.colour and words.colour not in words.name.split():
+        base = [k for k in (*nouns, words.name) if " " not in k] or [words.name]
+        out += [(f"{words.colour} {noun}", 0.2 / len(base)) for noun in base]
+    return out
+
+
+def with_article(phrase: str, subject: str) -> str:
+    """phrase.format(subject), with "a" before the subject turned into "an" before a vowel."""
+    if subject[:1] in "aeiou":
+        phrase = re.sub(r"\ba \{\}", "an {}", phrase)
+    return phrase.format(subject)
+
+
+def caption_choices(words: EmojiWords, phrased: bool = True) -> list[tuple[str, float]]:
+    """Every way we describe one emoji, with how often each is drawn."""
+    plain = plain_choices(words)
+    if not phrased:
+        return plain
+    phrased_choices: dict[str, float] = {}
+    subject_list = subjects(words)
+    for subject, weight in subject_list:
+        for phrase in PHRASES:
+            text = with_article(phrase, subject)
+            phrased_choices[text] = phrased_choices.get(text, 0.0) + weight / len(PHRASES)
+    total_plain = sum(w for _, w in plain)
+    total_phrased = sum(phrased_choices.values())
+    return [(c, (1 - PHRASED_SHARE) * w / total_plain) for c, w in plain] + [
+        (c, PHRASED_SHARE * w / total_phrased) for c, w in phrased_choices.items()
+    ]
+
+
+def emoji_words(data, keyword_table: dict[str, tuple[str, ...]], colours: list[str | None]) -> list[EmojiWords]:
+    """EmojiWords for each emoji of a data set, dropping keywords too common to name anything."""
+    from studio.data.emoji_words import keywords_for
+
+    counts = collections.Counter(k for c in data.chars for k in keywords_for(c, keyword_table))
+    out = []
+    for i, char in enumerate(data.chars):
+        keywords = tuple(
+            k for k in keywords_for(char, keyword_table) if counts[k] <= COMMON_KEYWORD and any(ch.isalpha() for ch in k)
+        )
+        out.append(
+            EmojiWords(data.names[i], data.aliases[i], data.groups[i], data.subgroups[i], keywords, colours[i])
+        )
+    return out
 
 
 def pick_caption(rng: np.random.Generator, choices: list[tuple[str, float]], drop: float) -> str:

@@ -1,6 +1,6 @@
 """One image training run: its models, its state, and its checkpoint folder (swapped in atomically).
 
-The run folder (default /work/runs/emoji-ldm, or $STUDIO_RUNS_DIR/emoji-ldm) holds checkpoint/ with every
+The run folder (default runs/emoji-ldm, or $STUDIO_RUNS_DIR/emoji-ldm) holds checkpoint/ with every
 model in diffusers' layout, the optimiser and state.json. With no checkpoint there, a run resumes from the
 exported fp16 weights in models/emoji-ldm/ (their training_state.json).
 """
@@ -16,8 +16,15 @@ import torch
 
 from studio import paths
 from studio.data import emoji as data_emoji
+from studio.data.emoji_words import colour_name, read_cldr_keywords
 from studio.training import run as run_files
-from studio.training.image_captions import caption_choices, load_tokenizer, write_clip_tokenizer
+from studio.training.image_captions import (
+    EmojiWords,
+    caption_choices,
+    emoji_words,
+    load_tokenizer,
+    write_clip_tokenizer,
+)
 from studio.training.image_model import (
     Sizes,
     build_text_encoder,
@@ -59,19 +66,16 @@ class Run:
         self.optimizer = None
 
     # -- captions
+    def words(self, data: data_emoji.EmojiDataset) -> list[EmojiWords]:
+        colours = [colour_name(image) for image in data.images]
+        return emoji_words(data, read_cldr_keywords(), colours)
+
     def all_captions(self) -> list[str]:
-        out = []
-        for name, aliases, g, s in zip(
-            self.data.names, self.data.aliases, self.data.groups, self.data.subgroups, strict=False
-        ):
-            out += [c for c, _ in caption_choices(name, aliases, g, s)]
-        return out
+        """The plain captions of every emoji (what a fresh run learns its BPE vocabulary from)."""
+        return [c for words in self.words(self.data) for c, _ in caption_choices(words, phrased=False)]
 
     def caption_table(self) -> list[list[tuple[str, float]]]:
-        t = self.train
-        return [
-            caption_choices(n, a, g, s) for n, a, g, s in zip(t.names, t.aliases, t.groups, t.subgroups, strict=False)
-        ]
+        return [caption_choices(words) for words in self.words(self.train)]
 
     # -- building
     def build(self) -> None:
@@ -151,12 +155,15 @@ class Run:
             return True
         return False
 
-    def restore_optimizer(self, stage: str) -> None:
+    def restore_optimizer(self, stage: str) -> bool:
+        """Load the checkpoint's optimiser state for this stage; False when there is none (a fresh optimiser)."""
         path = getattr(self, "_optimizer_file", None)
         if path is not None and path.exists():
             saved = torch.load(path, weights_only=True)
             if saved.get("stage") == stage:
                 self.optimizer.load_state_dict(saved["optimizer"])
+                return True
+        return False
 
     def record(self, stage: str, step: int, **values) -> None:
         self.state["history"].append({"stage": stage, "step": step, **{k: round(v, 5) for k, v in values.items()}})

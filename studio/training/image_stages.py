@@ -108,6 +108,7 @@ def train_ldm(
     caption_drop: float = 0.1,
     seed: int = 0,
     on_checkpoint=None,
+    decay_to: float | None = None,
 ) -> None:
     run.vae.eval().requires_grad_(False)
     if run.state["stage"] != "ldm":
@@ -120,8 +121,12 @@ def train_ldm(
     scheduler = noise_scheduler()
     captions = run.caption_table()
     run.make_optimizer("ldm", lr)
-    run.restore_optimizer("ldm")
+    resumed = run.restore_optimizer("ldm")
     step0 = run.state["ldm_step"]
+    if not resumed:  # a fresh optimiser (a new round on exported weights) warms up again from here
+        run.state["ldm_warm_from"] = step0
+    warm_from = run.state.get("ldm_warm_from", 0)
+    started = time.time()
     rng = np.random.default_rng(seed + step0)
     generator = torch.Generator().manual_seed(seed + step0)
     last_save = last_samples = last_time = time.time()
@@ -130,7 +135,10 @@ def train_ldm(
     recent = collections.deque(maxlen=50)
     while time.time() < deadline:
         step = run.state["ldm_step"]
-        run_files.set_learning_rate(run.optimizer, run_files.warmup(step, lr, 300))  # short warm-up, then constant
+        rate = run_files.warmup(step - warm_from, lr, 300)  # short warm-up, then constant ...
+        if decay_to is not None and deadline != float("inf"):  # ... or down to decay_to by the deadline
+            rate = run_files.cosine((time.time() - started) / (deadline - started), lr, decay_to) * rate / lr
+        run_files.set_learning_rate(run.optimizer, rate)
         idx = rng.integers(0, len(run.train), batch)
         latents = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator)) * scale
         ids = tokenize(run.tokenizer, [pick_caption(rng, captions[i], caption_drop) for i in idx])

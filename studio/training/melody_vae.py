@@ -5,7 +5,7 @@
     python -m studio.training.melody_vae eval             # held-out reconstruction of the latest weights
     python -m studio.training.melody_vae export           # -> models/melody-vae/ (fp16) + MODEL_CARD.md
 
-The run folder is $STUDIO_RUNS_DIR/melody-vae (default /work/runs/melody-vae). The pieces come from the
+The run folder is $STUDIO_RUNS_DIR/melody-vae (default runs/melody-vae). The pieces come from the
 music GPT's parsed corpus (`python -m studio.data.music`), and so does the held-out split (5 % of
 pieces, by a hash of the piece id): no melody of a held-out piece is ever trained on.
 

@@ -7,7 +7,7 @@
     python -m studio.training.music markov        # n-gram baseline -> models/music-markov/
     python -m studio.training.music eval          # held-out loss (GPT vs n-gram), in-key rates
 
-The run folder is $STUDIO_RUNS_DIR/music-gpt (default /work/runs/music-gpt), outside the repository.
+The run folder is $STUDIO_RUNS_DIR/music-gpt (default runs/music-gpt), outside the repository.
 
 Training windows are 512 tokens packed from pieces: each piece contributes its tags plus its tokens from a
 random bar on (bar 0 half of the time), transposed by a random interval with the key tag moved to match

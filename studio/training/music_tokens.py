@@ -26,7 +26,7 @@ MODEL_NAME = "music-gpt"
 
 
 def run_dir() -> Path:
-    """$STUDIO_RUNS_DIR/music-gpt (default /work/runs/music-gpt), outside the repository."""
+    """$STUDIO_RUNS_DIR/music-gpt (default runs/music-gpt), outside the repository."""
     return run_files.run_dir(MODEL_NAME)
 
 

@@ -1,6 +1,6 @@
 """What every trainer shares: the run folder, the log, atomic saves, checkpoints, the learning-rate schedules.
 
-A run folder ($STUDIO_RUNS_DIR/<model>, default /work/runs/<model>, outside the repository) holds one
+A run folder ($STUDIO_RUNS_DIR/<model>, default runs/<model> in the repository, ignored by git) holds one
 model's training: its log, its checkpoint (swapped in atomically, so a crash never leaves half a file),
 its best weights. Training on a shared CPU runs for hours in several sittings, so every trainer resumes
 from what is there.
@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-DEFAULT_RUNS = Path("/work/runs")
+from studio import paths
+
 CHECKPOINT = "checkpoint.pt"  # {"model", "optimizer", "state"}, the text and music trainers' resume file
 LOG = "train.log"
 
@@ -25,8 +26,7 @@ LOG = "train.log"
 
 
 def runs_root() -> Path:
-    """$STUDIO_RUNS_DIR; $STUDIO_RUNS is the name the text trainer read, still honoured."""
-    return Path(os.environ.get("STUDIO_RUNS_DIR") or os.environ.get("STUDIO_RUNS") or DEFAULT_RUNS)
+    return paths.runs_root()
 
 
 def run_dir(name: str, create: bool = True) -> Path:

@@ -1,6 +1,6 @@
 """Train the built-in text models on the fortune cookies and the Jargon File (see studio/data/text.py).
 
-    python -m studio.training.text train    # GPT-2-style LM; resumable; checkpoints to /work/runs/text-gpt/
+    python -m studio.training.text train    # GPT-2-style LM; resumable; checkpoints to runs/text-gpt/
     python -m studio.training.text export   # best weights -> models/text-gpt/ (fp16 safetensors + tokenizer + card)
     python -m studio.training.text markov   # order-5 Kneser-Ney byte model -> models/text-markov/
     python -m studio.training.text compare  # held-out bits/byte of GPT weights vs the Markov model, per source

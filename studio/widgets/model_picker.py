@@ -10,6 +10,7 @@ from studio.core.catalog import read_catalog
 from studio.state import PanelState
 
 RECENT_LIMIT = 8
+BACKEND_ROLE = Qt.ItemDataRole.UserRole + 1  # the server an item runs on ("" = this computer)
 
 
 def _builtin_installed(model_id: str) -> bool:
@@ -43,7 +44,8 @@ class ModelPicker(QWidget):
         layout.addWidget(self.browse)
         self.refill()
         self.combo.currentIndexChanged.connect(self._on_pick)
-        state.value_changed.connect(lambda name, value: self.refill() if name == "model" else None)
+        state.value_changed.connect(lambda name, value: self.refill() if name in ("model", "backend") else None)
+        state.backend_models.changed.connect(self.refill)
 
     def _settings_key(self) -> str:
         return f"models/recent_{self.state.modality}"
@@ -57,7 +59,7 @@ class ModelPicker(QWidget):
         QSettings().setValue(self._settings_key(), items[:RECENT_LIMIT])
 
     def refill(self) -> None:
-        current = self.state.get("model")
+        current, where = self.state.get("model"), self.state.get("backend") or ""
         self.combo.blockSignals(True)
         self.combo.clear()
         catalog = [model for model in read_catalog() if model.get("modality") == self.modality]
@@ -71,16 +73,33 @@ class ModelPicker(QWidget):
                 self.combo.addItem(f"{model['name']} (Hugging Face, {model.get('size_mb', '?')} MB)", model["id"])
                 self.combo.setItemData(self.combo.count() - 1, model.get("about", ""), Qt.ItemDataRole.ToolTipRole)
         for ref in self.recent():
-            if self.combo.findData(ref) < 0:
+            if self._index_of(ref, "") < 0:
                 self.combo.addItem(ref, ref)
-        if current and self.combo.findData(current) < 0:
-            self.combo.addItem(current, current)
-        self.combo.setCurrentIndex(max(0, self.combo.findData(current)))
+        for model in self.state.backend_models.for_medium(self.modality):  # servers' models: "sd15 — on gpu-box"
+            self._add_remote(model.ref, model.where, model.label, model.ready, model.note)
+        if current and self._index_of(current, where) < 0:
+            if where:  # a recipe made on a server that is not connected now
+                self._add_remote(current, where, current, False, f"{where} is not connected")
+            else:
+                self.combo.addItem(current, current)
+        self.combo.setCurrentIndex(max(0, self._index_of(current, where)))
         self.combo.blockSignals(False)
 
-    def _on_pick(self, _index: int) -> None:
+    def _add_remote(self, ref: str, where: str, label: str, ready: bool, note: str) -> None:
+        self.combo.addItem(f"{label} — on {where}" + ("" if ready else " (not ready)"), ref)
+        self.combo.setItemData(self.combo.count() - 1, where, BACKEND_ROLE)
+        self.combo.setItemData(self.combo.count() - 1, note or f"runs on the server {where}", Qt.ItemDataRole.ToolTipRole)
+
+    def _index_of(self, ref: str | None, where: str) -> int:
+        for index in range(self.combo.count()):
+            if self.combo.itemData(index) == ref and (self.combo.itemData(index, BACKEND_ROLE) or "") == where:
+                return index
+        return -1
+
+    def _on_pick(self, index: int) -> None:
         ref = self.combo.currentData()
         if ref:
+            self.state.set("backend", self.combo.itemData(index, BACKEND_ROLE) or "")
             self.state.set("model", ref)
 
     def add_file(self) -> None:
@@ -101,4 +120,5 @@ class ModelPicker(QWidget):
         """Select a model reference; problems with it are reported when it is loaded, by the worker."""
         if ref:
             self.remember(ref)
+            self.state.set("backend", "")  # a file, folder or hub id runs on this computer
             self.state.set("model", ref)

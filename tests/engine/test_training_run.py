@@ -126,7 +126,9 @@ def test_runs_folder_falls_back_to_the_old_text_variable(monkeypatch, tmp_path):
     monkeypatch.setenv("STUDIO_RUNS", str(tmp_path))
     assert run.runs_root() == tmp_path
     monkeypatch.delenv("STUDIO_RUNS")
-    assert run.runs_root() == run.DEFAULT_RUNS
+    from studio import paths
+
+    assert run.runs_root() == paths.install_root() / "runs"  # the checkout's git-ignored runs/
 
 
 def tiny_model_and_optimizer(seed: int):

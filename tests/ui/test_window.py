@@ -72,7 +72,7 @@ def test_failed_job_shows_its_message_and_the_app_goes_on(qtbot, window, monkeyp
     with qtbot.waitSignal(window.state.error_raised, timeout=10000):
         window.panel("image").generate()
     assert "RuntimeError: boom" in window.panel("image").bar.status.text()
-    assert window.worker.isRunning()
+    assert window.worker.local.isRunning()
 
 
 def test_gallery_double_click_restores_the_recipe(qtbot, window):

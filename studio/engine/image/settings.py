@@ -21,6 +21,9 @@ class ImageSettings:
     prompt: str = ""
     negative_prompt: str = ""  # what guidance steers away from (the unconditional branch's text)
     model: str = DEFAULT_MODEL
+    # Where the job runs: "" = this computer's engine, else a server's name from Settings › Servers (the model picker
+    # sets it with the model). Recorded in the recipe, so a remote output says where it was made.
+    backend: str = ""
     seed: int = RANDOM_SEED  # -1: a new random seed each run; the seed drawn is recorded in the recipe
     # txt2img | img2img | inpaint; the engine also infers it from init_image / mask_image when absent.
     mode: str = "txt2img"

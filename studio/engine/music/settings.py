@@ -25,6 +25,9 @@ class MusicSettings:
     # The recipe's own fields (Recipe.prompt, .model, .seed), kept apart from its params.
     prompt: str = ""  # style, key, metre and tempo words ("a jig in D"); MusicGen reads all of it
     model: str = DEFAULT_MODEL
+    # Where the job runs: "" = this computer's engine, else a server's name from Settings › Servers (the model picker
+    # sets it with the model). Recorded in the recipe, so a remote output says where it was made.
+    backend: str = ""
     seed: int = RANDOM_SEED  # -1: a new random seed each run; the seed drawn is recorded in the recipe
     # Sampling. 1.0 is the model's own distribution: the grammar already keeps each bar whole and in metre.
     temperature: float = 1.0

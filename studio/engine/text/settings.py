@@ -24,6 +24,9 @@ class TextSettings:
 
     prompt: str = ""  # the completion page (chat mode keeps its turns in `messages`)
     model: str = DEFAULT_MODEL
+    # Where the job runs: "" = this computer's engine, else a server's name from Settings › Servers (the model picker
+    # sets it with the model). Recorded in the recipe, so a remote output says where it was made.
+    backend: str = ""
     seed: int = RANDOM_SEED  # -1: a new random seed each run; the seed drawn is recorded in the recipe
     # Divides the logits: < 1 sharpens the distribution (safer, more repetitive), > 1 flattens it (wilder).
     temperature: float = 0.8
