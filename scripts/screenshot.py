@@ -17,7 +17,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from studio.app import PANELS, create_window  # noqa: E402
+from studio.app import create_window, tab_list  # noqa: E402
 
 PROMPTS = {"image": "grinning face with big eyes", "text": "The meaning of life is", "music": "slow chorale in D minor"}
 
@@ -26,7 +26,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--generate", action="store_true")
     parser.add_argument("--out", default="docs")
-    parser.add_argument("--panels", default=",".join(name for name, _ in PANELS))
+    parser.add_argument("--panels", default=",".join(name for name, _ in tab_list()))
+    parser.add_argument("--width", type=int, default=1360, help="window width (960: half a 1080p screen)")
     args = parser.parse_args()
     os.environ.setdefault("LATENT_STUDIO_HOME", tempfile.mkdtemp())
     out = Path(args.out)
@@ -35,7 +36,7 @@ def main() -> None:
     app.setOrganizationName("LatentStudioScreenshots")
     app.setApplicationName("screenshots")
     window = create_window(app, warm_up=True)
-    window.resize(1360, 860)
+    window.resize(args.width, 860)
     window.move(0, 0)
     window.show()
     names = args.panels.split(",")
@@ -133,8 +134,9 @@ def main() -> None:
         frame = window.frameGeometry()  # the window only, not the empty screen around it
         picture = (screen.grabWindow(0, frame.x(), frame.y(), frame.width(), frame.height())
                    if os.environ.get("DISPLAY") else window.grab())
-        picture.save(str(out / f"screenshot-{name}.png"))
-        print(out / f"screenshot-{name}.png")
+        suffix = "" if args.width == 1360 else f"-{args.width}"
+        picture.save(str(out / f"screenshot-{name}{suffix}.png"))
+        print(out / f"screenshot-{name}{suffix}.png")
         if then_next:
             shoot_next()
 
