@@ -348,6 +348,25 @@ def make_backend(history: History, device: str) -> Backends:
     return Backends(make_local_engine(history, device))
 
 
+def add_servers(backends: Backends, history: History) -> list[str]:
+    """(Re)connect the enabled servers of Settings › Servers beside this computer's engine; one line per problem."""
+    from studio.core.servers import KINDS, load_servers
+
+    problems = []
+    for name in list(backends.remote):
+        backends.remove(name)
+    for server in load_servers():
+        if not server.enabled:
+            continue
+        try:
+            backend_class = media.load(KINDS[server.kind])
+            backends.add(server.name, backend_class(server, history))
+        except Exception as exc:  # noqa: BLE001 - one bad server entry must not keep the app from starting
+            log.exception("server %s not added", server.name)
+            problems.append(f"{server.name}: {type(exc).__name__}: {exc}")
+    return problems
+
+
 def connect_backend(state: State, backend) -> None:
     """Messages into state's one handler; state's requests out to the backend; its model lists into state."""
     backend.message.connect(state.handle_message)
@@ -374,12 +393,18 @@ def create_window(app: QApplication, warm_up: bool = True) -> MainWindow:
     # After the first paint: the engine process starts (and, with warm_up, imports torch and picks the device)
     # while the user reads the window; the first Generate then does not pay for it.
     QTimer.singleShot(0, backend.start)
+    QTimer.singleShot(0, lambda: _say_server_problems(window, add_servers(backend, history)))
     if warm_up:
         QTimer.singleShot(0, lambda: state.submit(Job("device.warmup", save=False)))
     if history_note:
         log.warning(history_note)
         QTimer.singleShot(0, lambda: QMessageBox.warning(window, "History", history_note))
     return window
+
+
+def _say_server_problems(window: MainWindow, problems: list[str]) -> None:
+    if problems:
+        window.statusBar().showMessage("Servers not connected: " + "; ".join(problems), 20000)
 
 
 def main(argv: list[str] | None = None, open_paths: list[Path] | None = None) -> int:

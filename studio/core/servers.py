@@ -46,7 +46,7 @@ def load_servers() -> list[ServerConfig]:
     for entry in saved if isinstance(saved, list) else []:
         try:
             server = ServerConfig.from_dict(entry)
-        except TypeError:
+        except (TypeError, AttributeError):  # not an object, or missing fields
             continue
         if isinstance(server.name, str) and server.name and server.kind in KINDS and isinstance(server.url, str):
             servers.append(server)
