@@ -20,6 +20,8 @@ DEBIAN_PACKAGES=(
   # data the built-in models are trained on (and tests render a few glyphs from)
   fonts-noto-color-emoji unicode-data fortunes fortunes-min jargon-text
   fortune-anarchism fortunes-bofh-excuses dict-devil dict-foldoc
+  # words people use for emoji (CLDR keywords): the image models' captions
+  unicode-cldr-core
 )
 
 if command -v apt-get >/dev/null 2>&1; then

@@ -168,26 +168,48 @@ def prompt_list(prompts: dict[str, tuple[str, ...]], per_class: int) -> list[tup
     ]
 
 
-@torch.no_grad()
-def generate_class_images(pipe, per_class: int, steps: int, guidance: float, batch: int = 8, seed: int = 1234,
+def pipeline_draw(pipe, steps: int, guidance: float):
+    """A diffusers pipeline as a draw function: (prompts, seeds) -> uint8 pictures."""
+    pipe.set_progress_bar_config(disable=True)
+
+    @torch.no_grad()
+    def draw(prompts: list[str], seeds: list[int]) -> np.ndarray:
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        out = pipe(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators,
+                   output_type="np").images
+        return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+
+    return draw
+
+
+def generate_class_images(draw, per_class: int, batch: int = 8, seed: int = 1234,
                           prompts: dict[str, tuple[str, ...]] = CLASS_PROMPTS):
     """per_class images for each class, cycling through its prompts; fixed seeds, so reruns match.
 
-    Returns (images, class labels, prompt ids): images of one prompt share a prompt id.
+    `draw(prompts, seeds)` makes the pictures (pipeline_draw for diffusion; the GAN's own). Returns (images, class
+    labels, prompt ids): images of one prompt share a prompt id.
     """
-    pipe.set_progress_bar_config(disable=True)
     items = prompt_list(prompts, per_class)
     images = []
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
-        generators = [torch.Generator().manual_seed(seed + 1000 * k + start % per_class + i) for i, (k, _, _) in
-                      enumerate(chunk)]
-        out = pipe([p for _, _, p in chunk], num_inference_steps=steps, guidance_scale=guidance,
-                   generator=generators, output_type="np").images
-        images.append((np.clip(out, 0, 1) * 255).round().astype(np.uint8))
+        seeds = [seed + 1000 * k + start % per_class + i for i, (k, _, _) in enumerate(chunk)]
+        images.append(draw([p for _, _, p in chunk], seeds))
     labels = np.array([k for k, _, _ in items])
     prompt_ids = np.array([k * 100 + j for k, j, _ in items])
     return np.concatenate(images), labels, prompt_ids
+
+
+def coverage(classifier, draw, real: dict, count: int = 240, batch: int = 16, seed: int = 99) -> dict:
+    """Mode collapse, measured: the classes the classifier sees among pictures drawn for the empty prompt, against
+    the classes of the real emoji. 1 - total variation distance: 1 = the same mix, 0 = no overlap."""
+    images = np.concatenate([draw([""] * batch, list(range(seed + s, seed + s + batch))) for s in range(0, count, batch)])
+    pred, _ = classify(classifier, images)
+    generated = np.bincount(pred, minlength=len(CLASSES)) / len(pred)
+    real_mix = np.bincount(real["all_labels"], minlength=len(CLASSES)) / len(real["all_labels"])
+    return {"coverage": round(1 - 0.5 * float(np.abs(generated - real_mix).sum()), 3),
+            "classes_seen": int((generated >= 0.01).sum()),
+            "class_mix": {c: round(float(g), 3) for c, g in zip(CLASSES, generated, strict=True)}}
 
 
 def mean_pairwise_distance(features: np.ndarray) -> float:
@@ -275,29 +297,20 @@ def real_reference(log=print) -> tuple[EmojiClassifier, dict]:
     return classifier, real
 
 
-def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, log=print) -> dict:
-    classifier, real = real_reference(log)
+def evaluate_draw(draw, classifier, real: dict, per_class: int = 24, log=print) -> tuple[dict, np.ndarray]:
+    """Adherence to class prompts and paraphrases, diversity, Fréchet distance and coverage of one draw function."""
     start = time.time()
-    gen_x, gen_y, gen_p = generate_class_images(pipe, per_class, steps, guidance)
+    gen_x, gen_y, gen_p = generate_class_images(draw, per_class)
     log(f"generated {len(gen_y)} images in {time.time() - start:.0f} s")
     classes = score_generated(classifier, gen_x, gen_y, gen_p, real)
-    para_x, para_y, para_p = generate_class_images(pipe, per_class, steps, guidance, prompts=PARAPHRASE_PROMPTS)
+    para_x, para_y, para_p = generate_class_images(draw, per_class, prompts=PARAPHRASE_PROMPTS)
     sentences = score_generated(classifier, para_x, para_y, para_p, real)
     result = {
-        "evaluated_ldm_step": getattr(pipe, "evaluated_ldm_step", None),
-        "classes": len(CLASSES),
-        "ceiling_heldout_accuracy": real["ceiling"],
         "prompt_adherence": classes["adherence"],
         "paraphrase_adherence": sentences["adherence"],
         "diversity_ratio": classes["diversity_ratio"],
-        "images_per_class": per_class,
-        "steps": steps,
-        "guidance_scale": guidance,
         "frechet_distance_generated_vs_heldout": classes["frechet_distance_vs_heldout"],
-        "frechet_distance_train_vs_heldout_floor": real["floor"],
-        "vae_psnr_heldout_db": round(vae_psnr(pipe.vae, real["held_out_images"]), 2),
-        **timings(pipe, steps),
-        "torch_threads": torch.get_num_threads(),
+        **coverage(classifier, draw, real),
         "per_class": {
             c: {
                 "real": real["ceiling_per_class"].get(c),
@@ -307,6 +320,27 @@ def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, 
             }
             for c in CLASSES
         },
+    }
+    return result, gen_x
+
+
+def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, log=print) -> dict:
+    classifier, real = real_reference(log)
+    scores, gen_x = evaluate_draw(pipeline_draw(pipe, steps, guidance), classifier, real, per_class, log)
+    per_class_scores = scores.pop("per_class")
+    result = {
+        "evaluated_ldm_step": getattr(pipe, "evaluated_ldm_step", None),
+        "classes": len(CLASSES),
+        "ceiling_heldout_accuracy": real["ceiling"],
+        **scores,
+        "images_per_class": per_class,
+        "steps": steps,
+        "guidance_scale": guidance,
+        "frechet_distance_train_vs_heldout_floor": real["floor"],
+        "vae_psnr_heldout_db": round(vae_psnr(pipe.vae, real["held_out_images"]), 2),
+        **timings(pipe, steps),
+        "torch_threads": torch.get_num_threads(),
+        "per_class": per_class_scores,
     }
     return result, gen_x
 

@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from studio.core import catalog
+from studio.core.gan_model import load_gan
 from studio.core.interpolate import slerp
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import MAX_SEED, SEED_LIMIT, Recipe
+from studio.engine.image import gan
 from studio.engine.image.pipelines import ImageBundle, adapt_memory_to_size, load_image_pipeline
 from studio.engine.image.preview import StepWatcher, decode_latents
 from studio.engine.image.schedulers import available_schedulers, model_default_scheduler, set_scheduler
@@ -272,6 +274,7 @@ def _output_recipe(bundle: ImageBundle, recipe: Recipe, settings: dict, seed: in
     params = dict(recipe.params)
     params.update({k: v for k, v in settings.items() if v is not None})
     params["batch_count"] = 1  # this recipe makes exactly this image
+    params.pop("truncation", None)  # a GAN's knob (engine/image/gan.py): means nothing to a diffusion model
     unused = {"txt2img": ("strength", "init_image", "mask_image"), "img2img": ("mask_image",), "inpaint": ()}
     for key in unused[settings["mode"]]:
         params.pop(key, None)  # e.g. a CLI's default strength would read as "Denoising strength" in A1111
@@ -369,6 +372,12 @@ def generate_task(job: Job, ctx: TaskContext) -> Result:
     """Worker entry for "image.generate": job.recipe -> one Artifact per image."""
     if job.recipe is None:
         raise UserError("image generation needs a recipe")
+    source = catalog.resolve(job.recipe.model or DEFAULT_MODEL)
+    if source.kind == "gan":  # one forward pass per picture: no pipeline, no steps
+        key = ("gan", source.ref, ctx.device.device)
+        gan_bundle = ctx.models.get("image", key, lambda: load_gan(source, ctx.device))
+        return Result(artifacts=gan.generate_gan_artifacts(gan_bundle, job.recipe, ctx.report, ctx.cancelled,
+                                                           ctx.output))
     bundle = load_for_recipe(job.recipe, ctx)
     artifacts = generate_artifacts(bundle, job.recipe, ctx.report, ctx.cancelled, ctx.output)
     return Result(artifacts=artifacts, info={"fallbacks": list(bundle.fallbacks)})

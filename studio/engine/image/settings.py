@@ -42,5 +42,8 @@ class ImageSettings:
     variation_seed: int = 0  # A1111's "variation seed": the noise the start is slerped towards
     variation_strength: float = 0.0  # 0 = off, 1 = the variation seed's noise alone
     clip_skip: int = 1  # A1111's "Clip skip": 1 = the text encoder's last layer
+    # GAN models only (the built-in emoji-gan): StyleGAN's truncation ψ. 1 = as sampled (most variety); lower pulls
+    # each picture towards the prompt's typical one (cleaner, less varied); 0.7 is StyleGAN's usual showcase value.
+    truncation: float = 0.7
     init_image: str = ""  # img2img / inpaint: the starting picture's path
     mask_image: str = ""  # inpaint: the mask's path (white = repaint)
