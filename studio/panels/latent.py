@@ -44,6 +44,7 @@ from studio.widgets.controls import (
     row,
     scroll_column,
 )
+from studio.widgets.gan_controls import GanControls
 from studio.widgets.image_view import ImageView, pil_to_pixmap
 from studio.widgets.labels import MessageLabel
 from studio.widgets.latent_map import LatentMapView
@@ -158,7 +159,9 @@ class LatentPanel(QWidget):
             button.clicked.connect(lambda _=False, slot=slot: slot())
             buttons.addWidget(button, index // 2, index % 2)
         t.addLayout(buttons)
-        return scroll_column(map_box, travel, self._around_box(), self._family_box(), self._diffusion_box())
+        self.gan_box = GanControls(e, lambda: self.decode_throttle(None))
+        return scroll_column(map_box, self.gan_box, travel, self._around_box(), self._family_box(),
+                             self._diffusion_box())
 
     def _around_box(self) -> QWidget:
         v = self.values

@@ -154,7 +154,7 @@ class ExplorerState(QObject):
                 return None
             args = {"source": "paths", "paths": list(gallery_paths)}
         self.say("Encoding images…")
-        return self._submit("latent.map", self._mapped, **args)
+        return self._submit("latent.map", self._mapped, truncation=self.values.get("truncation"), **args)
 
     def point(self, x: float, y: float) -> None:
         """Make (x, y) on the map the point on show; `decode` asks for its picture."""
@@ -166,7 +166,37 @@ class ExplorerState(QObject):
             return None
         amount = float(self.values.get("attribute_amount") or 0)
         attributes = {self.values.get("attribute"): amount} if amount and self.values.get("attribute") else {}
-        return self._submit("latent.decode", self._decoded, supersede=DECODE_KEY, at=self.current, attributes=attributes)
+        directions = [float(a) for a in self.values.get("directions_amounts") or ()]  # a GAN's sliders (else 0s)
+        if "gan" in self.current:  # a GAN picture by prompt and seed follows the truncation slider
+            self.current = {"gan": {**self.current["gan"], "truncation": float(self.values.get("truncation"))}}
+        return self._submit("latent.decode", self._decoded, supersede=DECODE_KEY, at=self.current, attributes=attributes,
+                            directions=directions if any(directions) else [])
+
+    # --- a GAN's own controls (studio/engine/latent/gan_space.py) ------------------------------------
+
+    def gan_picture(self, name: str) -> Job | None:
+        """Show GAN picture A or B (its prompt and seed from the panel) as the point on show."""
+        v = self.values
+        self.current = {"gan": {"prompt": v.get(f"gan_prompt_{name}"), "seed": int(v.get(f"gan_seed_{name}")),
+                                "truncation": float(v.get("truncation"))}}
+        self._unmark("current")
+        return self.decode()
+
+    def _gan_args(self) -> dict:
+        v = self.values
+        return {"prompt_a": v.get("gan_prompt_a"), "seed_a": v.get("gan_seed_a"), "prompt_b": v.get("gan_prompt_b"),
+                "seed_b": v.get("gan_seed_b"), "truncation": v.get("truncation")}
+
+    def gan_compare(self) -> Job:
+        """A and B interpolated in Z and in W, side by side, saved as an animation."""
+        self.say("Interpolating in Z and in W…")
+        return self._submit("latent.gan_compare", self._compared, save=True, frames=self.values.get("frames"),
+                            fps=self.values.get("fps"), **self._gan_args())
+
+    def gan_mix(self) -> Job:
+        """The style mixing grid: A's coarse styles with B's fine ones."""
+        return self._submit("latent.gan_mix", self._mixed, crossover=self.values.get("crossover"),
+                            count=self.values.get("mix_count"), **self._gan_args())
 
     def shown_spec(self) -> dict:
         """The picture on show as a latent (so attribute pushes count, and a rebuilt map doesn't move it); the
@@ -326,6 +356,23 @@ class ExplorerState(QObject):
         images, size = result.value
         self.grid_ready.emit(images, size)
         self.say(f"{size}×{size} neighbourhood: x and y along the chosen directions.")
+
+    def _compared(self, job: Job, result: Result) -> None:
+        z_steps, w_steps = result.value
+        self._saved(job, result)
+
+        def unevenness(steps: list[float]) -> float:  # the biggest jump over the average one: 1 = perfectly even
+            return max(steps) / (sum(steps) / len(steps)) if steps and sum(steps) else 1.0
+
+        self.say(f"Left Z, right W. Biggest jump / average jump: Z {unevenness(z_steps):.2f}, W {unevenness(w_steps):.2f}"
+                 " (1 = perfectly even).")
+
+    def _mixed(self, job: Job, result: Result) -> None:
+        cells, size = result.value
+        self.grid_ready.emit(cells, size)
+        crossover = job.args.get("crossover")
+        self.say(f"Rows: A's seeds (top-left down), columns: B's. Each cell: A's first {crossover} style inputs "
+                 "(shape, layout) with B's fine ones (colour, texture).")
 
     def _ranked(self, _job: Job, result: Result) -> None:
         self.ranking_ready.emit(result.value)

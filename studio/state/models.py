@@ -9,6 +9,17 @@ from PySide6.QtCore import QObject, Signal
 from studio.core.jobs import ModelInfo
 
 
+def model_kind(ref: str) -> str:
+    """What a model reference is ("builtin", "diffusers", "gan", "transformers", …), read from its folder's files
+    (no torch); "" when it can't be resolved here. Panels show a GAN's own controls with it."""
+    from studio.core import catalog
+
+    try:
+        return catalog.resolve(ref).kind
+    except Exception:  # noqa: BLE001 - missing or damaged: no kind
+        return ""
+
+
 class BackendModels(QObject):
     """The models every backend can see, as the app last heard; one object shared by all panels' states."""
 

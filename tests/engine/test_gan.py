@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from studio.core.gan import GanConfig, Generator, ModulatedConv, mix_styles, truncate
+from studio.core.gan import Generator, ModulatedConv, mix_styles, truncate
 from studio.data import emoji as data_emoji
+from tests.tiny_gan import build_tiny_gan_folder, six_emoji, tiny_gan_config
 
-TINY = GanConfig(channels=(32, 16, 8), w_dim=32, z_dim=16, mapping_layers=2)
+TINY = tiny_gan_config()
 needs_font = pytest.mark.skipif(not data_emoji.FONT_PATH.exists(), reason="needs fonts-noto-color-emoji")
 
 
@@ -54,10 +55,7 @@ def test_truncation_and_style_mixing():
 
 @pytest.fixture(scope="module")
 def handful():
-    names = {"red heart", "grinning face", "france", "dog face", "thumbs up", "pizza"}
-    data = data_emoji.render_dataset([e for e in data_emoji.list_emoji() if e.name in names])
-    data.held_out = np.zeros(len(data), dtype=bool)
-    return data
+    return six_emoji()
 
 
 def _run(tmp_path, handful):
@@ -93,19 +91,14 @@ def test_a_training_step_is_finite_and_a_resumed_run_continues_exactly(tmp_path,
 
 
 @needs_font
-def test_an_exported_gan_loads_through_the_generic_loader_and_same_seed_gives_same_picture(tmp_path, handful,
-                                                                                            monkeypatch):
+def test_an_exported_gan_loads_through_the_generic_loader_and_same_seed_gives_same_picture(tmp_path):
     from studio.core import catalog
     from studio.core.gan_model import load_gan
     from studio.core.recipe import Recipe
     from studio.engine.image.gan import generate_gan_artifacts
-    from studio.training import gan, gan_export
+    from studio.training import gan_export
 
-    monkeypatch.setattr(gan, "BATCH", 4)
-    monkeypatch.setattr(gan_export, "W_SAMPLES", 512)
-    run = _run(tmp_path, handful)
-    _step(run, 0)
-    folder = gan_export.export(run, tmp_path / "emoji-gan", gan.save_samples(run))
+    folder = build_tiny_gan_folder(tmp_path / "emoji-gan", tmp_path / "run")
     source = catalog.resolve(str(folder))
     assert source.kind == "gan"
     bundle = load_gan(source, "cpu")
@@ -123,3 +116,20 @@ def test_an_exported_gan_loads_through_the_generic_loader_and_same_seed_gives_sa
     stats = bundle.w_stats
     assert stats["directions"].shape == (gan_export.PRINCIPAL_DIRECTIONS, TINY.w_dim)
     assert torch.allclose(stats["directions"].norm(dim=1), torch.ones(gan_export.PRINCIPAL_DIRECTIONS), atol=1e-3)
+
+
+@needs_font
+def test_the_gan_map_is_its_own_drawing_of_each_name(tmp_path):
+    from studio.core import catalog
+    from studio.engine.latent import gan_space
+
+    bundle = gan_space.load(catalog.resolve(str(build_tiny_gan_folder(tmp_path / "g", tmp_path / "run"))), "cpu")
+    names = ["red heart", "pizza", "dog face"]
+    points = gan_space.map_points(bundle, names, names, truncation=1.0)
+    assert points.shape == (3, TINY.w_dim)
+    pictures = gan_space.decode_points(bundle, list(points))
+    assert len(pictures) == 3 and pictures[0].size == (64, 64)
+    again = gan_space.map_points(bundle, names, names, truncation=1.0)
+    assert np.array_equal(points, again)  # one fixed z: a map is the same every time
+    pulled = gan_space.map_points(bundle, names, names, truncation=0.0)
+    assert np.allclose(pulled, pulled.mean(axis=0), atol=1e-5)  # ψ 0: every name at the centre

@@ -37,6 +37,18 @@ class LatentSettings:
     attribute_amount: float = 0.0  # 0 = off; the slider moves the point on show along the attribute direction
     augment_count: int = 8
     augment_amount: float = 0.15  # the nudge, times the latent's own RMS: variations, not new pictures
+    # GAN models (the built-in emoji-gan): what only a GAN has.
+    truncation: float = 0.7  # StyleGAN's ψ: 1 = as sampled, lower = closer to the prompt's typical picture
+    gan_prompt_a: str = "red heart"  # Z/W strips and style mixing go from A (prompt, seed) to B
+    gan_seed_a: int = 1
+    gan_prompt_b: str = "grinning face"
+    gan_seed_b: int = 2
+    # Style mixing: style inputs before this come from A (coarse: shape, layout), the rest from B (fine: colour).
+    # 4 of the GAN's 8 puts the 4x4 and 8x8 layers on A's side.
+    crossover: int = 4
+    mix_count: int = 3  # a 3 x 3 grid of mixes (plus A's and B's own pictures on its edges)
+    # GANSpace: how far the picture on show is pushed along each principal direction of W, in standard deviations.
+    directions_amounts: tuple[float, ...] = (0.0,) * 8
     # Seed and prompt travel (the Image panel's recipe, to a second seed or prompt).
     seed_b: int = 1
     prompt_b: str = ""

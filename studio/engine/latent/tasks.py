@@ -1,8 +1,12 @@
-"""The Latent Explorer's worker tasks: map, decode, strip, walk, grid, breed, anomalies, augment.
+"""The Latent Explorer's worker tasks: map, decode, strip, walk, grid, breed, anomalies, augment; and with a GAN
+model, Z-vs-W strips and style mixing (gan_space.py).
+
+The Explorer's model is a diffusion model (its VAE's latent space) or a GAN (its W space); the tasks below don't
+care which: `_space` loads either, `_decode` and `_encode` draw and place points in it.
 
 Points are given as "specs" so that a recipe can name them again later:
-  {"point": [x, y]}  a place on the current map     {"path": "a.png"}  an image, encoded
-  {"latent": [...], "shape": [...]}  a raw latent
+  {"point": [x, y]}  a place on the current map     {"path": "a.png"}  an image, encoded (VAE only)
+  {"latent": [...], "shape": [...]}  a raw latent   {"gan": {"prompt": "red heart", "seed": 3}}  a GAN picture's w
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from typing import Any
 import numpy as np
 
 from studio.core.catalog import resolve
+from studio.core.gan_model import GanBundle
 from studio.core.jobs import Artifact, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import Recipe
+from studio.engine.latent import gan_space, vae
 from studio.engine.latent import maths as latent
-from studio.engine.latent import vae
 from studio.engine.latent.settings import DEFAULT_MODEL
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
@@ -35,10 +40,27 @@ class MapView:
     explained: list[float]  # variance fraction of the first components
 
 
-def _vae(job: Job, ctx: TaskContext) -> vae.VaeBundle:
+def _space(job: Job, ctx: TaskContext):
+    """The model's latent space: a VaeBundle (diffusion models) or a GanBundle (GANs), cached in the engine."""
     ref = job.args.get("model", DEFAULT_MODEL)
     source = resolve(ref)
-    return ctx.models.get("latent", (ref, ctx.device.device), lambda: vae.load_vae(source, ctx.device))
+    loader = (lambda: gan_space.load(source, ctx.device)) if source.kind == "gan" else (
+        lambda: vae.load_vae(source, ctx.device))
+    return ctx.models.get("latent", (ref, ctx.device.device), loader)
+
+
+def _is_gan(bundle) -> bool:
+    return isinstance(bundle, GanBundle)
+
+
+def _decode(bundle, points) -> list:
+    return gan_space.decode_points(bundle, points) if _is_gan(bundle) else vae.decode_points(bundle, points)
+
+
+def _encode(bundle, images, cancelled=None) -> np.ndarray:
+    if _is_gan(bundle):
+        raise UserError(gan_space.NO_ENCODER)
+    return vae.encode_images(bundle, images, cancelled=cancelled)
 
 
 def _current_map(ctx: TaskContext) -> latent.LatentMap:
@@ -89,42 +111,57 @@ def _dataset_images(limit: int) -> tuple[list, list[str]]:
 
 
 def map_task(job: Job, ctx: TaskContext) -> Result:
-    bundle = _vae(job, ctx)
+    bundle = _space(job, ctx)
     source = job.args.get("source", "dataset")
     ctx.report(Progress(0, 2, message="reading images"))
     if source == "dataset":
         images, labels = _dataset_images(int(job.args.get("limit", 1500)))
         paths = [""] * len(images)
+    elif _is_gan(bundle):
+        raise UserError(gan_space.NO_ENCODER)
     else:
         paths = job.args["paths"] if source == "paths" else image_paths_in(job.args["folder"])
         images, labels = _open_images(paths), [Path(p).stem for p in paths]
-    ctx.report(Progress(1, 2, message=f"encoding {len(images)} images"))
-    latents = vae.encode_images(bundle, images, cancelled=ctx.cancelled)
+    if _is_gan(bundle):  # the GAN's own drawing of each name, at one z: a map of W
+        ctx.report(Progress(1, 2, message=f"drawing {len(labels)} names with the GAN"))
+        names = [label.split(" | ", 1)[0] for label in labels]
+        latents = gan_space.map_points(bundle, labels, names, float(job.args.get("truncation", 1.0)))
+        images = _decode_frames(bundle, list(latents), ctx, batch=64)
+    else:
+        ctx.report(Progress(1, 2, message=f"encoding {len(images)} images"))
+        latents = _encode(bundle, images, cancelled=ctx.cancelled)
+    source_name = bundle.source.ref if _is_gan(bundle) else bundle.source
     latent_map = latent.fit_map(latents, labels)
     ctx.models.free("latent_map")
-    ctx.models.get("latent_map", (bundle.source, source, len(images)), lambda: latent_map)
+    ctx.models.get("latent_map", (source_name, source, len(images)), lambda: latent_map)
     thumbs = [image.resize((THUMB, THUMB)) for image in images]
     explained = (latent_map.variance / latent_map.latents.var(axis=0).sum()).tolist()
     ctx.report(Progress(2, 2))
     return Result(value=MapView(latent_map.points, thumbs, labels, paths, explained))
 
 
-def latent_of(spec: dict[str, Any], ctx: TaskContext, bundle: vae.VaeBundle) -> np.ndarray:
+def latent_of(spec: dict[str, Any], ctx: TaskContext, bundle) -> np.ndarray:
     if "point" in spec:
         return _current_map(ctx).inverse(np.asarray(spec["point"], dtype=np.float64))
     if "path" in spec:
-        return vae.encode_images(bundle, _open_images([spec["path"]]))[0]
+        return _encode(bundle, _open_images([spec["path"]]))[0]
+    if "gan" in spec and _is_gan(bundle):
+        picture = spec["gan"]
+        return gan_space.w_of(bundle, str(picture.get("prompt", "")), int(picture.get("seed", 0)),
+                              float(picture.get("truncation", 1.0)))
     if "latent" in spec:
         return np.asarray(spec["latent"], dtype=np.float32).reshape(spec["shape"])
     raise UserError(f"not a point: {spec}")
 
 
 def decode_task(job: Job, ctx: TaskContext) -> Result:
-    bundle = _vae(job, ctx)
+    bundle = _space(job, ctx)
     z = latent_of(job.args["at"], ctx, bundle)
     for name, amount in job.args.get("attributes", {}).items():
         z = z + amount * attribute_vector(ctx, name)
-    return Result(value=(vae.decode_points(bundle, [z])[0], z))
+    if _is_gan(bundle) and any(job.args.get("directions") or ()):  # the GAN's principal-direction sliders
+        z = gan_space.push_along_directions(bundle, z, job.args["directions"])
+    return Result(value=(_decode(bundle, [z])[0], z))
 
 
 def attribute_vector(ctx: TaskContext, name: str) -> np.ndarray:
@@ -144,13 +181,13 @@ def _decode_frames(bundle, latents: list[np.ndarray], ctx: TaskContext, batch: i
     frames = []
     for start in range(0, len(latents), batch):
         ctx.check()
-        frames += vae.decode_points(bundle, latents[start : start + batch])
+        frames += _decode(bundle, latents[start : start + batch])
         ctx.report(Progress(len(frames), len(latents), preview=frames[-1]))
     return frames
 
 
 def strip_task(job: Job, ctx: TaskContext) -> Result:
-    bundle = _vae(job, ctx)
+    bundle = _space(job, ctx)
     a, b = latent_of(job.args["a"], ctx, bundle), latent_of(job.args["b"], ctx, bundle)
     count, mode = int(job.args.get("frames", 8)), job.args.get("mode", "slerp")
     frames = _decode_frames(bundle, latent.interpolate(a, b, count, mode), ctx)
@@ -160,7 +197,7 @@ def strip_task(job: Job, ctx: TaskContext) -> Result:
 
 
 def walk_task(job: Job, ctx: TaskContext) -> Result:
-    bundle = _vae(job, ctx)
+    bundle = _space(job, ctx)
     mode = job.args.get("mode", "slerp")
     if job.args.get("points"):
         keys = [latent_of(spec, ctx, bundle) for spec in job.args["points"]]
@@ -179,7 +216,7 @@ def walk_task(job: Job, ctx: TaskContext) -> Result:
 
 
 def grid_task(job: Job, ctx: TaskContext) -> Result:
-    bundle = _vae(job, ctx)
+    bundle = _space(job, ctx)
     centre = latent_of(job.args["at"], ctx, bundle)
     size, radius = int(job.args.get("size", 5)), float(job.args.get("radius", 2.0))
     directions = job.args.get("directions", "pca")
@@ -198,16 +235,16 @@ def grid_task(job: Job, ctx: TaskContext) -> Result:
 
 
 def breed_task(job: Job, ctx: TaskContext) -> Result:
-    bundle = _vae(job, ctx)
+    bundle = _space(job, ctx)
     a, b = (latent_of(spec, ctx, bundle) for spec in job.args["parent_specs"])
     children = latent.breed(a, b, int(job.args.get("children", 4)), float(job.args.get("mutation", 0.3)),
                             int(job.args.get("seed", 0)), scale=float(np.sqrt(((a - b) ** 2).mean())) or 1.0)
-    images = vae.decode_points(bundle, children)
+    images = _decode(bundle, children)
     artifacts, sibling_parents = [], None
     if not job.args.get("parents"):
         # Parents picked on the map are not in the history yet: save them first, so every child
         # can be traced back (the worker fills in their history ids, see save_with_lineage).
-        for name, spec, image in zip("AB", job.args["parent_specs"], vae.decode_points(bundle, [a, b]), strict=True):
+        for name, spec, image in zip("AB", job.args["parent_specs"], _decode(bundle, [a, b]), strict=True):
             artifacts.append(Artifact("image", _recipe(job, ctx, "image", f"parent {name}", at=spec), image))
         sibling_parents = [0, 1]
     for index, image in enumerate(images):
@@ -219,8 +256,10 @@ def breed_task(job: Job, ctx: TaskContext) -> Result:
 
 
 def anomaly_task(job: Job, ctx: TaskContext) -> Result:
-    bundle = _vae(job, ctx)
+    bundle = _space(job, ctx)
     paths = job.args.get("paths") or image_paths_in(job.args["folder"])
+    if _is_gan(bundle):
+        raise UserError(gan_space.NO_ENCODER)
     errors = []
     for start in range(0, len(paths), 32):
         ctx.check()
@@ -231,7 +270,7 @@ def anomaly_task(job: Job, ctx: TaskContext) -> Result:
 
 
 def augment_task(job: Job, ctx: TaskContext) -> Result:
-    bundle = _vae(job, ctx)
+    bundle = _space(job, ctx)
     z = latent_of(job.args["at"], ctx, bundle)
     count, amount, seed = int(job.args.get("count", 8)), float(job.args.get("amount", 0.15)), int(job.args.get("seed", 0))
     scale = float(np.sqrt((z**2).mean())) or 1.0
