@@ -149,6 +149,7 @@ class GanRun:
         return embed_prompts(self.text_encoder, self.tokenizer, captions)
 
     def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
         run_files.save_atomic({"G": self.G.state_dict(), "G_ema": self.G_ema.state_dict(), "D": self.D.state_dict(),
                                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
                                "state": self.state, "config": self.config.to_dict()}, self.dir / run_files.CHECKPOINT)

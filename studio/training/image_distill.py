@@ -1,0 +1,220 @@
+"""Distil emoji-ldm into a few-step model: latent consistency distillation (LCM, Luo et al. 2023).
+
+  python -m studio.training.image_distill train [--minutes N]   resumable; runs/emoji-lcm/
+  python -m studio.training.image_distill export                models/emoji-lcm/ (a diffusers folder, LCMScheduler)
+
+The student starts as a copy of the teacher's UNet (emoji-ldm's EMA weights) and learns to jump from any point of
+the teacher's sampling path straight to its end. One training step, for a batch of training latents:
+  1. noise them to a DDIM timestep t (one of SOLVER_STEPS, every k = 1000 / SOLVER_STEPS);
+  2. the frozen teacher takes one DDIM step with classifier-free guidance from t to t - k;
+  3. the student's answer at t must match the target network's (an EMA of the student) answer at t - k.
+Answers are consistency outputs c_skip(t) x_t + c_out(t) x0(t) (the boundary conditions diffusers' LCMScheduler
+applies), so the exported folder samples with the stock LCMScheduler in 2-4 steps. The teacher's guidance (4, the
+20-step card's setting) is baked in: the student runs without classifier-free guidance, half the work per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from studio import paths
+from studio.data import emoji as data_emoji
+from studio.data.emoji_words import colour_name, read_cldr_keywords
+from studio.training import run as run_files
+from studio.training.image_captions import caption_choices, emoji_words, load_tokenizer, pick_caption, tokenize
+from studio.training.image_model import images_to_tensor, noise_scheduler
+
+MODEL_NAME = "emoji-lcm"
+TEACHER = "emoji-ldm"
+GUIDANCE = 4.0  # the teacher's classifier-free guidance, baked into the student
+SOLVER_STEPS = 50  # the teacher's DDIM path has 50 steps (k = 20): LCMScheduler's original_inference_steps
+TIMESTEP_SCALING = 10.0  # diffusers' LCMScheduler default: c_skip ~ 0 away from t = 0
+SIGMA_DATA = 0.5
+HUBER_C = 0.001  # LCM's pseudo-Huber loss constant
+TARGET_EMA = 0.95  # the target network follows the student closely (LCM)
+LR = 5e-5
+BATCH = 32
+CAPTION_DROP = 0.0  # the student always has the teacher's guided answer to learn; "" is still among the captions
+CHECKPOINT_EVERY_S = 180
+
+
+def boundary(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LCMScheduler's c_skip and c_out at timesteps t: the answer is x_t itself at t = 0, the model's x0 elsewhere."""
+    scaled = t.float() * TIMESTEP_SCALING
+    c_skip = SIGMA_DATA**2 / (scaled**2 + SIGMA_DATA**2)
+    c_out = scaled / (scaled**2 + SIGMA_DATA**2).sqrt()
+    return c_skip.view(-1, 1, 1, 1), c_out.view(-1, 1, 1, 1)
+
+
+def x0_and_eps(alphas_cumprod: torch.Tensor, x_t: torch.Tensor, v: torch.Tensor, t: torch.Tensor):
+    """A v-prediction turned into the clean latent and the noise it implies."""
+    a = alphas_cumprod[t].sqrt().view(-1, 1, 1, 1)
+    s = (1 - alphas_cumprod[t]).sqrt().view(-1, 1, 1, 1)
+    return a * x_t - s * v, s * x_t + a * v
+
+
+def consistency(unet, alphas_cumprod, x_t, t, text) -> torch.Tensor:
+    x0, _ = x0_and_eps(alphas_cumprod, x_t, unet(x_t, t, encoder_hidden_states=text).sample, t)
+    c_skip, c_out = boundary(t)
+    return c_skip * x_t + c_out * x0
+
+
+class DistillRun:
+    def __init__(self, run_dir: Path, teacher_dir: Path, data: data_emoji.EmojiDataset, log=print) -> None:
+        from diffusers import AutoencoderKL, UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        self.dir, self.teacher_dir, self.log = run_dir, teacher_dir, log
+        f32 = {"dtype": torch.float32}
+        self.teacher = UNet2DConditionModel.from_pretrained(teacher_dir / "unet", **f32).eval().requires_grad_(False)
+        self.text_encoder = CLIPTextModel.from_pretrained(teacher_dir / "text_encoder", **f32).eval()
+        self.text_encoder.requires_grad_(False)
+        self.tokenizer = load_tokenizer(teacher_dir / "tokenizer")
+        vae = AutoencoderKL.from_pretrained(teacher_dir / "vae", **f32).eval()
+        self.scale = float(vae.config.scaling_factor)
+        train = data.split(held_out=False)
+        with torch.no_grad():
+            dists = [vae.encode(images_to_tensor(train.images[i : i + 256])).latent_dist for i in range(0, len(train), 256)]
+        self.mean = torch.cat([d.mean for d in dists]) * self.scale
+        self.std = torch.cat([d.std for d in dists]) * self.scale
+        words = emoji_words(train, read_cldr_keywords(), [colour_name(im) for im in train.images])
+        self.captions = [caption_choices(w) for w in words]
+        self.student = copy.deepcopy(self.teacher).train().requires_grad_(True)
+        self.target = copy.deepcopy(self.teacher)
+        self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=LR, weight_decay=0.0)
+        self.alphas_cumprod = noise_scheduler().alphas_cumprod
+        self.uncond = self.encode([""])
+        self.state = {"step": 0, "seconds": 0.0, "history": []}
+
+    @torch.no_grad()
+    def encode(self, captions: list[str]) -> torch.Tensor:
+        return self.text_encoder(tokenize(self.tokenizer, captions))[0]
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        run_files.save_atomic({"student": self.student.state_dict(), "target": self.target.state_dict(),
+                               "optimizer": self.optimizer.state_dict(), "state": self.state},
+                              self.dir / run_files.CHECKPOINT)
+
+    def load(self) -> bool:
+        saved = run_files.read_checkpoint(self.dir / run_files.CHECKPOINT)
+        if saved is None:
+            return False
+        self.student.load_state_dict(saved["student"])
+        self.target.load_state_dict(saved["target"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.state = saved["state"]
+        return True
+
+
+def distill_step(run: DistillRun, rng: np.random.Generator, generator: torch.Generator) -> float:
+    k = 1000 // SOLVER_STEPS
+    idx = rng.integers(0, len(run.mean), BATCH)
+    z0 = run.mean[idx] + run.std[idx] * torch.randn(run.mean[idx].shape, generator=generator)
+    text = run.encode([pick_caption(rng, run.captions[i], CAPTION_DROP) for i in idx])
+    n = torch.randint(0, SOLVER_STEPS, (BATCH,), generator=generator)
+    t = (n + 1) * k - 1  # 19, 39, …, 999: the DDIM timesteps LCMScheduler samples from
+    t_prev = (t - k).clamp(min=0)
+    noise = torch.randn(z0.shape, generator=generator)
+    a = run.alphas_cumprod[t].sqrt().view(-1, 1, 1, 1)
+    x_t = a * z0 + (1 - run.alphas_cumprod[t]).sqrt().view(-1, 1, 1, 1) * noise
+    answer = consistency(run.student, run.alphas_cumprod, x_t, t, text)
+    with torch.no_grad():
+        # The teacher's guided DDIM step t -> t - k (guidance on x0 and on the noise alike, as LCM does).
+        v = run.teacher(torch.cat([x_t, x_t]), torch.cat([t, t]),
+                        encoder_hidden_states=torch.cat([text, run.uncond.expand(BATCH, -1, -1)])).sample
+        x0, eps = x0_and_eps(run.alphas_cumprod, torch.cat([x_t, x_t]), v, torch.cat([t, t]))
+        x0 = x0[BATCH:] + GUIDANCE * (x0[:BATCH] - x0[BATCH:])
+        eps = eps[BATCH:] + GUIDANCE * (eps[:BATCH] - eps[BATCH:])
+        a_prev = run.alphas_cumprod[t_prev].view(-1, 1, 1, 1)
+        x_prev = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        target = consistency(run.target, run.alphas_cumprod, x_prev, t_prev, text)
+    loss = (((answer - target) ** 2 + HUBER_C**2).sqrt() - HUBER_C).mean()
+    run_files.optimise(run.optimizer, loss)
+    with torch.no_grad():
+        for p_target, p in zip(run.target.parameters(), run.student.parameters(), strict=True):
+            p_target.lerp_(p, 1 - TARGET_EMA)
+    return loss.item()
+
+
+def train(run_dir: Path, minutes: float | None, threads: int, seed: int = 0) -> DistillRun:
+    torch.set_num_threads(threads)
+    log = run_files.make_logger(run_dir)
+    run = DistillRun(run_dir, paths.builtin_model_dir(TEACHER), data_emoji.load_dataset(), log)
+    log(f"resumed at step {run.state['step']}" if run.load() else "fresh run: student = the teacher's UNet")
+    deadline = time.time() + minutes * 60 if minutes else float("inf")
+    rng, generator = np.random.default_rng(seed + run.state["step"]), torch.Generator().manual_seed(seed + run.state["step"])
+    last_save = last_time = time.time()
+    recent: list[float] = []
+    while time.time() < deadline:
+        recent.append(distill_step(run, rng, generator))
+        run.state["step"] += 1
+        now = time.time()
+        run.state["seconds"] += now - last_time
+        last_time = now
+        if run.state["step"] % 50 == 0:
+            run.state["history"].append({"step": run.state["step"], "loss": round(float(np.mean(recent)), 6)})
+            log(f"step {run.state['step']} loss {np.mean(recent):.5f} "
+                f"({run.state['seconds'] / run.state['step']:.2f} s/step, {run.state['seconds'] / 3600:.2f} h)")
+            recent = []
+        if now - last_save > CHECKPOINT_EVERY_S:
+            run.save()
+            last_save = now
+    run.save()
+    return run
+
+
+def export(run: DistillRun, model_dir: Path) -> Path:
+    """A diffusers folder: the teacher's VAE, text encoder and tokenizer, the student UNet, an LCMScheduler."""
+    from diffusers import LCMScheduler
+
+    tmp = model_dir.with_name(model_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for part in ("vae", "text_encoder", "tokenizer"):  # the teacher's, unchanged
+        shutil.copytree(run.teacher_dir / part, tmp / part)
+    shutil.copy(run.teacher_dir / "model_index.json", tmp / "model_index.json")
+    run.target.half().save_pretrained(tmp / "unet", safe_serialization=True)  # the EMA target samples best (LCM)
+    run.target.float()
+    teacher_scheduler = json.loads((run.teacher_dir / "scheduler" / "scheduler_config.json").read_text(encoding="utf-8"))
+    shared = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type", "trained_betas")
+    scheduler = LCMScheduler(**{k: teacher_scheduler[k] for k in shared if k in teacher_scheduler},
+                             original_inference_steps=SOLVER_STEPS, timestep_scaling=TIMESTEP_SCALING)
+    scheduler.save_pretrained(tmp / "scheduler")
+    index = json.loads((tmp / "model_index.json").read_text(encoding="utf-8"))
+    index["scheduler"] = ["diffusers", "LCMScheduler"]
+    (tmp / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+    (tmp / "distill_state.json").write_text(json.dumps(run.state), encoding="utf-8")
+    for weights in tmp.rglob("*.safetensors"):
+        weights.chmod(0o644)
+    run_files.replace_folder(tmp, model_dir)
+    return model_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["train", "export"])
+    parser.add_argument("--minutes", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--run-dir", type=Path, default=run_files.run_dir(MODEL_NAME, create=False))
+    args = parser.parse_args()
+    if args.command == "train":
+        train(args.run_dir, args.minutes, args.threads)
+        return
+    torch.set_num_threads(args.threads)
+    run = DistillRun(args.run_dir, paths.builtin_model_dir(TEACHER), data_emoji.load_dataset())
+    if not run.load():
+        raise SystemExit(f"no checkpoint in {args.run_dir}")
+    print(export(run, paths.builtin_model_dir(MODEL_NAME)))
+
+
+if __name__ == "__main__":
+    main()
