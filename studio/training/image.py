@@ -14,6 +14,7 @@ Training runs on a CPU core for hours, so it is resumable and goes in two stages
   python -m studio.training.image export      fp16 weights + MODEL_CARD.md + loss curve + sample sheet
   python -m studio.training.image samples     a sample sheet from the current checkpoint (to look at progress)
   python -m studio.training.image train --stage decoder --minutes N   sharpen the VAE decoder only
+  python -m studio.training.image train --stage decoder-samples --minutes N   ... on the UNet's own latents too
 It checkpoints every ~3 minutes to the run folder (default runs/emoji-ldm, or $STUDIO_RUNS_DIR/emoji-ldm),
 and with no checkpoint there it resumes from the fp16 weights in models/emoji-ldm/ (training_state.json).
 
@@ -56,8 +57,8 @@ def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_st
     if stage in ("all", "vae") and run.state["stage"] == "vae":
         train_vae(run, deadline, steps=vae_steps)
         log(f"vae stage done at step {run.state['vae_step']}")
-    if stage == "decoder":
-        train_decoder(run, deadline)
+    if stage in ("decoder", "decoder-samples"):
+        train_decoder(run, deadline, on_samples=stage == "decoder-samples")
         return
     if stage in ("all", "ldm") and time.time() < deadline:
         train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples)
@@ -69,9 +70,10 @@ def main() -> None:
     parser.add_argument("command", choices=["train", "export", "samples"])
     parser.add_argument(
         "--stage",
-        choices=["all", "vae", "ldm", "decoder"],
+        choices=["all", "vae", "ldm", "decoder", "decoder-samples"],
         default="all",
-        help="decoder: fine-tune only the VAE decoder (latents stay put), e.g. in a later session",
+        help="decoder: fine-tune only the VAE decoder (latents stay put); decoder-samples: half of each batch on "
+        "latents the diffusion model drew (fixes the cyan column, see image_stages.train_decoder)",
     )
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long (default: never)")
     parser.add_argument("--threads", type=int, default=1)

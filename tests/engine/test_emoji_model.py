@@ -202,3 +202,28 @@ def test_ddim_built_from_the_models_own_config_draws_the_same_picture_as_its_def
                               output_type="np").images[0]
     # two good samplers of one model from one noise land close; DDIM clipping latents to [-1, 1] gave blobs (0.3)
     assert np.abs(pictures["ddim"] - pictures["dpmpp_2m"]).mean() < 0.05
+
+
+@needs_font
+def test_the_decoder_learns_from_latents_the_diffusion_model_drew(tmp_path, handful):
+    import time
+
+    import torch
+
+    from studio.training.image_model import images_to_tensor
+    from studio.training.image_stages import drawn_latents, train_decoder
+
+    torch.manual_seed(0)
+    run = _tiny_run(tmp_path, handful)
+    run.state["scaling_factor"] = 1.0
+    images = images_to_tensor(run.train.images[:2])
+    drawn = drawn_latents(run, images, ["red heart", "france"], torch.Generator().manual_seed(0), steps=2)
+    with torch.no_grad():
+        encoded = run.vae.encode(images).latent_dist.mean
+    assert drawn.shape == encoded.shape and not torch.allclose(drawn, encoded)
+    encoder_before = [p.clone() for p in run.vae.encoder.parameters()]
+    decoder_before = [p.clone() for p in run.vae.decoder.parameters()]
+    train_decoder(run, time.time() + 2, batch=4, on_samples=True)
+    assert run.state["decoder_step"] >= 1
+    assert all(torch.equal(a, b) for a, b in zip(encoder_before, run.vae.encoder.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(decoder_before, run.vae.decoder.parameters(), strict=True))
