@@ -64,7 +64,7 @@ MEDIA: dict[str, Medium] = {medium.name: medium for medium in (
         selftest=("--prompt", "red heart", "--seed", "1", "--steps", "10"),
         outputs=(Output("image", "Images", f"{EXPORT}:write_image_files",
                         dict.fromkeys((".png", ".jpg", ".jpeg", ".webp"), f"{EXPORT}:read_image_recipe")),),
-        model_types={"studio-gan": "gan"},
+        model_types={"studio-gan": "gan", "studio-sketch": "sketch"},
     ),
     Medium(
         "text", "Text", "studio.panels.text:TextPanel", "studio.engine.text.settings:TextSettings",

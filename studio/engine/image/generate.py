@@ -30,13 +30,13 @@ from studio.core.gan_model import load_gan
 from studio.core.interpolate import slerp
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import MAX_SEED, SEED_LIMIT, Recipe
-from studio.engine.image import gan
+from studio.engine.image import gan, translate
 from studio.engine.image.pipelines import ImageBundle, adapt_memory_to_size, load_image_pipeline
 from studio.engine.image.preview import StepWatcher, decode_latents
 from studio.engine.image.schedulers import available_schedulers, model_default_scheduler, set_scheduler
 from studio.engine.image.settings import DEFAULT_MODEL, INPAINT_STRENGTH, ImageSettings
 
-MODES = ("txt2img", "img2img", "inpaint")
+MODES = ("txt2img", "img2img", "inpaint", "translate")
 DEFAULTS = ImageSettings()  # what a recipe leaves out (an A1111 file without "Steps", a hand-written recipe)
 DEFAULT_STRENGTH = {"img2img": DEFAULTS.strength, "inpaint": INPAINT_STRENGTH}
 
@@ -368,16 +368,30 @@ def load_for_recipe(recipe: Recipe, ctx: TaskContext) -> ImageBundle:
     return ctx.models.get("image", model_key(recipe, ctx.device), loader)
 
 
+# Model kinds (media.py model_types) that draw in one forward pass: (load, make the artifacts).
+ONE_PASS = {
+    "gan": (load_gan, gan.generate_gan_artifacts),
+    "sketch": (translate.load_sketch_model, translate.translate_artifacts),
+}
+
+
+def translator_of(recipe: Recipe) -> str:
+    """Translate mode runs the sketch model (the `translator` value), whatever diffusion model the panel has."""
+    if recipe.param("mode") != "translate":
+        return ""
+    return str(recipe.param("translator") or ImageSettings.translator)
+
+
 def generate_task(job: Job, ctx: TaskContext) -> Result:
     """Worker entry for "image.generate": job.recipe -> one Artifact per image."""
     if job.recipe is None:
         raise UserError("image generation needs a recipe")
-    source = catalog.resolve(job.recipe.model or DEFAULT_MODEL)
-    if source.kind == "gan":  # one forward pass per picture: no pipeline, no steps
-        key = ("gan", source.ref, ctx.device.device)
-        gan_bundle = ctx.models.get("image", key, lambda: load_gan(source, ctx.device))
-        return Result(artifacts=gan.generate_gan_artifacts(gan_bundle, job.recipe, ctx.report, ctx.cancelled,
-                                                           ctx.output))
+    source = catalog.resolve(translator_of(job.recipe) or job.recipe.model or DEFAULT_MODEL)
+    if source.kind in ONE_PASS:  # a GAN or the sketch translator: one forward pass per picture, no steps
+        load, make = ONE_PASS[source.kind]
+        key = (source.kind, source.ref, ctx.device.device)
+        bundle = ctx.models.get("image", key, lambda: load(source, ctx.device))
+        return Result(artifacts=make(bundle, job.recipe, ctx.report, ctx.cancelled, ctx.output))
     bundle = load_for_recipe(job.recipe, ctx)
     artifacts = generate_artifacts(bundle, job.recipe, ctx.report, ctx.cancelled, ctx.output)
     return Result(artifacts=artifacts, info={"fallbacks": list(bundle.fallbacks)})

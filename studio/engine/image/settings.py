@@ -25,7 +25,8 @@ class ImageSettings:
     # sets it with the model). Recorded in the recipe, so a remote output says where it was made.
     backend: str = ""
     seed: int = RANDOM_SEED  # -1: a new random seed each run; the seed drawn is recorded in the recipe
-    # txt2img | img2img | inpaint; the engine also infers it from init_image / mask_image when absent.
+    # txt2img | img2img | inpaint | translate (a sketch in init_image, drawn by the sketch model in one pass);
+    # the engine also infers img2img/inpaint from init_image / mask_image when absent.
     mode: str = "txt2img"
     # Denoising steps: DPM++ 2M is converged by about 20 (A1111's default too; the built-in's card uses 20).
     steps: int = 20
@@ -45,5 +46,8 @@ class ImageSettings:
     # GAN models only (the built-in emoji-gan): StyleGAN's truncation ψ. 1 = as sampled (most variety); lower pulls
     # each picture towards the prompt's typical one (cleaner, less varied); 0.7 is StyleGAN's usual showcase value.
     truncation: float = 0.7
+    # Translate mode's sketch -> picture model (the built-in pix2pix, models/emoji-sketch): Translate uses it whatever
+    # diffusion model is picked, so switching modes never loses the user's model.
+    translator: str = "builtin:emoji-sketch"
     init_image: str = ""  # img2img / inpaint: the starting picture's path
     mask_image: str = ""  # inpaint: the mask's path (white = repaint)
