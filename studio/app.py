@@ -180,16 +180,19 @@ class MainWindow(QMainWindow):
         if Path(path).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and hasattr(image, "load_settings_from"):
             # as a drop does: other tools' settings are mapped and said, and a missing prompt never empties the box
             try:
-                return bool(image.load_settings_from(Path(path)))
+                loaded = bool(image.load_settings_from(Path(path)))
             except Exception as exc:  # noqa: BLE001 - a damaged image is a message, as recipe_from_file makes it
                 self._on_error("file", f"{Path(path).name}: not a readable file ({type(exc).__name__}: {exc})")
                 return False
+            if loaded:
+                self.state.output_restored.emit("image", [Path(path)])  # the picture too, not only its settings
+            return loaded
         try:
             recipe = recipe_from_file(path)
         except RecipeError as exc:  # recipe_from_file turns every reader's failure into one (library/export.py)
             self._on_error("file", str(exc))
             return False
-        self.state.restore(recipe)
+        self.state.restore_output(recipe, [Path(path)])
         self.statusBar().showMessage(f"Loaded the recipe from {path.name}", 5000)
         return True
 

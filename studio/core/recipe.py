@@ -283,11 +283,12 @@ def _builtin_models() -> list[str]:
 
 
 def a1111_parameters(recipe: Recipe, extra: Mapping[str, Any] | None = None) -> str:
-    """The A1111 `parameters` text for an image recipe. `extra`: pairs read from another tool's file and kept
-    (an unsupported `Schedule type`, hashes, …), written back as they were."""
+    """The A1111 `parameters` text for an image recipe. `extra` (default: the recipe's `kept` param): pairs read from
+    another tool's file and kept (an unsupported `Schedule type`, hashes, …), written back as they were."""
     pairs: list[tuple[str, Any]] = []
     p = recipe.params
-    extra = dict(extra or {})
+    kept = p.get("kept")
+    extra = dict(extra if extra is not None else (kept if isinstance(kept, Mapping) else {}))
     if "steps" in p:
         pairs.append(("Steps", p["steps"]))
     sampler, schedule = A1111_SAMPLERS.get(str(p.get("scheduler", "")), (p.get("scheduler"), None))

@@ -96,7 +96,17 @@ def file_errors(read: Callable[..., Any]) -> Callable[..., Any]:
 
 @file_errors
 def read_image_parameters(path: Path) -> ParsedParameters:
-    """The settings stored in an image: Latent Studio's recipe, else A1111/Fooocus `parameters`."""
+    """The settings stored in an image: Latent Studio's recipe, else another tool's (A1111, Fooocus, NovelAI, ComfyUI,
+    InvokeAI). What another tool wrote that we can't use (an Exponential schedule, hashes, …) rides along in the
+    recipe's `kept` param, so our outputs made from it write it back (`a1111_parameters`)."""
+    parsed = _read_image_parameters(path)
+    if parsed.unknown and not parsed.recipe.param("kept"):
+        kept = {str(k): str(v)[:300] for k, v in list(parsed.unknown.items())[:40]}
+        return dataclasses.replace(parsed, recipe=parsed.recipe.with_params(kept=kept))
+    return parsed
+
+
+def _read_image_parameters(path: Path) -> ParsedParameters:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -159,6 +169,14 @@ def text_document(text: str, recipe: Recipe, prompt_included: bool = True) -> st
 
 def write_text(text: str, path: Path, recipe: Recipe, new: bool = False) -> Path:
     return atomic_write_bytes(path, text_document(text, recipe).encode("utf-8"), new=new)
+
+
+def read_text_body(path: Path) -> str:
+    """A saved text's body: the page as it was (prompt and generated text), without the front matter."""
+    content = Path(path).read_text(encoding="utf-8")
+    match = re.match(r"---\nstudio_recipe: .*\n---\n\n?", content)
+    body = content[match.end():] if match else content
+    return body[:-1] if body.endswith("\n") else body
 
 
 def read_text_recipe(path: Path) -> Recipe:

@@ -200,7 +200,7 @@ class GalleryPanel(QWidget):
     def _restore(self, item: QListWidgetItem) -> None:
         entry = self.history.get(item.data(Qt.ItemDataRole.UserRole))
         if entry:
-            self.state.restore(entry.recipe)
+            self.state.restore_output(entry.recipe, list(entry.files))
 
     def _menu(self, position) -> None:
         item = self.grid.itemAt(position)
@@ -209,7 +209,7 @@ class GalleryPanel(QWidget):
         entry = self.history.get(item.data(Qt.ItemDataRole.UserRole))
         menu = QMenu(self)
         actions = {
-            QAction("Load recipe into its panel", menu): lambda: self.state.restore(entry.recipe),
+            QAction("Load recipe into its panel", menu): lambda: self.state.restore_output(entry.recipe, entry.files),
             QAction("Unfavourite" if entry.favourite else "★ Favourite", menu): lambda: self._favourite(entry),
             QAction("Show family tree", menu): lambda: FamilyTreeDialog(self.history, entry.id, self).exec(),
             QAction("Open file", menu): lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.files[0]))),

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -86,6 +87,7 @@ class ImagePanel(QWidget):
         layout.addWidget(splitter)
         state.preview_changed.connect(self._on_preview)
         state.output_added.connect(self._on_output)
+        state.output_restored.connect(self._on_output_restored)
         # "Also in the file" belongs to the last dropped PNG: any other restore makes it stale
         state.restore_requested.connect(lambda name: self.unknown.hide() if name == "image" else None)
 
@@ -290,6 +292,16 @@ class ImagePanel(QWidget):
         if path:
             self.values.set("mask_image", "")  # a mask painted on the old picture must not repaint the new one
             self.values.set("init_image", path)
+
+    def _on_output_restored(self, modality: str, files: list) -> None:
+        """A restored output's picture, shown where a new one would be."""
+        picture = next((Path(f) for f in files if Path(f).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")), None)
+        if modality != "image" or picture is None:
+            return
+        pixmap = QPixmap(str(picture))
+        if not pixmap.isNull():
+            self.stage.setCurrentWidget(self.view)
+            self.view.set_pixmap(pixmap)
 
     def load_settings_from(self, path: Path) -> bool:
         """Restore the settings stored in an image (ours, A1111, Fooocus, NovelAI, ComfyUI, InvokeAI). Shows what

@@ -56,6 +56,18 @@ INSTRUMENTS = [("Piano", "piano"), ("Organ", "organ"), ("Plucked string", "pluck
 NOTES_PLACEHOLDER = "e.g. “slow chorale in D minor”, “lively folk reel in G”, “waltz in 3/4”"
 AUDIO_PLACEHOLDER = "e.g. “lo-fi hip hop beat with mellow piano”, “upbeat 80s synth-pop, 120 bpm”"
 NOTES_HINT = "Style, key, metre and tempo words are understood; others are ignored."
+
+
+def understood_line(prompt: str, understood: list[str], ignored: list[str]) -> str:
+    """What the note models made of this piece's prompt: said for every piece, so it never shows an older one's."""
+    quoted = f"“{prompt.strip()[:60]}”" if prompt.strip() else "the empty prompt"
+    if not understood:
+        told = f" (ignored: {', '.join(ignored)})" if ignored else ""
+        return (f"Nothing in {quoted} was understood{told}: the piece follows the model's defaults, so other "
+                "unknown words give the same music. Try a style (jig, chorale, waltz), a key (D minor), a metre (3/4) "
+                "or a tempo (slow, 120 bpm).")
+    text = f"{quoted}: understood {', '.join(understood)}"
+    return text + (f" · ignored: {', '.join(ignored)}" if ignored else "")
 AUDIO_HINT = "MusicGen reads the whole prompt: genre, instruments, mood and tempo words all count."
 
 
@@ -82,6 +94,9 @@ class MusicPanel(QWidget):
         state.preview_changed.connect(self._on_preview)
         state.output_added.connect(self._on_output)
         state.result_ready.connect(self._on_result)
+        self._opening: int | None = None  # the "music.open" job whose notes the roll waits for
+        state.result_ready.connect(self._on_opened)
+        state.output_restored.connect(self._on_output_restored)
         self.player.unavailable.connect(self._say)
         self.player.playing_changed.connect(self._on_playing)
         self.player.position_changed.connect(self._on_position)
@@ -237,14 +252,24 @@ class MusicPanel(QWidget):
             self._show_waveform(artifact.payload[0])
         else:
             self.roll.set_notes(getattr(artifact.payload, "notes", []), getattr(artifact.payload, "beats_per_bar", None))
-        understood = artifact.info.get("understood")
-        ignored = artifact.info.get("ignored")
-        if understood:
-            text = f"Understood: {', '.join(understood) if isinstance(understood, list) else understood}"
-            if ignored:
-                text += f" · ignored: {', '.join(ignored)}"
-            self.understood.setText(text)
+        if "understood" in artifact.info:  # note models say what they made of the prompt; MusicGen reads it all
+            self.understood.setText(understood_line(artifact.recipe.prompt, artifact.info.get("understood") or [],
+                                                    artifact.info.get("ignored") or []))
         self._say(f"seed {artifact.recipe.seed} · saved to {', '.join(str(f) for f in artifact.files)}")
+
+    def _on_output_restored(self, modality: str, files: list) -> None:
+        """A restored piece: its notes back on the roll (read from its MIDI file by the engine)."""
+        midi = next((Path(f) for f in files if Path(f).suffix.lower() in (".mid", ".midi")), None)
+        if modality != "music" or midi is None:
+            return
+        self._opening = self.state.submit(Job("music.open", args={"path": str(midi)}, save=False)).id
+
+    def _on_opened(self, job, result) -> None:
+        if job.id != self._opening:
+            return
+        piece = result.value
+        self.roll.set_notes(getattr(piece, "notes", []), getattr(piece, "beats_per_bar", None))
+        self._say(f"{len(getattr(piece, 'notes', []))} notes from {Path(job.args['path']).name}")
 
     def _show_waveform(self, samples) -> None:
         picture = QPixmap()

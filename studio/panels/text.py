@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
@@ -24,6 +25,7 @@ from studio.core.jobs import JobEvent
 from studio.engine.text.settings import PRESET_KEYS
 from studio.engine.text.settings import PRESETS as BUILTIN_PRESETS
 from studio.library import presets
+from studio.library.export import read_text_body
 from studio.state import State
 from studio.widgets.compare_view import compare_button
 from studio.widgets.controls import (
@@ -79,6 +81,7 @@ class TextPanel(QWidget):
         layout.addWidget(splitter)
         state.preview_changed.connect(self._on_preview)
         state.output_added.connect(self._on_output)
+        state.output_restored.connect(self._on_output_restored)
         state.job_changed.connect(self._on_job)
         self.values.value_changed.connect(self._on_value)
         self._show_mode(self.values.get("mode"))
@@ -424,6 +427,20 @@ class TextPanel(QWidget):
         if artifact.files:
             parts.append(f"saved to {artifact.files[0]}")
         self.info.setText(" · ".join(parts))
+
+    def _on_output_restored(self, modality: str, files: list) -> None:
+        """A restored text: its whole page (prompt and what the model wrote) back on the page, not only the prompt."""
+        document = next((Path(f) for f in files if Path(f).suffix.lower() in (".md", ".txt")), None)
+        if modality != "text" or document is None or self._chat_mode():
+            return
+        try:
+            body = read_text_body(document)
+        except (OSError, ValueError) as exc:
+            self.info.setText(f"{document.name}: the text itself could not be read ({exc})")
+            return
+        self._forget_tokens()
+        self.values.set("prompt", body)
+        self._set_page(body)
 
     def _inspect_at_cursor(self) -> None:
         if not self._tokens or self._busy():

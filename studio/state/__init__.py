@@ -144,6 +144,7 @@ class State(QObject):
     result_ready = Signal(object, object)  # Job, Result (for jobs that return values)
     error_raised = Signal(str, str)  # modality, message
     restore_requested = Signal(str)  # modality whose panel should come forward
+    output_restored = Signal(str, object)  # modality, [Path]: a restored output's files, for its panel to show
     device_changed = Signal(str)  # label
     busy_changed = Signal(bool)
 
@@ -232,6 +233,13 @@ class State(QObject):
     def set_backend_models(self, models: list) -> None:
         """The backends' model lists changed (a server connected or went away): the pickers follow."""
         self.backend_models.set(models)
+
+    def restore_output(self, recipe: Recipe, files: list) -> None:
+        """Restore an output's recipe and show the output itself (the picture, the text, the notes) in its panel."""
+        self.restore(recipe)
+        modality = recipe.modality if recipe.modality in self.panels else None
+        if modality and files:
+            self.output_restored.emit(modality, [f for f in files])
 
     def active_jobs(self) -> list[JobInfo]:
         return [info for info in self.jobs.values() if info.active]

@@ -422,3 +422,28 @@ def test_fuzz_damaged_foreign_metadata_gives_a_recipe_or_a_recipe_error(kind, da
     except RecipeError:
         return
     assert parsed is None or isinstance(parsed.recipe, Recipe)
+
+
+def test_an_unmapped_schedule_from_a_dropped_file_is_written_back_by_what_is_made_from_it(tmp_path, tiny_bundle):
+    """Read (kept in the recipe), restored into the panel's values, carried by the engine into the output's recipe,
+    and written back into the new PNG's A1111 text."""
+    import io
+
+    from studio import media
+    from studio.engine.image.generate import generate_artifacts
+    from studio.library.export import png_bytes
+    from studio.state import PanelState
+
+    dropped = tmp_path / "a1111.png"
+    info = PngInfo()
+    info.add_text("parameters", "a cat\nSteps: 2, Sampler: DPM++ 2M, Schedule type: Exponential, CFG scale: 7, "
+                                "Seed: 3, Size: 64x64, Lora hashes: \"x: abc\"")
+    Image.new("RGB", (64, 64)).save(dropped, pnginfo=info)
+    recipe = read_image_parameters(dropped).recipe
+    assert recipe.params["kept"]["Schedule type"] == "Exponential"
+    panel = PanelState("image", media.panel_defaults("image"))
+    panel.restore(recipe)
+    assert panel.get("kept")["Schedule type"] == "Exponential"
+    made = generate_artifacts(tiny_bundle, panel.recipe(seed=3))[0]
+    written = Image.open(io.BytesIO(png_bytes(made.payload, made.recipe))).text["parameters"]
+    assert "Schedule type: Exponential" in written and 'Lora hashes: "x: abc"' in written

@@ -158,3 +158,23 @@ def test_continue_itself_does_not_announce_a_restored_continuation(qtbot, tmp_pa
     state.music.set("model", "builtin:music-markov")
     panel.continue_from(tmp_path / "mine.mid")
     assert "restored" not in panel.message.text()
+
+
+def test_the_understood_line_is_said_for_every_piece_and_names_what_was_ignored(qtbot):
+    from types import SimpleNamespace
+
+    state = State()
+    panel = MusicPanel(state)
+    qtbot.addWidget(panel)
+
+    def piece(prompt, understood, ignored):
+        artifact = Artifact("music", Recipe("music", prompt=prompt), SimpleNamespace(notes=[], beats_per_bar=4),
+                            info={"understood": understood, "ignored": ignored})
+        state.output_added.emit(artifact)
+        return panel.understood.text()
+
+    first = piece("jig in A minor please", ["style jig", "key A minor"], ["please"])
+    assert "understood style jig, key A minor" in first and "ignored: please" in first
+    second = piece("purple elephants", [], ["purple", "elephants"])
+    assert "Nothing in “purple elephants” was understood" in second and "purple, elephants" in second
+    assert "A minor" not in second  # the first piece's line is gone

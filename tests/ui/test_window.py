@@ -87,7 +87,7 @@ def test_gallery_double_click_restores_the_recipe(qtbot, window):
     assert window.tabs.currentWidget() is window.panel("text")
     assert window.state.text.get("temperature") == 0.42
     assert window.state.text.get("seed") == 1234
-    assert window.panel("text").page.toPlainText() == "Once upon a time"
+    assert window.panel("text").page.toPlainText() == "Once upon a time there was a fox."  # the work, not just its prompt
 
 
 def test_settings_persist_across_windows(qtbot, window):

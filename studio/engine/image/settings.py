@@ -5,7 +5,7 @@ Light on purpose, the only image module a panel may import: the standard library
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from studio.core.recipe import RANDOM_SEED
 
@@ -49,5 +49,8 @@ class ImageSettings:
     # Translate mode's sketch -> picture model (the built-in pix2pix, models/emoji-sketch): Translate uses it whatever
     # diffusion model is picked, so switching modes never loses the user's model.
     translator: str = "builtin:emoji-sketch"
+    # Another tool's settings read from a dropped file that this app can't use (A1111's "Schedule type: Exponential",
+    # hashes, …): kept and written back into the A1111 text of what is made from it, so nothing is silently lost.
+    kept: dict = field(default_factory=dict)
     init_image: str = ""  # img2img / inpaint: the starting picture's path
     mask_image: str = ""  # inpaint: the mask's path (white = repaint)

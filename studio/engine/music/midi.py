@@ -173,3 +173,13 @@ def read_recipe_from_midi(path: Path) -> Recipe | None:
 
 
 __all__ = ["write_midi", "read_midi", "read_recipe_from_midi", "METRES"]
+
+
+def open_task(job, ctx):
+    """Worker entry for "music.open": a saved MIDI file's notes, for the roll (a restored piece shows itself)."""
+    from studio.core.jobs import Result, UserError
+
+    try:
+        return Result(value=read_midi(Path(job.args["path"])))
+    except (OSError, ValueError, EOFError) as exc:
+        raise UserError(f"cannot read {Path(job.args['path']).name}: {exc}") from exc
