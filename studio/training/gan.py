@@ -23,7 +23,6 @@ A recipe for a small data set (3,300 emoji) on a CPU, from the StyleGAN2 and Dif
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import shutil
@@ -210,7 +209,7 @@ def train_step(run: GanRun, rng: np.random.Generator, generator: torch.Generator
     loss_d = (F.softplus(run.D(augment(fake, generator), text)).mean() + F.softplus(-real_score).mean()
               + WRONG_CAPTION_WEIGHT * F.softplus(run.D.score(real_features, wrong)).mean())
     run_files.optimise(run.opt_D, loss_d, clip=None)
-    r1 = _r1_step(run, real, text) if step % R1_EVERY == 0 else 0.0
+    r1 = _r1_step(run, real, text) if step % R1_EVERY == 0 else None  # lazy: not every step
     # 2. G: make D call the fakes real
     loss_g = F.softplus(-run.D(augment(_fakes(run, text, generator), generator), text)).mean()
     run_files.optimise(run.opt_G, loss_g, clip=None)
@@ -246,35 +245,21 @@ def train(run_dir: Path, minutes: float | None, threads: int, seed: int = 0) -> 
     deadline = time.time() + minutes * 60 if minutes else float("inf")
     rng = np.random.default_rng(seed + run.state["step"])
     generator = torch.Generator().manual_seed(seed + run.state["step"])
-    last_save = last_samples = last_time = time.time()
-    recent: list[dict] = []
-    while time.time() < deadline:
+    samples = {"at": time.time()}
+
+    def step() -> dict:
         parts = train_step(run, rng, generator)
-        run.state["step"] += 1
         run.state["images_seen"] += BATCH
-        recent.append(parts)
-        now = time.time()
-        run.state["seconds"] += now - last_time
-        last_time = now
-        if run.state["step"] % 50 == 0:
-            _log_progress(run, recent)
-            recent = []
-        if now - last_save > CHECKPOINT_EVERY_S:
-            run.save()
-            last_save = now
-            if now - last_samples > SAMPLES_EVERY_S:
-                save_samples(run)
-                last_samples = last_time = time.time()
-    run.save()
+        return parts
+
+    def maybe_samples() -> None:  # a sample sheet every SAMPLES_EVERY_S, at a checkpoint
+        if time.time() - samples["at"] > SAMPLES_EVERY_S:
+            save_samples(run)
+            samples["at"] = time.time()
+
+    run_files.train_until(run, deadline, step, log, checkpoint_every_s=CHECKPOINT_EVERY_S, on_checkpoint=maybe_samples)
     save_samples(run)
     return run
-
-
-def _log_progress(run: GanRun, recent: list[dict]) -> None:
-    means = {k: float(np.mean([r[k] for r in recent if k != "r1" or r[k]] or [0.0])) for k in recent[0]}
-    run.state["history"].append({"step": run.state["step"], **{k: round(v, 4) for k, v in means.items()}})
-    run.log(f"step {run.state['step']} D {means['loss_d']:.3f} G {means['loss_g']:.3f} R1 {means['r1']:.3f} "
-            f"({run.state['seconds'] / max(run.state['step'], 1):.2f} s/step, {run.state['seconds'] / 3600:.2f} h)")
 
 
 @torch.no_grad()
@@ -297,29 +282,17 @@ def save_samples(run: GanRun, seeds: int = 6) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "samples", "evaluate", "export"])
-    parser.add_argument("--minutes", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--run-dir", type=Path, default=default_run_dir())
-    args = parser.parse_args()
-    if args.command == "train":
-        train(args.run_dir, args.minutes, args.threads)
-        return
-    torch.set_num_threads(args.threads)
-    run = GanRun(args.run_dir, GanConfig(), data_emoji.load_dataset())
-    if not run.load():
-        raise SystemExit(f"no checkpoint in {args.run_dir}")
-    if args.command == "samples":
+    command, run = run_files.trainer_command(__doc__, MODEL_NAME, ["samples", "evaluate", "export"], train,
+                                             lambda folder: GanRun(folder, GanConfig(), data_emoji.load_dataset()))
+    if command == "samples":
         print(save_samples(run))
-    elif args.command == "evaluate":
+    elif command == "evaluate":
         result = gan_export.evaluate_models(run, paths.builtin_model_dir("emoji-ldm"))
         (run.dir / "eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         print(json.dumps({n: {k: v for k, v in m.items() if k not in ("per_class", "class_mix")}
                           for n, m in result["models"].items()}, indent=2))
-    else:
+    elif command == "export":
         gan_export.export(run, paths.builtin_model_dir(MODEL_NAME), save_samples(run))
-
 
 if __name__ == "__main__":
     main()

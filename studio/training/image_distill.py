@@ -15,7 +15,6 @@ applies), so the exported folder samples with the stock LCMScheduler in 2-4 step
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import shutil
@@ -152,23 +151,8 @@ def train(run_dir: Path, minutes: float | None, threads: int, seed: int = 0) -> 
     log(f"resumed at step {run.state['step']}" if run.load() else "fresh run: student = the teacher's UNet")
     deadline = time.time() + minutes * 60 if minutes else float("inf")
     rng, generator = np.random.default_rng(seed + run.state["step"]), torch.Generator().manual_seed(seed + run.state["step"])
-    last_save = last_time = time.time()
-    recent: list[float] = []
-    while time.time() < deadline:
-        recent.append(distill_step(run, rng, generator))
-        run.state["step"] += 1
-        now = time.time()
-        run.state["seconds"] += now - last_time
-        last_time = now
-        if run.state["step"] % 50 == 0:
-            run.state["history"].append({"step": run.state["step"], "loss": round(float(np.mean(recent)), 6)})
-            log(f"step {run.state['step']} loss {np.mean(recent):.5f} "
-                f"({run.state['seconds'] / run.state['step']:.2f} s/step, {run.state['seconds'] / 3600:.2f} h)")
-            recent = []
-        if now - last_save > CHECKPOINT_EVERY_S:
-            run.save()
-            last_save = now
-    run.save()
+    run_files.train_until(run, deadline, lambda: {"loss": distill_step(run, rng, generator)}, log,
+                          checkpoint_every_s=CHECKPOINT_EVERY_S)
     return run
 
 
@@ -200,21 +184,11 @@ def export(run: DistillRun, model_dir: Path) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "export"])
-    parser.add_argument("--minutes", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--run-dir", type=Path, default=run_files.run_dir(MODEL_NAME, create=False))
-    args = parser.parse_args()
-    if args.command == "train":
-        train(args.run_dir, args.minutes, args.threads)
-        return
-    torch.set_num_threads(args.threads)
-    run = DistillRun(args.run_dir, paths.builtin_model_dir(TEACHER), data_emoji.load_dataset())
-    if not run.load():
-        raise SystemExit(f"no checkpoint in {args.run_dir}")
-    print(export(run, paths.builtin_model_dir(MODEL_NAME)))
-
+    command, run = run_files.trainer_command(
+        __doc__, MODEL_NAME, ["export"], train,
+        lambda folder: DistillRun(folder, paths.builtin_model_dir(TEACHER), data_emoji.load_dataset()))
+    if command == "export":
+        print(export(run, paths.builtin_model_dir(MODEL_NAME)))
 
 if __name__ == "__main__":
     main()

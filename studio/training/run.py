@@ -203,3 +203,64 @@ def figure(path: Path, figsize: tuple[float, float], dpi: int, columns: int = 1)
         fig.savefig(path, dpi=dpi)
     finally:
         plt.close(fig)
+
+
+# --- the loop of a small resumable trainer ---------------------------------------------------------
+
+
+def train_until(run, deadline: float, step: Callable[[], dict], log: Callable[[str], None], every: int = 50,
+                checkpoint_every_s: float = 180.0, on_checkpoint: Callable | None = None) -> None:
+    """Call `step()` (one optimiser step, returning its losses) until `deadline`. Every `every` steps the means go to
+    `run.state["history"]` and the log; every few minutes, and at the end, `run.save()`. `run.state` holds "step"
+    and "seconds" (training time only: `on_checkpoint`, e.g. a sample sheet, does not count)."""
+    import numpy as np
+
+    last_save = last_time = time.time()
+    recent: list[dict] = []
+    while time.time() < deadline:
+        recent.append(step())
+        run.state["step"] += 1
+        now = time.time()
+        run.state["seconds"] += now - last_time
+        last_time = now
+        if run.state["step"] % every == 0:
+            means = {k: round(float(np.mean([r[k] for r in recent if r.get(k) is not None] or [0.0])), 5)
+                     for k in recent[0]}
+            run.state["history"].append({"step": run.state["step"], **means})
+            figures = " ".join(f"{k} {v:.4f}" for k, v in means.items())
+            log(f"step {run.state['step']} {figures} ({run.state['seconds'] / run.state['step']:.2f} s/step, "
+                f"{run.state['seconds'] / 3600:.2f} h)")
+            recent = []
+        if now - last_save > checkpoint_every_s:
+            run.save()
+            if on_checkpoint is not None:
+                on_checkpoint()
+            last_save = last_time = time.time()
+    run.save()
+
+
+# --- the command line of a resumable trainer ------------------------------------------------------
+
+
+def trainer_command(doc: str, model_name: str, commands: list[str], train: Callable, open_run: Callable):
+    """`python -m studio.training.<model> train [--minutes N] [--threads N] [--run-dir DIR]` trains (and returns
+    ("train", None)); any other command opens the run's checkpoint (`open_run(run_dir)`, which must `load()`) with
+    torch on --threads threads and returns (command, run)."""
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["train", *commands])
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this long (default: never)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--run-dir", type=Path, default=run_dir(model_name, create=False))
+    args = parser.parse_args()
+    if args.command == "train":
+        train(args.run_dir, args.minutes, args.threads)
+        return "train", None
+    torch.set_num_threads(args.threads)
+    run = open_run(args.run_dir)
+    if not run.load():
+        raise SystemExit(f"no checkpoint in {args.run_dir}")
+    return args.command, run

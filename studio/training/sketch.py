@@ -11,7 +11,6 @@ with gaps, black or coloured lines), so the model never sees the same drawing tw
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
@@ -83,23 +82,7 @@ def train(run_dir: Path, minutes: float | None, threads: int, seed: int = 0) -> 
     deadline = time.time() + minutes * 60 if minutes else float("inf")
     rng = np.random.default_rng(seed + run.state["step"])
     torch.manual_seed(seed + run.state["step"])
-    last_save = last_time = time.time()
-    recent: list[dict] = []
-    while time.time() < deadline:
-        recent.append(train_step(run, rng))
-        run.state["step"] += 1
-        now = time.time()
-        run.state["seconds"] += now - last_time
-        last_time = now
-        if run.state["step"] % 50 == 0:
-            means = {k: round(float(np.mean([r[k] for r in recent])), 4) for k in recent[0]}
-            run.state["history"].append({"step": run.state["step"], **means})
-            log(f"step {run.state['step']} {means} ({run.state['seconds'] / run.state['step']:.2f} s/step)")
-            recent = []
-        if now - last_save > CHECKPOINT_EVERY_S:
-            run.save()
-            last_save = now
-    run.save()
+    run_files.train_until(run, deadline, lambda: train_step(run, rng), log, checkpoint_every_s=CHECKPOINT_EVERY_S)
     return run
 
 
@@ -186,26 +169,14 @@ def model_card(run: SketchRun, evaluation: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["train", "evaluate", "export"])
-    parser.add_argument("--minutes", type=float, default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--run-dir", type=Path, default=run_files.run_dir(MODEL_NAME, create=False))
-    args = parser.parse_args()
-    if args.command == "train":
-        train(args.run_dir, args.minutes, args.threads)
-        return
-    torch.set_num_threads(args.threads)
-    run = SketchRun(args.run_dir, SketchConfig(), data_emoji.load_dataset())
-    if not run.load():
-        raise SystemExit(f"no checkpoint in {args.run_dir}")
-    if args.command == "evaluate":
+    command, run = run_files.trainer_command(__doc__, MODEL_NAME, ["evaluate", "export"], train,
+                                             lambda folder: SketchRun(folder, SketchConfig(), data_emoji.load_dataset()))
+    if command == "evaluate":
         result = evaluate(run)
         (run.dir / "eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         print(json.dumps(result, indent=2))
-    else:
+    elif command == "export":
         print(export(run, paths.builtin_model_dir(MODEL_NAME)))
-
 
 if __name__ == "__main__":
     main()

@@ -15,12 +15,7 @@ TINY = tiny_gan_config()
 needs_font = pytest.mark.skipif(not data_emoji.FONT_PATH.exists(), reason="needs fonts-noto-color-emoji")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/engine/conftest.py
 
 
 def test_the_generator_draws_latents_of_the_configured_size_from_noise_and_a_prompt_embedding():

@@ -6,11 +6,10 @@ Explorer uses too; here is the Image panel's job: a batch of pictures with their
 
 from __future__ import annotations
 
-import time
-
 from studio.core.gan_model import GanBundle, picture
-from studio.core.jobs import Artifact, Cancelled, IsCancelled, Progress, Report, UserError
+from studio.core.jobs import Artifact, IsCancelled, Report, UserError
 from studio.core.recipe import Recipe
+from studio.engine.image.one_pass import one_pass_batch
 
 
 def generate_gan_artifacts(bundle: GanBundle, recipe: Recipe, report: Report = None, cancelled: IsCancelled = None,
@@ -18,27 +17,17 @@ def generate_gan_artifacts(bundle: GanBundle, recipe: Recipe, report: Report = N
     """A batch from a GAN: picture i with seed + i, each handed to `output` (saved) as soon as it exists."""
     if recipe.param("init_image") or recipe.param("mask_image"):
         raise UserError("a GAN draws from noise only: image-to-image and inpainting need a diffusion model")
-    count = max(1, int(recipe.param("batch_count", 1) or 1))
     truncation = float(recipe.param("truncation", 1.0))
-    artifacts = []
-    for index in range(count):
-        if cancelled is not None and cancelled():
-            raise Cancelled(partial=artifacts)
-        seed = int(recipe.seed) + index
-        began = time.perf_counter()
-        image = picture(bundle, recipe.prompt, seed, truncation)
+
+    def made(seed: int, image) -> Recipe:
         params = {k: v for k, v in recipe.params.items() if k in GAN_PARAMS}
         params.update(batch_count=1, truncation=truncation, width=image.width, height=image.height)
-        made = Recipe(modality="image", prompt=recipe.prompt, negative_prompt="", model=recipe.model or bundle.source.ref,
+        return Recipe(modality="image", prompt=recipe.prompt, negative_prompt="", model=recipe.model or bundle.source.ref,
                       model_hash=bundle.model_hash, seed=seed, params=params, device=bundle.device, dtype="float32",
                       parents=recipe.parents)
-        artifact = Artifact("image", made, image, info={"seconds": time.perf_counter() - began})
-        artifacts.append(artifact)
-        if output is not None:
-            output(artifact)
-        if report is not None:
-            report(Progress(index + 1, count, preview=image))
-    return artifacts
+
+    return one_pass_batch(recipe, lambda seed: picture(bundle, recipe.prompt, seed, truncation), made, report,
+                          cancelled, output)
 
 
 # What a GAN picture's recipe keeps: steps, guidance and schedulers mean nothing to a GAN.

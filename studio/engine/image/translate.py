@@ -7,14 +7,14 @@ dropout, so seeds give variations of one sketch, as pix2pix intends.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from studio.core import catalog
-from studio.core.jobs import Artifact, Cancelled, IsCancelled, Progress, Report, UserError
+from studio.core.jobs import Artifact, IsCancelled, Report, UserError
 from studio.core.recipe import Recipe
+from studio.engine.image.one_pass import one_pass_batch
 
 # What a translation's recipe keeps: steps, guidance and schedulers mean nothing here.
 TRANSLATE_PARAMS = ("mode", "init_image", "batch_count", "backend", "translator")
@@ -78,22 +78,11 @@ def translate_picture(bundle: SketchBundle, sketch, seed: int):
 def translate_artifacts(bundle: SketchBundle, recipe: Recipe, report: Report = None, cancelled: IsCancelled = None,
                         output=None) -> list[Artifact]:
     sketch = read_sketch(recipe.param("init_image"), bundle.config.image_size)
-    count = max(1, int(recipe.param("batch_count", 1) or 1))
-    artifacts = []
-    for index in range(count):
-        if cancelled is not None and cancelled():
-            raise Cancelled(partial=artifacts)
-        began = time.perf_counter()
-        image = translate_picture(bundle, sketch, int(recipe.seed) + index)
+
+    def made(seed: int, image) -> Recipe:
         params = {k: v for k, v in recipe.params.items() if k in TRANSLATE_PARAMS}
         params.update(mode="translate", batch_count=1, width=image.width, height=image.height)
-        made = Recipe(modality="image", prompt=recipe.prompt, model=bundle.source.ref,
-                      model_hash=bundle.model_hash, seed=int(recipe.seed) + index, params=params, device=bundle.device,
-                      dtype="float32", parents=recipe.parents)
-        artifact = Artifact("image", made, image, info={"seconds": time.perf_counter() - began})
-        artifacts.append(artifact)
-        if output is not None:
-            output(artifact)
-        if report is not None:
-            report(Progress(index + 1, count, preview=image))
-    return artifacts
+        return Recipe(modality="image", prompt=recipe.prompt, model=bundle.source.ref, model_hash=bundle.model_hash,
+                      seed=seed, params=params, device=bundle.device, dtype="float32", parents=recipe.parents)
+
+    return one_pass_batch(recipe, lambda seed: translate_picture(bundle, sketch, seed), made, report, cancelled, output)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from studio.core import catalog
+from studio.core import compare as comparison
 from studio.core.jobs import Artifact, Job, Result, TaskContext, UserError
 from studio.engine.music import musicgen
 from studio.engine.music.generate import generate
@@ -54,18 +55,19 @@ class RecordingModel:
 
 
 def compare_task(job: Job, ctx: TaskContext) -> Result:
-    if "columns" in job.args:
-        return _save(job)
-    recipe = job.recipe
-    if recipe is None or not recipe.model:
-        raise UserError("a comparison run needs a recipe with a model")
+    return comparison.compare_task(job, ctx, _run, _save)
+
+
+def _run(job: Job, recipe, ctx: TaskContext) -> Result:
     source = catalog.resolve(recipe.model)
     recipe = replace(recipe, params={k: v for k, v in recipe.params.items() if k not in musicgen.OWN_PARAMS})
     device = "cpu"  # as music.generate: the two share the loaded model
     model = ctx.models.get("music", (recipe.model, device), lambda: load_music_model(source, device))
     recording = RecordingModel(model)
     family = job.args.get("family", "")
-    result = generate(recording, recipe, report=_tagged(ctx, family), cancelled=ctx.cancelled)
+    # the comparison view's preview, not the Music panel's roll (which takes only a list of notes)
+    report = comparison.tagged(ctx, family, "notes", lambda preview: list(preview or []))
+    result = generate(recording, recipe, report=report, cancelled=ctx.cancelled)
     piece = result.piece
     tokens = len(result.tokens)
     value = {
@@ -79,24 +81,11 @@ def compare_task(job: Job, ctx: TaskContext) -> Result:
     return Result(value=value)
 
 
-def _tagged(ctx: TaskContext, family: str):
-    """Progress whose preview is {"family", "notes"}: the comparison view's, not the Music panel's roll (which
-    takes only a list of notes)."""
-
-    def report(progress):
-        ctx.report(replace(progress, preview={"family": family, "notes": list(progress.preview or [])}))
-
-    return report
-
-
 def notes_of(column: dict) -> list[Note]:
     return [Note(int(p), float(s), float(d), int(v), int(voice)) for p, s, d, v, voice in column.get("notes", [])]
 
 
-def _save(job: Job) -> Result:
-    recipe = job.recipe
-    if recipe is None:
-        raise UserError("saving a comparison needs its recipe")
+def _save(job: Job, recipe) -> Result:
     columns = list(job.args["columns"])
     if not columns:
         raise UserError("nothing to save: the comparison has no finished column")

@@ -24,7 +24,8 @@ from dataclasses import replace
 from typing import Any
 
 from studio.core import catalog
-from studio.core.jobs import Artifact, Job, Result, TaskContext, UserError
+from studio.core import compare as comparison
+from studio.core.jobs import Artifact, Job, Result, TaskContext
 from studio.engine.text.generate import generate, load_text_model, model_key, resolve_seed, source_hash
 from studio.engine.text.settings import TextSettings
 
@@ -87,11 +88,10 @@ def prompt_surprise(model: Any, prompt: str, cancelled=None) -> tuple[list[float
 
 
 def compare_task(job: Job, ctx: TaskContext) -> Result:
-    if "columns" in job.args:
-        return _save(job)
-    recipe = job.recipe
-    if recipe is None or not recipe.model:
-        raise UserError("a comparison run needs a recipe with a model")
+    return comparison.compare_task(job, ctx, _run, _save)
+
+
+def _run(job: Job, recipe, ctx: TaskContext) -> Result:
     settings = replace(TextSettings.from_params(dict(recipe.params)), inspect=False, mode="complete")
     source = catalog.resolve(recipe.model)
     device = recipe.device or ctx.device.device  # as text.generate decides: the two share the loaded model
@@ -100,7 +100,9 @@ def compare_task(job: Job, ctx: TaskContext) -> Result:
     recording = RecordingModel(model)
     seed = resolve_seed(recipe.seed)
     family = job.args.get("family", "")
-    result = generate(recording, recipe.prompt, settings, seed, report=_tagged(ctx, family), cancelled=ctx.cancelled)
+    # the comparison view's preview, not the Text panel's page (which takes only a str preview, of its own job)
+    report = comparison.tagged(ctx, family, "text")
+    result = generate(recording, recipe.prompt, settings, seed, report=report, cancelled=ctx.cancelled)
     bits = surprise_bits(recording.rows, result.token_ids)
     size = len(result.text.encode("utf-8"))
     prompt_bits, prompt_bytes = prompt_surprise(model, recipe.prompt, ctx.cancelled)
@@ -114,20 +116,7 @@ def compare_task(job: Job, ctx: TaskContext) -> Result:
     return Result(value=value)
 
 
-def _tagged(ctx: TaskContext, family: str):
-    """Progress whose preview is {"family", "text"}: the comparison view's, not the Text panel's page (which takes
-    only a str preview, of its own job)."""
-
-    def report(progress):
-        ctx.report(replace(progress, preview={"family": family, "text": progress.preview}))
-
-    return report
-
-
-def _save(job: Job) -> Result:
-    recipe = job.recipe
-    if recipe is None:
-        raise UserError("saving a comparison needs its recipe")
+def _save(job: Job, recipe) -> Result:
     columns = list(job.args["columns"])
     page = [f"# Compare families: {recipe.prompt!r}", ""]
     for column in columns:
