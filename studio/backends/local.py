@@ -13,7 +13,6 @@ decode) and restarts it. `free_memory()` restarts it so the memory really goes b
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import signal
 import threading
 import time
@@ -148,6 +147,8 @@ class LocalEngine(QObject):
     # --- process lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        import multiprocessing  # ~10 ms: not on the way to the first painted window (start() runs after it)
+
         context = multiprocessing.get_context("spawn")
         commands_child, commands_parent = context.Pipe(duplex=False)
         messages_parent, messages_child = context.Pipe(duplex=False)
