@@ -50,7 +50,7 @@ PARAPHRASE_PROMPTS = {
     "animal": ("a cute puppy", "a kitty cat", "picture of a little bird"),
     "food": ("a slice of pepperoni pizza", "a juicy burger", "a shiny red apple"),
     "plant": ("a yellow sunflower in bloom", "a pink rose flower", "a big green tree"),
-    "vehicle": ("a blue car", "a city bus", "a jet plane in the sky"),
+    "vehicle": ("a shiny blue car", "a city bus", "a jet plane in the sky"),
     "clock": ("an alarm clock ringing", "a clock showing one o'clock", "what time is it clock"),
     "hand": ("a hand giving a thumbs up", "a waving hand saying hello", "an ok hand gesture"),
     "symbol": ("the number one in a box", "a big red circle", "an arrow pointing up"),
@@ -212,6 +212,18 @@ def coverage(classifier, draw, real: dict, count: int = 240, batch: int = 16, se
             "class_mix": {c: round(float(g), 3) for c, g in zip(CLASSES, generated, strict=True)}}
 
 
+def edge_tint(images: np.ndarray, column: int = 62) -> dict[str, float]:
+    """The cyan column, measured: how much bluer-green than red the near-white background is in `column` (x = 62,
+    where round 1's pictures had a faint cyan line) against the background of the inner columns. 0 = no tint."""
+    pixels = images.astype(np.float32)
+    cyan = (pixels[..., 1] + pixels[..., 2]) / 2 - pixels[..., 0]  # (N, H, W)
+    background = pixels.min(axis=-1) > 200
+    at = cyan[:, :, column][background[:, :, column]]
+    inner = cyan[:, :, 4:-4][background[:, :, 4:-4]]
+    return {"column": column, "tint_at_column": round(float(at.mean()), 2) if at.size else 0.0,
+            "tint_inner_background": round(float(inner.mean()), 2) if inner.size else 0.0}
+
+
 def mean_pairwise_distance(features: np.ndarray) -> float:
     """Mean Euclidean distance over all pairs (0 for fewer than two)."""
     if len(features) < 2:
@@ -308,6 +320,7 @@ def evaluate_draw(draw, classifier, real: dict, per_class: int = 24, log=print) 
     result = {
         "prompt_adherence": classes["adherence"],
         "paraphrase_adherence": sentences["adherence"],
+        "edge_tint": edge_tint(np.concatenate([gen_x, para_x])),
         "diversity_ratio": classes["diversity_ratio"],
         "frechet_distance_generated_vs_heldout": classes["frechet_distance_vs_heldout"],
         **coverage(classifier, draw, real),

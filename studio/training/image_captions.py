@@ -87,9 +87,12 @@ def caption_choices(words: EmojiWords, phrased: bool = True) -> list[tuple[str, 
             phrased_choices[text] = phrased_choices.get(text, 0.0) + weight / len(PHRASES)
     total_plain = sum(w for _, w in plain)
     total_phrased = sum(phrased_choices.values())
-    return [(c, (1 - PHRASED_SHARE) * w / total_plain) for c, w in plain] + [
+    merged: dict[str, float] = {}  # a caption both forms make ("dog face" is a name and a bare subject) is one choice
+    for caption, weight in [(c, (1 - PHRASED_SHARE) * w / total_plain) for c, w in plain] + [
         (c, PHRASED_SHARE * w / total_phrased) for c, w in phrased_choices.items()
-    ]
+    ]:
+        merged[caption] = merged.get(caption, 0.0) + weight
+    return list(merged.items())
 
 
 def emoji_words(data, keyword_table: dict[str, tuple[str, ...]], colours: list[str | None]) -> list[EmojiWords]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from studio.data import emoji as data_emoji
+from studio.data.emoji_words import LICENCE as LICENCE_CLDR
 from studio.training import run as run_files
 from studio.training.image_captions import write_vocab_and_merges
 from studio.training.image_model import Sizes, count_params
@@ -116,15 +117,20 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
         "",
         "A small latent diffusion model trained from scratch on CPU on Noto Color Emoji, in the standard diffusers",
         "`StableDiffusionPipeline` layout (loads offline with `StableDiffusionPipeline.from_pretrained(folder)`).",
-        "Makes 64x64 emoji-like pictures from short English prompts (emoji names, e.g. `red heart`, `dog face`,",
-        "`france`, or Unicode subgroups, e.g. `animal mammal`, `face smiling`, `country flag`).",
+        "Makes 64x64 emoji-like pictures from English prompts: emoji names (`red heart`, `dog face`, `france`), Unicode",
+        "subgroups (`animal mammal`, `face smiling`), and, since round 2, sentences as people type them",
+        "(`a cute puppy`, `a blue car`, `the flag of japan`).",
         "",
         "## Data and licences",
         f"- {data_emoji.LICENCES['images']}: {len(run.data)} glyphs rendered with Pillow at 109 pt, centred on",
         f"  white, resized to 64x64. {n_train} for training, {n_held} held out (10 %, by a hash of the name without",
         "  skin tone). Glyphs drawn as two pictures or blank are skipped.",
-        f"- Captions: {data_emoji.LICENCES['names']}; groups: {data_emoji.LICENCES['groups']}.",
-        "  Each step draws one of: name, alias, `name, subgroup`, `subgroup`, `subgroup, group`; 10 % empty (for CFG).",
+        f"- Captions: {data_emoji.LICENCES['names']}; groups: {data_emoji.LICENCES['groups']}; keywords: {LICENCE_CLDR}.",
+        "  Round 1 drew one of: name, alias, `name, subgroup`, `subgroup`, `subgroup, group`. Round 2 draws those half",
+        "  the time, and otherwise a sentence: a subject (name, alias, a CLDR keyword such as `puppy` or `slice`, or a",
+        "  colour read off the glyph with a keyword, `blue car`) in a phrasing (`a …`, `an emoji of a …`, `a picture of",
+        "  a …`, `a cute …`, …; training/image_captions.py). 10 % empty (for CFG). The evaluation's sentences",
+        "  (eval_image.PARAPHRASE_PROMPTS) are never among the training captions (a test checks).",
         "- Weights: licence as listed in assets/catalog.json; they are learnt from the OFL 1.1 glyphs above.",
         "",
         "## Architecture",
@@ -166,10 +172,16 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
     ]
     if evaluation:
         lines += [f"- {k}: {v}" for k, v in evaluation.items() if not isinstance(v, (dict, list))]
+        if "edge_tint" in evaluation:
+            tint = evaluation["edge_tint"]
+            lines.append(f"- cyan tint at x = {tint['column']} (background (G+B)/2 - R, 0-255): {tint['tint_at_column']}"
+                         f" (inner background: {tint['tint_inner_background']})")
         if "per_class" in evaluation:
-            lines += ["", "| class | ceiling (held-out real) | prompt adherence |", "| --- | --- | --- |"]
+            lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences | diversity / real |",
+                      "| --- | --- | --- | --- | --- |"]
             for name, row in evaluation["per_class"].items():
-                lines.append(f"| {name} | {row.get('real', '')} | {row.get('generated', '')} |")
+                lines.append(f"| {name} | {row.get('real', '')} | {row.get('generated', '')} | "
+                             f"{row.get('paraphrases', '')} | {row.get('diversity', '')} |")
     else:
         lines.append("Not run yet: `python -m studio.training.eval_image`.")
     return "\n".join(lines) + "\n"
