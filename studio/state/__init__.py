@@ -19,6 +19,7 @@ from studio.core.recipe import MAX_SEED, RANDOM_SEED, Recipe  # noqa: F401 - the
 from studio.core.values import clean_values
 from studio.state.compare import CompareState
 from studio.state.explorer import ExplorerState
+from studio.state.live import LiveImage
 from studio.state.models import BackendModels, model_is_here
 
 # Each panel's values and their defaults come from its medium's settings class (named in studio/media.py).
@@ -158,6 +159,7 @@ class State(QObject):
         self._busy = False
         self.explorer = ExplorerState(self)  # the Latent Explorer's map, picks, walk and jobs
         self.compare = CompareState(self)  # Compare families (Text and Music): three models side by side
+        self.live = LiveImage(self, JOB_KINDS.get("image", "image.generate"))  # the Image panel's Live mode
 
     @property
     def image(self) -> PanelState:
