@@ -100,3 +100,20 @@ def test_killing_the_engine_mid_batch_keeps_every_finished_output(qtbot, engine,
     entries = history.search()
     assert sorted(e.recipe.seed for e in entries) == [10, 11, 12]
     assert all(path.exists() for e in entries for path in e.files)
+
+
+def test_free_memory_restarts_the_engine_after_the_running_job_and_the_queue_goes_on(qtbot, engine, fifo):
+    """Engine › Free memory: a new engine process (its memory really goes back to the system), only once the running
+    job has finished; the job queued behind it runs on the new one."""
+    qtbot.waitUntil(lambda: engine.ready_at > 0, timeout=30000)
+    running = engine.submit(Job("fake.piped", args={"steps": 2, "fifo": fifo, "value": 1}, save=False))
+    queued = engine.submit(Job("fake.piped", args={"steps": 0, "value": 2}, save=False))
+    qtbot.waitUntil(lambda: engine.running is not None and engine.running.id == running.id, timeout=30000)
+    old_pid, old_ready = engine._process.pid, engine.ready_at
+    engine.free_memory()
+    assert engine._process.pid == old_pid  # not while a job runs
+    release(fifo, 2)
+    assert wait_for(qtbot, engine, running, JobEvent.FINISHED).result.value == 1
+    qtbot.waitUntil(lambda: engine.ready_at > old_ready, timeout=30000)
+    assert engine._process.pid != old_pid
+    assert wait_for(qtbot, engine, queued, JobEvent.FINISHED).result.value == 2

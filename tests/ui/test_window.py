@@ -250,3 +250,29 @@ def test_a_saved_walk_restores_its_key_points_and_a_map_point_strip_still_explai
     with qtbot.waitSignal(window.state.error_raised) as told:
         window.state.restore(on_a_map)  # map coordinates mean nothing without that map
     assert "latent map" in told.args[1] and latent.explorer.walk_points == points
+
+
+def test_the_window_adopts_an_orphan_a_kill_left_and_removes_partials_at_start(qtbot, tmp_path):
+    """A kill between an output's file and its row leaves an orphan; one mid-write leaves a .partial- file. The next
+    start of the window (not only of the CLI) adopts the one into the Gallery and removes the other."""
+    from PIL import Image
+
+    from studio import paths
+    from studio.core.files import PARTIAL_PREFIX
+    from studio.library.export import png_bytes
+
+    day = paths.outputs_dir() / "2026-12-06"
+    day.mkdir(parents=True)
+    orphan = day / "image-7.png"
+    orphan.write_bytes(png_bytes(Image.new("RGB", (8, 8)), Recipe("image", prompt="kept after a kill", seed=7)))
+    (day / f"{PARTIAL_PREFIX}half.png").write_bytes(b"half")
+    QApplication.setOrganizationName("LatentStudioTests")
+    QApplication.setApplicationName(f"test-{tmp_path.name}")
+    win = create_window(QApplication.instance(), warm_up=False)
+    qtbot.addWidget(win)
+    try:
+        entries = win.history.search(limit=10)
+        assert [e.recipe.prompt for e in entries] == ["kept after a kill"]
+        assert not list(day.glob(f"{PARTIAL_PREFIX}*"))
+    finally:
+        win.worker.stop()
