@@ -332,14 +332,23 @@ def test_a_png_with_a_30_mb_prompt_is_refused_quickly_with_a_message(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["ztxt-bomb.png", "itxt-bomb.png", "deep.png", "inf-seed.png", "huge-int-seed.png",
-                                  "list-recipe.png", "parents-bad.png", "a1111-json.png"])
+                                  "list-recipe.png", "parents-bad.png"])
 def test_each_hostile_png_is_one_recipe_error_naming_the_file(tmp_path, name):
     """Issue 15 item 9: ValueError, RecursionError, OverflowError… escaped read_image_parameters (the drop)."""
     from studio.library.export import read_image_parameters
 
     path = tmp_path / name
     path.write_bytes(hostile_files()[name])
-    try:
+    with pytest.raises(RecipeError) as raised:
         read_image_parameters(path)
-    except RecipeError as exc:
-        assert str(exc).startswith(name) and "\n" not in str(exc)
+    assert str(raised.value).startswith(name) and "\n" not in str(raised.value)
+
+
+def test_a1111_text_that_only_looks_like_json_is_read_as_a_prompt(tmp_path):
+    """Wildcards such as {red|blue} start A1111 prompts with "{": text, not broken JSON (and 3,000 braces don't
+    recurse)."""
+    from studio.library.export import read_image_parameters
+
+    path = tmp_path / "a1111-json.png"
+    path.write_bytes(hostile_files()["a1111-json.png"])
+    assert read_image_parameters(path).recipe.prompt.startswith("{{{")
