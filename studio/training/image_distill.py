@@ -1,6 +1,7 @@
 """Distil emoji-ldm into a few-step model: latent consistency distillation (LCM, Luo et al. 2023).
 
   python -m studio.training.image_distill train [--minutes N]   resumable; runs/emoji-lcm/
+  python -m studio.training.image_distill evaluate              2 and 4 steps beside the 20-step teacher (eval.json)
   python -m studio.training.image_distill export                models/emoji-lcm/ (a diffusers folder, LCMScheduler)
 
 The student starts as a copy of the teacher's UNet (emoji-ldm's EMA weights) and learns to jump from any point of
@@ -177,17 +178,83 @@ def export(run: DistillRun, model_dir: Path) -> Path:
     index["scheduler"] = ["diffusers", "LCMScheduler"]
     (tmp / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
     (tmp / "distill_state.json").write_text(json.dumps(run.state), encoding="utf-8")
+    evaluation = run.dir / "eval.json"
+    figures = json.loads(evaluation.read_text(encoding="utf-8")) if evaluation.exists() else None
+    (tmp / "MODEL_CARD.md").write_text(model_card(run, figures), encoding="utf-8")
     for weights in tmp.rglob("*.safetensors"):
         weights.chmod(0o644)
     run_files.replace_folder(tmp, model_dir)
     return model_dir
 
 
+def student_pipeline(run: DistillRun):
+    """The student (its EMA target) in a pipeline with the teacher's other parts and an LCMScheduler."""
+    from diffusers import LCMScheduler, StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(run.teacher_dir, dtype=torch.float32, local_files_only=True)
+    pipe.unet = run.target.eval()
+    config = {k: v for k, v in pipe.scheduler.config.items() if k in LCMScheduler.__init__.__code__.co_varnames}
+    pipe.scheduler = LCMScheduler(**{**config, "original_inference_steps": SOLVER_STEPS,
+                                     "timestep_scaling": TIMESTEP_SCALING})
+    return pipe
+
+
+def evaluate(run: DistillRun, per_class: int = 24) -> dict:
+    """The student at 2 and 4 steps beside the 20-step teacher: adherence, sentences, diversity, Fréchet distance,
+    seconds per picture (batch 1), all by eval_image's classifier and prompts."""
+    from diffusers import StableDiffusionPipeline
+
+    from studio.training import eval_image
+
+    classifier, real = eval_image.real_reference()
+    teacher = StableDiffusionPipeline.from_pretrained(run.teacher_dir, dtype=torch.float32, local_files_only=True)
+    student = student_pipeline(run)
+    setups = {"teacher, 20 steps": (teacher, 20, 4.0), "few-step, 4 steps": (student, 4, 1.0),
+              "few-step, 2 steps": (student, 2, 1.0)}
+    models = {}
+    for name, (pipe, steps, guidance) in setups.items():
+        scores, _ = eval_image.evaluate_draw(eval_image.pipeline_draw(pipe, steps, guidance), classifier, real,
+                                             per_class)
+        scores.update(eval_image.timings(pipe, steps, guidance))
+        models[name] = scores
+    return {"models": models, "step": run.state["step"], "threads": torch.get_num_threads()}
+
+
+def model_card(run: DistillRun, evaluation: dict | None) -> str:
+    s = run.state
+    lines = [
+        "# emoji-lcm: the built-in image model in 2-4 steps (Live mode)", "",
+        "emoji-ldm distilled by latent consistency distillation (Luo et al. 2023): the same VAE, text encoder and",
+        "tokenizer, a UNet that jumps from any point of the teacher's sampling path to its end. A standard diffusers",
+        "folder with diffusers' own `LCMScheduler`: 2-4 steps, guidance 1 (the teacher's guidance 4 is baked in).", "",
+        "## Training",
+        f"- Teacher: emoji-ldm (its EMA UNet), frozen; its guided DDIM step over {SOLVER_STEPS} timesteps is the target.",
+        f"- {s['step']:,} steps of batch {BATCH}, AdamW {LR}, pseudo-Huber loss (c = {HUBER_C}), target network EMA"
+        f" {TARGET_EMA}; {s['seconds'] / 3600:.2f} CPU hours on one core.",
+        "- Data: emoji-ldm's training latents and round-2 captions (licences: see emoji-ldm's card).",
+        "- Rebuild: `python -m studio.training.image_distill train`, then `… export`.", "", "## Evaluation", "",
+    ]
+    if not evaluation:
+        return "\n".join(lines + ["Not run yet."]) + "\n"
+    lines += ["Scored by the project's classifier as emoji-ldm's card (studio/training/eval_image.py), same prompts and",
+              "seeds, beside the 20-step teacher.", "",
+              "| | " + " | ".join(evaluation["models"]) + " |", "| --- |" + " --- |" * len(evaluation["models"])]
+    for key in ("prompt_adherence", "paraphrase_adherence", "diversity_ratio", "frechet_distance_generated_vs_heldout",
+                "seconds_per_image"):
+        lines.append(f"| {key} | " + " | ".join(str(m.get(key, "")) for m in evaluation["models"].values()) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     command, run = run_files.trainer_command(
-        __doc__, MODEL_NAME, ["export"], train,
+        __doc__, MODEL_NAME, ["evaluate", "export"], train,
         lambda folder: DistillRun(folder, paths.builtin_model_dir(TEACHER), data_emoji.load_dataset()))
-    if command == "export":
+    if command == "evaluate":
+        result = evaluate(run)
+        (run.dir / "eval.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        print(json.dumps({n: {k: v for k, v in m.items() if k not in ("per_class", "class_mix")}
+                          for n, m in result["models"].items()}, indent=2))
+    elif command == "export":
         print(export(run, paths.builtin_model_dir(MODEL_NAME)))
 
 if __name__ == "__main__":
