@@ -109,8 +109,8 @@ class Double:
         """A bearer token, as a reverse proxy in front of ComfyUI asks for it (ComfyUI itself has none)."""
         if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.Response(status=401, text="401: Unauthorized")
-        body = await request.read() if request.can_read_body else b""
-        self.requests.append((request.method, request.path_qs, body))
+        body = await request.read() if request.can_read_body and request.content_type == "application/json" else b""
+        self.requests.append((request.method, request.path_qs, body))  # multipart is read by the handler itself
         return await handler(request)
 
     async def websocket(self, request):

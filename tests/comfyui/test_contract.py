@@ -12,7 +12,7 @@ from PIL import Image
 from studio.backends.comfyui.ui_graph import check_ui_workflow
 from studio.core.jobs import JobEvent
 from studio.library.export import read_image_parameters
-from tests.comfyui.conftest import image_recipe, run
+from tests.comfyui.conftest import LONG_STEPS, image_recipe, run
 
 
 def _get(server, path: str):
@@ -61,3 +61,121 @@ def test_text_to_image_saves_each_picture_with_our_recipe_and_a_comfyui_graph(qt
         status, answer = _post(server, "/prompt", {"prompt": graph})  # the server itself accepts the graph
         assert status == 200, answer
     assert not np.array_equal(_pixels(outputs[0]), _pixels(outputs[1]))
+
+
+def _picture(path, colour, size=64):
+    Image.new("RGB", (size, size), colour).save(path)
+    return str(path)
+
+
+def test_image_to_image_uploads_the_starting_picture(qtbot, servers, connect, tmp_path):
+    server = servers("s1")
+    backend = connect("gpu-box", server)
+    watch = connect.watch
+    start = _picture(tmp_path / "start.png", (200, 30, 30))
+    plain = run(qtbot, backend, watch, image_recipe(backend, seed=5))
+    job = run(qtbot, backend, watch, image_recipe(backend, seed=5, mode="img2img", init_image=start, strength=0.5))
+    assert watch.last(job).event == JobEvent.FINISHED, watch.last(job).error
+    output = watch.outputs(job)[0]
+    graph = json.loads(Image.open(output.files[0]).text["prompt"])
+    loaded = [n["inputs"]["image"] for n in graph.values() if n["class_type"] == "LoadImage"]
+    assert len(loaded) == 1 and loaded[0].startswith("latent-studio-")  # named by content, not the user's path
+    uploaded = Image.open(__import__("io").BytesIO(_get(server, f"/view?type=input&filename={loaded[0]}")))
+    assert uploaded.getpixel((10, 10)) == (200, 30, 30)
+    assert output.recipe.param("init_image") == start and output.recipe.param("strength") == 0.5
+    assert not np.array_equal(_pixels(output), _pixels(watch.outputs(plain)[0]))
+
+
+def test_inpainting_uploads_the_mask_as_comfyui_reads_it(qtbot, servers, connect, tmp_path):
+    server = servers("s1")
+    backend = connect("gpu-box", server)
+    watch = connect.watch
+    start = _picture(tmp_path / "start.png", (30, 200, 30))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))  # white = repaint: the left half
+    mask.save(tmp_path / "mask.png")
+    common = dict(seed=9, init_image=start, strength=1.0)
+    img2img = run(qtbot, backend, watch, image_recipe(backend, mode="img2img", **common))
+    job = run(qtbot, backend, watch, image_recipe(backend, mode="inpaint", mask_image=str(tmp_path / "mask.png"),
+                                                  **common))
+    assert watch.last(job).event == JobEvent.FINISHED, watch.last(job).error
+    output = watch.outputs(job)[0]
+    graph = json.loads(Image.open(output.files[0]).text["prompt"])
+    assert {"LoadImage", "VAEEncode", "SetLatentNoiseMask"} <= {n["class_type"] for n in graph.values()}
+    name = next(n["inputs"]["image"] for n in graph.values() if n["class_type"] == "LoadImage")
+    masked = Image.open(__import__("io").BytesIO(_get(server, f"/view?type=input&filename={name}")))
+    alpha = masked.getchannel("A")
+    assert alpha.getpixel((5, 30)) == 0 and alpha.getpixel((60, 30)) == 255  # repaint = transparent (MASK 1)
+    assert masked.convert("RGB").getpixel((60, 30)) == (30, 200, 30)  # the original's pixels kept
+    assert not np.array_equal(_pixels(output), _pixels(watch.outputs(img2img)[0]))
+
+
+def test_a_lora_with_its_weight_changes_the_picture(qtbot, servers, connect):
+    server = servers("s1")
+    backend = connect("gpu-box", server)
+    watch = connect.watch
+    loras = backend.pool.server("gpu-box").info.folders["loras"]
+    if not loras:
+        pytest.skip("the server has no LoRA")
+    name = loras[0].rsplit(".", 1)[0]
+    plain = run(qtbot, backend, watch, image_recipe(backend, seed=3))
+    job = run(qtbot, backend, watch, image_recipe(backend, seed=3, prompt=f"a lighthouse <lora:{name}:0.8>"))
+    assert watch.last(job).event == JobEvent.FINISHED, watch.last(job).error
+    output = watch.outputs(job)[0]
+    graph = json.loads(Image.open(output.files[0]).text["prompt"])
+    lora = next(n["inputs"] for n in graph.values() if n["class_type"] == "LoraLoader")
+    assert lora["lora_name"] == loras[0] and lora["strength_model"] == 0.8 == lora["strength_clip"]
+    assert all("<lora" not in n["inputs"].get("text", "") for n in graph.values())  # CLIP never sees the tag
+    assert "<lora:" in output.recipe.prompt  # our recipe keeps it as the user wrote it
+    assert not np.array_equal(_pixels(output), _pixels(watch.outputs(plain)[0]))
+
+
+def test_unknown_lora_and_refused_workflow_fail_with_the_reason(qtbot, servers, connect):
+    server = servers("s1")
+    backend = connect("gpu-box", server)
+    watch = connect.watch
+    missing = run(qtbot, backend, watch, image_recipe(backend, prompt="x <lora:no-such-lora:1>"))
+    assert watch.last(missing).event == JobEvent.FAILED and "no-such-lora" in watch.last(missing).error
+    refused = run(qtbot, backend, watch, image_recipe(backend, guidance=1000.0))  # KSampler's cfg goes to 100
+    error = watch.last(refused).error
+    assert watch.last(refused).event == JobEvent.FAILED and "refused" in error and "cfg" in error.lower() or "100" in error
+    broken = run(qtbot, backend, watch, image_recipe(backend, model="broken.safetensors"))
+    assert watch.last(broken).event == JobEvent.FAILED and "CheckpointLoaderSimple" in watch.last(broken).error
+
+
+def _queue(server) -> tuple[list, list]:
+    queue = _get(server, "/queue")
+    return [item[1] for item in queue["queue_running"]], [item[1] for item in queue["queue_pending"]]
+
+
+def test_cancel_while_running_interrupts_and_the_next_job_runs(qtbot, servers, connect):
+    server = servers("s1")
+    backend = connect("gpu-box", server)
+    watch = connect.watch
+    job = run(qtbot, backend, watch, image_recipe(backend, steps=LONG_STEPS), wait=False)
+    qtbot.waitUntil(lambda: any(m.event == JobEvent.PROGRESS and m.progress.step >= 1
+                                for m in watch.messages.get(job.id, [])), timeout=300_000)
+    backend.cancel(job.id)
+    qtbot.waitUntil(lambda: watch.ended(job), timeout=120_000)
+    assert watch.last(job).event == JobEvent.CANCELLED
+    steps = [m.progress.step for m in watch.messages[job.id] if m.event == JobEvent.PROGRESS]
+    assert max(steps) < LONG_STEPS and _queue(server) == ([], [])
+    after = run(qtbot, backend, watch, image_recipe(backend))
+    assert watch.last(after).event == JobEvent.FINISHED
+
+
+def test_cancel_while_queued_on_the_server_deletes_it_there(qtbot, servers, connect):
+    server = servers("s1")
+    backend = connect("gpu-box", server)
+    watch = connect.watch
+    first = run(qtbot, backend, watch, image_recipe(backend, steps=LONG_STEPS // 2), wait=False)
+    second = run(qtbot, backend, watch, image_recipe(backend, seed=99), wait=False)
+    qtbot.waitUntil(lambda: JobEvent.STARTED in watch.events(first) and len(_queue(server)[1]) == 1, timeout=300_000)
+    pending = _queue(server)[1][0]
+    backend.cancel(second.id)
+    qtbot.waitUntil(lambda: watch.ended(second), timeout=60_000)
+    assert watch.last(second).event == JobEvent.CANCELLED and JobEvent.STARTED not in watch.events(second)
+    assert pending not in _queue(server)[1]
+    qtbot.waitUntil(lambda: watch.ended(first), timeout=600_000)
+    assert watch.last(first).event == JobEvent.FINISHED
+    assert pending not in _get(server, "/history")  # it never ran

@@ -195,11 +195,13 @@ class Link:
             await self._run(run)
         except UserError as exc:
             self._end(run, JobEvent.FAILED, str(exc))
-        except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError, ServerError) as exc:
-            if run.started or not isinstance(exc, aiohttp.ClientError | ConnectionError | asyncio.TimeoutError):
+        except ServerError as exc:
+            self._end(run, JobEvent.FAILED, f"ComfyUI on {self.name}: {exc}")
+        except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError) as exc:
+            if run.started or run.saved:
                 self._end(run, JobEvent.FAILED, self._lost_words(run, describe(exc)))
             else:
-                self.emit(("requeue", job.id))
+                self.emit(("requeue", job.id))  # it never ran there: another server (or this one, back) takes it
         except Exception as exc:  # noqa: BLE001 - a broken job must not take the connection down
             log.exception("ComfyUI job %s failed on %s", job.id, self.name)
             self._end(run, JobEvent.FAILED, f"{type(exc).__name__}: {exc}")

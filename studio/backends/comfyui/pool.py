@@ -49,6 +49,16 @@ class Server:
     inflight: list[int] = field(default_factory=list)
     up_at: float = 0.0
 
+    def lacks(self, job: Job) -> str:
+        """What this server lacks for the job, in words ("" when nothing)."""
+        if self.info is None or job.recipe is None:
+            return "has not answered yet"
+        if job.recipe.model not in self.info.folders.get("checkpoints", []):
+            return f"has no checkpoint '{job.recipe.model}'"
+        missing = missing_loras(job.recipe, self.info.folders.get("loras", [])) if job.recipe.modality == "image" else []
+        return f"has no LoRA {', '.join(repr(m) for m in missing)}" if missing else ("" if self.can_run(job) else
+                                                                                  "has no nodes for this audio model")
+
     def can_run(self, job: Job) -> bool:
         """Whether this server (as last seen) has what the job needs."""
         if self.info is None or job.recipe is None or job.recipe.model not in self.info.folders.get("checkpoints", []):
@@ -167,9 +177,8 @@ class ComfyPool(QObject):
             self.network.call(server.link.run_job(waiting.job, waiting.save))
 
     def _nowhere(self, job: Job) -> str:
-        model = job.recipe.model if job.recipe else "?"
-        seen = "; ".join(f"{s.name}: {'connected' if s.up else s.reason}" for s in self.servers.values()) or "none added"
-        return f"No ComfyUI server has what this job needs (checkpoint '{model}' and its LoRAs). Servers: {seen}."
+        seen = "; ".join(f"{s.name} {s.lacks(job) if s.info else s.reason}" for s in self.servers.values())
+        return f"No ComfyUI server can run this job: {seen or 'none is added (Settings › Servers)'}."
 
     def _fail_stale(self) -> None:
         now = time.monotonic()
