@@ -46,6 +46,8 @@ def _comfy_python(checkout: Path) -> str:
 def _link_models(base: Path) -> None:
     """The shared models folder's files, linked into this server's own base directory."""
     source = Path(os.environ.get("COMFYUI_MODELS") or Path(os.environ["COMFYUI_DIR"]).parent / "models")
+    for folder in ("custom_nodes", "input", "output", "temp", "user"):
+        (base / folder).mkdir(parents=True, exist_ok=True)
     for folder in ("checkpoints", "loras"):
         (base / "models" / folder).mkdir(parents=True, exist_ok=True)
         for file in (source / folder).glob("*.safetensors"):

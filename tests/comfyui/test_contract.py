@@ -12,7 +12,7 @@ from PIL import Image
 from studio.backends.comfyui.ui_graph import check_ui_workflow
 from studio.core.jobs import JobEvent
 from studio.library.export import read_image_parameters
-from tests.comfyui.conftest import LONG_STEPS, image_recipe, run
+from tests.comfyui.conftest import JOB_TIMEOUT_MS, LONG_STEPS, image_recipe, run
 
 
 def _get(server, path: str):
@@ -179,3 +179,104 @@ def test_cancel_while_queued_on_the_server_deletes_it_there(qtbot, servers, conn
     qtbot.waitUntil(lambda: watch.ended(first), timeout=600_000)
     assert watch.last(first).event == JobEvent.FINISHED
     assert pending not in _get(server, "/history")  # it never ran
+
+
+def test_a_server_killed_mid_job_fails_that_job_and_the_queue_goes_on_elsewhere(qtbot, servers, connect, pool):
+    one, two = servers("s1"), servers("s2")
+    first, second = connect("box-1", one), connect("box-2", two)
+    watch = connect.watch
+    doomed = run(qtbot, first, watch, image_recipe(first, steps=LONG_STEPS), wait=False)
+    busy = run(qtbot, second, watch, image_recipe(second, steps=LONG_STEPS // 4), wait=False)
+    qtbot.waitUntil(lambda: JobEvent.STARTED in watch.events(doomed) and JobEvent.STARTED in watch.events(busy),
+                    timeout=300_000)
+    waiting = run(qtbot, first, watch, image_recipe(first, seed=77), wait=False)  # a tie: queued on box-1, its pick
+    qtbot.waitUntil(lambda: len(_queue(one)[1]) == 1, timeout=60_000)
+    one.kill()
+    qtbot.waitUntil(lambda: watch.ended(doomed), timeout=60_000)
+    error = watch.last(doomed).error
+    assert watch.last(doomed).event == JobEvent.FAILED and "box-1 went away" in error
+    qtbot.waitUntil(lambda: watch.ended(waiting) and watch.ended(busy), timeout=600_000)
+    assert watch.last(waiting).event == JobEvent.FINISHED  # never started on box-1: box-2 ran it
+    assert watch.last(waiting).result.info["server"] == "box-2"
+    assert watch.outputs(waiting)[0].recipe.param("backend") == "box-2"
+    one.start()  # the same address again: the backend reconnects by itself
+    qtbot.waitUntil(lambda: pool.server("box-1").up, timeout=300_000)
+    back = run(qtbot, first, watch, image_recipe(first, seed=78))
+    assert watch.last(back).event == JobEvent.FINISHED and watch.last(back).result.info["server"] == "box-1"
+
+
+def test_two_servers_share_one_queue_and_the_jobs_dock_says_which_ran_what(qtbot, servers, connect):
+    from studio.state import State
+    from studio.widgets.progress import JobQueueView
+
+    one, two = servers("s1"), servers("s2")
+    first, _second = connect("box-1", one), connect("box-2", two)
+    watch = connect.watch
+    state = State()
+    first.message.connect(state.handle_message)
+    _second.message.connect(state.handle_message)
+    dock = JobQueueView(state)
+    qtbot.addWidget(dock)
+    jobs = [run(qtbot, first, watch, image_recipe(first, seed=40 + i), wait=False) for i in range(4)]
+    qtbot.waitUntil(lambda: all(watch.ended(job) for job in jobs), timeout=900_000)
+    assert [watch.last(job).event for job in jobs] == [JobEvent.FINISHED] * 4
+    ran_on = [watch.last(job).result.info["server"] for job in jobs]
+    assert set(ran_on) == {"box-1", "box-2"}  # all submitted to box-1's backend, spread over both
+    shown = [dock.rows[job.id].detail.text() for job in jobs]
+    assert all(f"on {server}" in text for server, text in zip(ran_on, shown, strict=True)), shown
+
+
+def test_a_remote_output_restores_and_runs_again_there_or_on_this_computer(qtbot, servers, connect):
+    from studio.backends.router import Backends
+    from studio.library.export import recipe_from_file
+    from studio.state import State
+    from tests.test_backends_router import ScriptedBackend
+
+    server = servers("s1")
+    backend = connect("gpu-box", server)
+    watch = connect.watch
+    made = run(qtbot, backend, watch, image_recipe(backend, seed=1234))
+    picture = watch.outputs(made)[0].files[0]
+    local = ScriptedBackend("This computer")
+    backends = Backends(local)
+    backends.add("gpu-box", backend, start=False)
+    state = State()
+    errors = []
+    state.error_raised.connect(lambda medium, text: errors.append(text))
+    backends.message.connect(state.handle_message)
+    state.submit_requested.connect(backends.submit)
+    state.set_backend_models(backends.available_models())
+    state.restore(recipe_from_file(picture))
+    assert errors == [] and state.image.get("backend") == "gpu-box" and state.image.get("seed") == 1234
+    again = state.generate("image")
+    qtbot.waitUntil(lambda: watch.ended(again), timeout=JOB_TIMEOUT_MS)
+    assert watch.last(again).event == JobEvent.FINISHED and watch.last(again).result.info["server"] == "gpu-box"
+    assert np.array_equal(_pixels(watch.outputs(again)[0]), _pixels(watch.outputs(made)[0]))  # same recipe, same picture
+    state.image.set("backend", "")  # the model picker's "on this computer"
+    here = state.generate("image")
+    assert local.submitted == [here] and here.recipe.seed == 1234
+
+
+def test_text_to_audio_is_saved_as_flac_with_the_recipe(qtbot, servers, connect):
+    from studio.core.jobs import Job
+    from studio.core.recipe import Recipe
+    from studio.library.export import read_audio_recipe
+
+    server = servers("s1")
+    backend = connect("gpu-box", server)
+    watch = connect.watch
+    audio = [m.ref for m in backend.available_models() if m.medium == "music"]
+    if not audio:
+        pytest.skip("the server has no ACE-Step or Stable Audio checkpoint")
+    recipe = Recipe("music", prompt="warm synth pads, 90 bpm", model=audio[0], seed=8,
+                    params={"duration": 2.0, "steps": 3, "guidance": 5.0, "backend": "gpu-box"})
+    job = backend.submit(Job("music.generate", recipe))
+    qtbot.waitUntil(lambda: watch.ended(job), timeout=JOB_TIMEOUT_MS)
+    assert watch.last(job).event == JobEvent.FINISHED, watch.last(job).error
+    output = watch.outputs(job)[0]
+    assert output.files[0].suffix == ".flac"
+    assert read_audio_recipe(output.files[0]).seed == 8
+    import soundfile
+
+    samples, rate = soundfile.read(output.files[0])
+    assert rate == 44100 and abs(len(samples) / rate - 2.0) < 0.1
