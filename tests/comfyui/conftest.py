@@ -53,7 +53,7 @@ def servers(tmp_path):
     """start(name) -> a running server; all are killed at the end. With COMFYUI_URL, the one given server."""
     started: list[ServerProcess] = []
 
-    def start(name: str = "s1", step_delay: float = 0.05, token: str = "") -> ServerProcess:
+    def start(name: str = "s1", step_delay: float = 0.05, token: str = "", tls=None) -> ServerProcess:
         if target() == "url":
             if started:
                 pytest.skip("COMFYUI_URL names one server: tests that need two, or kill one, need COMFYUI_DIR")
@@ -62,7 +62,7 @@ def servers(tmp_path):
             server.port = int(os.environ["COMFYUI_URL"].rsplit(":", 1)[1].strip("/"))
             started.append(server)
             return server
-        server = ServerProcess(tmp_path / f"server-{name}", step_delay=step_delay, token=token).start()
+        server = ServerProcess(tmp_path / f"server-{name}", step_delay=step_delay, token=token, tls=tls).start()
         started.append(server)
         return server
 

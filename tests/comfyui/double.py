@@ -429,11 +429,18 @@ def validate_prompt(prompt, definitions: dict) -> tuple[bool, dict | None, list[
     return True, None, outputs, {}
 
 
-async def serve(port: int, base: Path, checkpoints: list[str], loras: list[str], step_delay: float, token: str) -> None:
+async def serve(port: int, base: Path, checkpoints: list[str], loras: list[str], step_delay: float, token: str,
+                tls: tuple[str, str] | None = None) -> None:
     double = Double(base, checkpoints, loras, step_delay, token)
     runner = web.AppRunner(double.app(), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    context = None
+    if tls:  # server.py's --tls-certfile/--tls-keyfile
+        import ssl
+
+        context = ssl.SSLContext(protocol=ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certfile=tls[0], keyfile=tls[1])
+    site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=context)
     await site.start()
     print(f"listening on {site._server.sockets[0].getsockname()[1]}", flush=True)  # noqa: SLF001
     await double.worker()
@@ -447,10 +454,13 @@ def main() -> None:
     parser.add_argument("--loras", default="detail-double.safetensors")
     parser.add_argument("--step-delay", type=float, default=0.05, help="seconds per sampling step")
     parser.add_argument("--token", default="", help="answer 401 unless this bearer token is sent")
+    parser.add_argument("--tls-certfile")
+    parser.add_argument("--tls-keyfile")
     args = parser.parse_args()
     np.seterr(all="ignore")
+    tls = (args.tls_certfile, args.tls_keyfile) if args.tls_certfile else None
     asyncio.run(serve(args.port, args.base_directory, [c for c in args.checkpoints.split(",") if c],
-                      [lora for lora in args.loras.split(",") if lora], args.step_delay, args.token))
+                      [lora for lora in args.loras.split(",") if lora], args.step_delay, args.token, tls))
 
 
 if __name__ == "__main__":

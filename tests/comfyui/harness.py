@@ -59,8 +59,8 @@ def _link_models(base: Path) -> None:
 class ServerProcess:
     """One ComfyUI (real or stand-in) on 127.0.0.1, which a test may kill and start again on the same port."""
 
-    def __init__(self, base: Path, step_delay: float = 0.05, token: str = "") -> None:
-        self.base, self.step_delay, self.token = base, step_delay, token
+    def __init__(self, base: Path, step_delay: float = 0.05, token: str = "", tls=None) -> None:
+        self.base, self.step_delay, self.token, self.tls = base, step_delay, token, tls
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.kind = target()
@@ -78,13 +78,17 @@ class ServerProcess:
             return [_comfy_python(checkout), str(checkout / "main.py"), "--cpu", "--listen", "127.0.0.1", "--port",
                     str(self.port), "--base-directory", str(self.base), "--preview-method", "latent2rgb",
                     "--disable-auto-launch", "--database-url", "sqlite:///:memory:"]
+        tls = ["--tls-certfile", str(self.tls[0]), "--tls-keyfile", str(self.tls[1])] if self.tls else []
         return [sys.executable, "-m", "tests.comfyui.double", "--port", str(self.port), "--base-directory",
-                str(self.base), "--step-delay", str(self.step_delay), "--token", self.token]
+                str(self.base), "--step-delay", str(self.step_delay), "--token", self.token, *tls]
 
     def start(self) -> ServerProcess:
         log = open(self.base / "server.log", "ab")  # noqa: SIM115 - the process writes it for its whole life
         self.process = subprocess.Popen(["nice", *self.command()], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        self.wait_until_answering(REAL_START_S if self.kind == "real" else 30.0)
+        if self.tls:  # our own client refuses the self-signed certificate, which is the point: wait for the port
+            self._wait_for_port(30.0)
+        else:
+            self.wait_until_answering(REAL_START_S if self.kind == "real" else 30.0)
         return self
 
     def wait_until_answering(self, timeout: float) -> None:
@@ -100,6 +104,16 @@ class ServerProcess:
             except OSError:
                 time.sleep(0.1)
         raise TimeoutError(f"no answer from {self.url} in {timeout:.0f} s")
+
+    def _wait_for_port(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"nothing listens on {self.port}")
 
     def kill(self) -> None:
         """SIGKILL: the server vanishes mid-whatever, as a crashed or unplugged machine does."""

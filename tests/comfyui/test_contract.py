@@ -7,6 +7,7 @@ import json
 import urllib.request
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from studio.backends.comfyui.ui_graph import check_ui_workflow
