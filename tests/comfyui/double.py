@@ -72,7 +72,8 @@ class Double:
         image.save(buffer, format="JPEG", quality=95)
         if self.flags.get(sid, {}).get("supports_preview_metadata"):
             meta = json.dumps({"node_id": node_id, "prompt_id": prompt_id, "display_node_id": node_id,
-                               "parent_node_id": None, "real_node_id": node_id, "image_type": "image/jpeg"}).encode()
+                               "parent_node_id": None, "real_node_id": node_id, "image_type": "image/jpeg",
+                               "sent_at": time.time()}).encode()  # sent_at: the stand-in's own, for the benchmark
             body = struct.pack(">I", PREVIEW_IMAGE_WITH_METADATA) + struct.pack(">I", len(meta)) + meta
         else:
             body = struct.pack(">I", PREVIEW_IMAGE) + struct.pack(">I", 1)

@@ -44,7 +44,8 @@ def test_text_to_image_saves_each_picture_with_our_recipe_and_a_comfyui_graph(qt
     events = watch.events(job)
     assert events[0] == JobEvent.QUEUED and events[1] == JobEvent.STARTED
     progress = [m.progress for m in watch.messages[job.id] if m.event == JobEvent.PROGRESS]
-    assert progress[-1].step == progress[-1].total and "on gpu-box" in progress[-1].message
+    steps = [(p.step, p.total, p.preview is not None) for p in progress]
+    assert progress[-1].step == progress[-1].total and "on gpu-box" in progress[-1].message, steps
     assert watch.previews(job), "no preview frame reached the app"
     outputs = watch.outputs(job)
     assert [a.recipe.seed for a in outputs] == [21, 22]  # each picture's own seed: it remakes that picture alone

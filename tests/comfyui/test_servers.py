@@ -24,7 +24,7 @@ def test_test_connection_reports_version_device_memory_and_models(servers):
     server = servers("s1")
     report = ComfyUIBackend.probe(ServerConfig("s1", "comfyui", server.url), "")
     assert report.startswith("ComfyUI ") and "Device: " in report and "GiB free of" in report
-    assert "checkpoints" in report and "LoRAs" in report
+    assert "checkpoints" in report and "1 LoRA," in report
 
 
 def test_a_dead_address_is_one_line_saying_so():

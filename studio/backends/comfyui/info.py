@@ -98,9 +98,9 @@ class ServerInfo:
             total, free = device.get("vram_total") or 0, device.get("vram_free") or 0
             memory = f"{free / GIB:.1f} GiB free of {total / GIB:.1f} GiB" if total else "memory not reported"
             lines.append(f"Device: {device.get('name') or 'not reported'} ({device.get('type', '?')}) · {memory}")
-        counts = ", ".join(f"{len(self.folders.get(folder, []))} {label}" for folder, label in (
-            ("checkpoints", "checkpoints"), ("loras", "LoRAs"), ("vae", "VAEs"), ("controlnet", "ControlNets"),
-            ("upscale_models", "upscalers")))
+        counts = ", ".join(f"{len(self.folders.get(folder, []))} {label}{'' if len(self.folders.get(folder, [])) == 1 else 's'}"
+                           for folder, label in (("checkpoints", "checkpoint"), ("loras", "LoRA"), ("vae", "VAE"),
+                                                 ("controlnet", "ControlNet"), ("upscale_models", "upscaler")))
         lines.append(f"Models: {counts}")
         audio = [kind for kind, nodes in (("ACE-Step", ("EmptyAceStepLatentAudio", "TextEncodeAceStepAudio")),
                                           ("Stable Audio", ("EmptyLatentAudio", "ConditioningStableAudio")))

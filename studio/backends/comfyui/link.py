@@ -35,7 +35,9 @@ from studio.backends.comfyui.workflow import Plan
 from studio.core.jobs import Artifact, Job, JobEvent, Progress, Result, UserError
 
 log = logging.getLogger(__name__)
-BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.25, 15.0  # reconnect: 0.25 s, 0.5 s, 1 s, … at most 15 s apart
+# Reconnect: 0.25 s, 0.5 s, 1 s, … at most 5 s apart (a try is one TCP connect and one small GET: cheap for the
+# server, and a restarted server is back in the pickers within 5 s of answering).
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.25, 5.0
 HEARTBEAT_S = 10.0  # a silent network drop is noticed within about this
 PREVIEW_JPEG, PREVIEW_PNG = 1, 2
 BINARY_PREVIEW, BINARY_PREVIEW_WITH_METADATA = 1, 4
