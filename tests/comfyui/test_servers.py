@@ -116,3 +116,21 @@ def test_servers_dialog_adds_edits_tests_and_saves(qtbot, servers, monkeypatch):
     saved = load_servers()
     assert [(s.name, s.kind, s.url, s.enabled) for s in saved] == [("gpu-box", "comfyui", server.url, True)]
     assert kept["gpu-box"] == "tok" and "tok" not in json.dumps([s.__dict__ for s in saved])
+
+
+def test_a_job_a_server_cannot_run_fails_at_once_saying_where_it_can(qtbot, servers, connect):
+    from studio.core.jobs import Job
+
+    backend = connect("gpu-box", servers("s1"))
+    plot = backend.submit(Job("image.xy_plot", image_recipe(backend)))
+    assert connect.watch.last(plot).event == JobEvent.FAILED and "this computer" in connect.watch.last(plot).error
+    lacking = backend.submit(Job("image.generate", image_recipe(backend, model="not-there.safetensors")))
+    assert connect.watch.last(lacking).event == JobEvent.FAILED
+    assert "gpu-box has no checkpoint 'not-there.safetensors'" in connect.watch.last(lacking).error
+
+
+def test_the_app_finds_each_kinds_test_connection():
+    from studio.app import find_probe
+
+    assert find_probe("comfyui") == ComfyUIBackend.probe
+    assert find_probe("no-such-kind") is None

@@ -27,6 +27,7 @@ from studio.core.jobs import Job, JobEvent, JobMessage, Progress
 
 PREFETCH = 2
 WAIT_FOR_SERVER_S = 60.0
+JOB_KINDS = ("image.generate", "music.generate")  # what a workflow is built for (X/Y plots, travels: this computer)
 
 
 @dataclass
@@ -128,6 +129,11 @@ class ComfyPool(QObject):
     def submit(self, job: Job, owner, save) -> Job:
         waiting = Waiting(job, owner, save)
         owner.message.emit(JobMessage(JobEvent.QUEUED, job))
+        if job.kind not in JOB_KINDS:
+            title = job.kind.split(".", 1)[-1].replace("_", " ")
+            self._end(waiting, JobEvent.FAILED, error=f"A ComfyUI server makes pictures and audio; the {title} runs on "
+                      "this computer: pick a model on this computer for it.")
+            return job
         if not any(s.can_run(job) or s.info is None for s in self.servers.values()):
             self._end(waiting, JobEvent.FAILED, error=self._nowhere(job))
             return job
