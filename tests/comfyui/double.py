@@ -82,6 +82,22 @@ class Double:
         except ConnectionError:
             pass
 
+    async def progress(self, value: int, most: int, prompt_id: str, node_id: str, preview: Image.Image | None) -> None:
+        """main.py's progress hook: a client that announced supports_preview_metadata gets progress_state and the
+        preview with its metadata first (WebUIProgressHandler.update_handler), then `progress`; any other client gets
+        `progress` and then the bare preview frame."""
+        sid = self.client_id
+        with_metadata = self.flags.get(sid, {}).get("supports_preview_metadata")
+        if with_metadata:
+            await self.send("progress_state", {"prompt_id": prompt_id, "nodes": {node_id: {
+                "value": value, "max": most, "state": "running", "node_id": node_id, "prompt_id": prompt_id,
+                "display_node_id": node_id, "parent_node_id": None, "real_node_id": node_id}}}, sid)
+            if preview is not None:
+                await self.send_preview(preview, prompt_id, node_id)
+        await self.send("progress", {"value": value, "max": most, "prompt_id": prompt_id, "node": node_id}, sid)
+        if preview is not None and not with_metadata:
+            await self.send_preview(preview, prompt_id, node_id)
+
     def queue_info(self) -> dict:
         return {"exec_info": {"queue_remaining": len(self.queue) + len(self.running)}}
 
@@ -366,7 +382,9 @@ def execution_order(prompt: dict, outputs: list[str]) -> list[str]:
                 visit(value[0])
         order.append(node_id)
 
-    for output in sorted(outputs, key=lambda n: int(n) if n.isdigit() else 0):
+    # ComfyUI's order among output nodes is a set's (execution.py: list(good_outputs)): not the graph's. The stand-in
+    # runs the last first, so clients that assume the graph's order fail here too.
+    for output in sorted(outputs, key=lambda n: int(n) if n.isdigit() else 0, reverse=True):
         visit(output)
     return order
 

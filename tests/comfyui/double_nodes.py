@@ -139,9 +139,7 @@ async def ksampler(double, a, prompt_id, node_id, *_):
         amount = a["denoise"] * step / a["steps"]
         mixed = start * (1 - amount) + target * amount
         picture = mixed if mask is None else start * (1 - mask[..., None]) + mixed * mask[..., None]
-        await double.send("progress", {"value": step, "max": a["steps"], "prompt_id": prompt_id, "node": node_id},
-                          double.client_id)
-        await double.send_preview(_to_image(picture), prompt_id, node_id)
+        await double.progress(step, a["steps"], prompt_id, node_id, _to_image(picture))
     return ({"size": (height, width), "pixels": picture, "mask": None, "decoded": True},), None
 
 
@@ -182,8 +180,7 @@ async def audio_sampler(double, a, prompt_id, node_id, *rest):
         if double.interrupted:
             raise Interrupted()
         await asyncio.sleep(double.step_delay)
-        await double.send("progress", {"value": step, "max": a["steps"], "prompt_id": prompt_id, "node": node_id},
-                          double.client_id)
+        await double.progress(step, a["steps"], prompt_id, node_id, None)
     rate = 44100
     times = np.arange(int(a["latent_image"]["seconds"] * rate)) / rate
     base = 110 + _digest(a["seed"], a["positive"]["text"]) % 330

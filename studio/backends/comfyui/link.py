@@ -56,6 +56,7 @@ class Run:
     cancel_asked: bool = False
     began: float = field(default_factory=time.perf_counter)
     last: Progress | None = None
+    done: dict[str, tuple[int, int]] = field(default_factory=dict)  # sampler node -> (steps done, its steps)
     saved: list[Artifact] = field(default_factory=list)
 
 
@@ -155,8 +156,10 @@ class Link:
         if plan is None or node not in plan.samplers:
             return  # another node's bar (a VAE decode's tiles): our bar counts sampling steps
         value, most = int(data.get("value", 0)), max(1, int(data.get("max", 1)))
-        index = plan.samplers.index(node)
-        run.last = Progress(index * most + value, most * len(plan.samplers), message=f"on {self.name}",
+        # ComfyUI runs a batch's chains in whatever order its execution list picks: each sampler counts for itself
+        run.done[node] = (min(value, most), most)
+        total = sum(m for _v, m in run.done.values()) + most * (len(plan.samplers) - len(run.done))
+        run.last = Progress(sum(v for v, _m in run.done.values()), total, message=f"on {self.name}",
                             elapsed=time.perf_counter() - run.began)
         self.emit(("progress", run.job.id, run.last))
 
