@@ -118,6 +118,7 @@ class MainWindow(QMainWindow):
             self.device_group.addAction(action)
             device_menu.addAction(action)
         self._action(settings_menu, "Output &folder…", self.choose_output_folder)
+        self._action(settings_menu, "&Servers…", self.edit_servers)
 
         engine_menu = self.menuBar().addMenu("&Engine")
         self._action(engine_menu, "&Force stop the running job", self.state.force_stop)
@@ -205,6 +206,15 @@ class MainWindow(QMainWindow):
             return
         if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
             self.statusBar().showMessage(f"No file manager answered; the outputs are in {folder}", 15000)
+
+    def edit_servers(self) -> None:
+        """Settings › Servers…: on Save, every enabled server is connected again (add_servers)."""
+        from studio.core.servers import load_servers
+        from studio.widgets.servers_dialog import ServersDialog
+
+        dialog = ServersDialog(load_servers(), find_probe, self)
+        if dialog.exec():
+            _say_server_problems(self, add_servers(self.worker, self.history))
 
     def choose_output_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Where new outputs are saved", str(self.history.outputs_dir))
@@ -349,6 +359,17 @@ def make_local_engine(history: History, device: str):
 def make_backend(history: History, device: str) -> Backends:
     """This computer's engine, with the servers from Settings › Servers beside it (added once the window shows)."""
     return Backends(make_local_engine(history, device))
+
+
+def find_probe(kind: str):
+    """The "Test connection" of a kind of server: its backend's `probe(config, token)`, or None when that backend
+    isn't part of this version (Settings › Servers says so)."""
+    from studio.core.servers import KINDS
+
+    try:
+        return getattr(media.load(KINDS[kind]), "probe", None)
+    except (ImportError, AttributeError, KeyError):
+        return None
 
 
 def add_servers(backends: Backends, history: History) -> list[str]:

@@ -33,19 +33,22 @@ FRONT_MATTER = "---"
 # --- images -------------------------------------------------------------------------------
 
 
-def png_bytes(image, recipe: Recipe) -> bytes:
+def png_bytes(image, recipe: Recipe, extra_text: dict[str, str] | None = None) -> bytes:
+    """`extra_text`: more text chunks, e.g. a ComfyUI job's `prompt` and `workflow` (so ComfyUI opens the file)."""
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
     info.add_text("parameters", a1111_parameters(recipe))  # A1111, Civitai, image viewers
     info.add_itxt("studio", recipe.to_json())  # the full recipe, UTF-8
+    for key, value in (extra_text or {}).items():
+        info.add_text(key, value)  # latin-1 tEXt as ComfyUI writes it; anything else becomes iTXt
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
 
 
-def write_png(image, path: Path, recipe: Recipe, new: bool = False) -> Path:
-    return atomic_write_bytes(path, png_bytes(image, recipe), new=new)
+def write_png(image, path: Path, recipe: Recipe, new: bool = False, extra_text: dict[str, str] | None = None) -> Path:
+    return atomic_write_bytes(path, png_bytes(image, recipe, extra_text), new=new)
 
 
 def write_jpeg_or_webp(image, path: Path, recipe: Recipe, quality: int = 92) -> Path:
@@ -297,7 +300,8 @@ def _removed_on_error(written: list[Path]):
 
 
 def write_image_files(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
-    path = write_png(artifact.payload, unique_path(folder, stem, ".png"), artifact.recipe, new=True)
+    extra = (getattr(artifact, "info", None) or {}).get("png_text")  # a ComfyUI job's workflow
+    path = write_png(artifact.payload, unique_path(folder, stem, ".png"), artifact.recipe, new=True, extra_text=extra)
     return [path], thumbnail_png(artifact.payload), artifact.recipe.prompt
 
 
@@ -343,11 +347,13 @@ def write_music_files(artifact, folder: Path, stem: str) -> tuple[list[Path], by
 
 
 def write_audio_files(artifact, folder: Path, stem: str) -> tuple[list[Path], bytes | None, str]:
-    """Sampled audio (MusicGen): payload (samples [n] or [n, channels], rate) -> WAV with the recipe inside."""
+    """Sampled audio (MusicGen, a ComfyUI server): payload (samples [n] or [n, channels], rate) -> WAV, or FLAC when
+    the artifact asks (info["audio_format"]), with the recipe inside."""
     from studio.engine.music import synth
 
     (samples, rate), recipe = artifact.payload, artifact.recipe
-    wav = synth.write_audio(samples, int(rate), unique_path(folder, stem, ".wav"), recipe.to_json(), new=True,
+    suffix = ".flac" if (getattr(artifact, "info", None) or {}).get("audio_format") == "flac" else ".wav"
+    wav = synth.write_audio(samples, int(rate), unique_path(folder, stem, suffix), recipe.to_json(), new=True,
                             copyright=licence_notice(recipe.model))
     return [Path(wav)], waveform_png(samples), recipe.prompt
 

@@ -195,7 +195,8 @@ class MusicPanel(QWidget):
 
     def _apply_model(self) -> None:
         """Show the controls the picked model can use; hide the rest (cheap: reads config.json, no torch)."""
-        self.makes_audio = musicgen.is_musicgen_ref(str(self.values.get("model") or ""))
+        # a server's music models are audio models (ComfyUI's ACE-Step / Stable Audio): duration and guidance apply
+        self.makes_audio = bool(self.values.get("backend")) or musicgen.is_musicgen_ref(str(self.values.get("model") or ""))
         self.bar.unit = "tok" if self.makes_audio else "bars"  # MusicGen counts audio tokens; the note models bars
         for widget in self.notes_only + [self.roll, self.continue_button]:
             widget.setVisible(not self.makes_audio)

@@ -216,7 +216,10 @@ class State(QObject):
         if self.compare.restore(recipe):  # a saved comparison of model families: back whole
             return
         modality = recipe.modality if recipe.modality in self.panels else "image"
-        keep_model = bool(recipe.model) and not model_is_here(recipe.model)
+        # A server's recipe names the server's file ("sd15.safetensors — on gpu-box"): restored as it is, with its
+        # server; the picker says when that server isn't connected.
+        remote = bool(recipe.param("backend"))
+        keep_model = bool(recipe.model) and not remote and not model_is_here(recipe.model)
         if keep_model:
             # An A1111 PNG names its checkpoint by title ("dreamshaper_8"): not something this machine can load.
             current = self.panels[modality].get("model")

@@ -107,6 +107,8 @@ class JobRow(QWidget):
                 text += f": {info.error}"
             elif done and info.result and "seconds" in info.result.info:
                 text += f" in {info.result.info['seconds']:.1f} s"
+            if info.result and info.result.info.get("server"):  # a ComfyUI pool picks the server: say which
+                text += f" on {info.result.info['server']}"
             self.detail.setText(text)
 
 
