@@ -84,34 +84,52 @@ def drawn_latents(run: Run, images: torch.Tensor, captions: list[str], generator
     return out / run.state["scaling_factor"]
 
 
+DRAWN_POOL = 512  # latents the diffusion model drew, made once per session: a step then costs one decode, not a sampling
+DECODER_WARMUP = 100  # steps: Adam's first steps move every weight by ~lr, which cost round 1's decoder 6 dB at once
+
+
+def drawn_pool(run: Run, size: int, generator: torch.Generator, batch: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """(latents the diffusion model drew, the training pictures each came from), `size` of them."""
+    rng = np.random.default_rng(int(torch.randint(0, 2**31, (), generator=generator)))
+    latents, targets = [], []
+    for _ in range(0, size, batch):
+        idx = rng.integers(0, len(run.train), batch)
+        images = images_to_tensor(run.train.images[idx])
+        latents.append(drawn_latents(run, images, [run.train.names[i] for i in idx], generator))
+        targets.append(images)
+    run.log(f"drew {size} latents from partly noised training latents for the decoder")
+    return torch.cat(latents)[:size], torch.cat(targets)[:size]
+
+
 def train_decoder(run: Run, deadline: float, batch: int = 32, lr: float = 3e-4, seed: int = 1,
-                  on_samples: bool = False) -> None:
+                  on_samples: bool = False, max_steps: int | None = None) -> None:
     """Fine-tune only the VAE decoder: sharper pictures without moving the latents the UNet was trained on.
 
-    `on_samples`: half of each batch decodes latents the diffusion model drew (`drawn_latents`) instead of the
+    `on_samples`: half of each batch decodes latents the diffusion model drew (`drawn_pool`) instead of the
     encoder's. The decoder was fitted to the encoder's exact codes, including the border code that diffusers'
     one-sided downsampling padding writes into the latent's last column and row; the UNet draws that code only
     approximately, and the decoder turned the difference into a cyan line at x = 62 of every picture."""
+    step0 = run.state.setdefault("decoder_step", 0)
+    rng = np.random.default_rng(seed + step0)
+    generator = torch.Generator().manual_seed(seed + step0)
+    run.vae.eval()
+    pool = drawn_pool(run, DRAWN_POOL, generator) if on_samples else None
     run.vae.train()
     run.vae.encoder.requires_grad_(False)
     run.vae.quant_conv.requires_grad_(False)
     params = list(run.vae.decoder.parameters()) + list(run.vae.post_quant_conv.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr)
-    step0 = run.state.setdefault("decoder_step", 0)
-    rng = np.random.default_rng(seed + step0)
-    generator = torch.Generator().manual_seed(seed + step0)
     held = images_to_tensor(run.data.split(held_out=True).images[:128])
     last_save = time.time()
-    while time.time() < deadline:
+    while time.time() < deadline and (max_steps is None or run.state["decoder_step"] - step0 < max_steps):
         step = run.state["decoder_step"]
-        idx = rng.integers(0, len(run.train), batch)
-        images = images_to_tensor(run.train.images[idx])
+        run_files.set_learning_rate(optimizer, run_files.warmup(step - step0, lr, DECODER_WARMUP))
+        images = images_to_tensor(run.train.images[rng.integers(0, len(run.train), batch)])
         with torch.no_grad():
             latents = run.vae.encode(images).latent_dist.sample()
-            if on_samples:
-                half = batch // 2
-                names = [run.train.names[i] for i in idx[:half]]
-                latents[:half] = drawn_latents(run, images[:half], names, generator)
+        if pool is not None:  # half the batch: the diffusion model's latents, with the pictures they came from
+            half = rng.integers(0, len(pool[0]), batch // 2)
+            latents[: batch // 2], images[: batch // 2] = pool[0][half], pool[1][half]
         recon = run.vae.decode(latents).sample
         loss = (recon - images).abs().mean() + F.mse_loss(recon, images)
         run_files.optimise(optimizer, loss, clip=None)
