@@ -210,8 +210,8 @@ def test_the_decoder_learns_from_latents_the_diffusion_model_drew(tmp_path, hand
 
     import torch
 
-    from studio.training.image_model import images_to_tensor
     from studio.training import image_stages
+    from studio.training.image_model import images_to_tensor
     from studio.training.image_stages import drawn_latents, train_decoder
 
     torch.manual_seed(0)
