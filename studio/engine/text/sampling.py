@@ -1,14 +1,19 @@
-"""The sampling maths: pure functions over one row of logits, in the order the loop applies them.
+"""The sampling maths: pure functions over one row of logits, and the chain that applies them in order.
 
-Order of the controls on each step (the usual one, as in transformers and llama.cpp):
-  repetition penalty -> presence/frequency penalty -> temperature -> top-k -> top-p -> typical-p -> min-p
-  -> sample (or argmax when greedy / temperature 0).
-Each filter takes a 1-D float logits tensor and returns a new one; removed tokens get -inf.
+Every step: logit bias and banned tokens first (as llama.cpp does), then the stages of `sampler_order`
+(settings.py; the default is text-generation-webui's order):
+  repetition penalty -> presence -> frequency -> DRY -> temperature (fixed or dynamic) -> top-k -> top-p
+  -> typical-p -> min-p -> mirostat v2 -> XTC
+-> sample (or argmax when greedy / temperature 0, which skips temperature and every filter).
+Each function takes a 1-D float logits tensor and returns a new one; removed tokens get -inf. The few that need
+randomness or memory take them as arguments (XTC's dice roll, mirostat's mu), so each is tested alone; the state
+they carry from token to token lives in chain.py.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -102,18 +107,186 @@ def apply_presence_frequency_penalty(logits, previous_ids, presence: float, freq
     return logits - presence * (counts > 0).to(logits.dtype) - frequency * counts
 
 
-def process_logits(logits, previous_ids, settings: TextSettings):
-    """All the controls in order. Returns the logits the next token is drawn from."""
-    window = list(previous_ids)[-settings.repetition_window :] if settings.repetition_window else list(previous_ids)
-    logits = apply_repetition_penalty(logits, window, settings.repetition_penalty)
-    logits = apply_presence_frequency_penalty(logits, window, settings.presence_penalty, settings.frequency_penalty)
-    if settings.greedy or settings.temperature == 0:
+# ----------------------------------------------------------------------------------------------- newer samplers
+
+
+def apply_logit_bias(logits, bias: dict[int, float]):
+    """Add a fixed amount to chosen tokens' logits (OpenAI's logit_bias); -100 all but bans a token."""
+    bias = {i: b for i, b in bias.items() if 0 <= i < logits.numel()} if bias else bias
+    if not bias:
         return logits
-    logits = apply_temperature(logits, settings.temperature)
-    logits = top_k_filter(logits, settings.top_k)
-    logits = top_p_filter(logits, settings.top_p)
-    logits = typical_filter(logits, settings.typical_p)
-    logits = min_p_filter(logits, settings.min_p)
+    import torch
+
+    ids = torch.as_tensor(list(bias), dtype=torch.long)
+    logits = logits.clone()
+    logits[ids] += torch.as_tensor(list(bias.values()), dtype=logits.dtype)
+    return logits
+
+
+def ban_tokens(logits, ids):
+    """These tokens can never be chosen (a banned string that fits in one token)."""
+    ids = sorted(i for i in ids if 0 <= i < logits.numel()) if ids else ids
+    if not ids:
+        return logits
+    import torch
+
+    logits = logits.clone()
+    logits[torch.as_tensor(ids, dtype=torch.long)] = -math.inf
+    return logits
+
+
+DRY_MAX_MATCH = 50  # text-generation-webui's cap: the penalty's exponent can't overflow, the worst case stays fast
+
+
+def dry_penalty(logits, previous_ids, multiplier: float, base: float, allowed_length: int, breakers=frozenset()):
+    """DRY, "don't repeat yourself" (p-e-w, text-generation-webui #5677; llama.cpp's `dry` sampler).
+
+    For each place the last token occurred before, extend the match backwards: if the text's last n tokens
+    also came, in order, just before an earlier occurrence of token t, then writing t now repeats an
+    (n+1)-token sequence. Each such t loses multiplier x base^(n - allowed_length) when n >= allowed_length.
+    A breaker token (a newline, a colon…) ends any match, so names and formatting can recur freely."""
+    if multiplier <= 0 or len(previous_ids) < 2:
+        return logits
+    ids = [int(i) for i in previous_ids]
+    last = ids[-1]
+    if last in breakers:
+        return logits
+    longest: dict[int, int] = {}  # token that would repeat -> length of the sequence it would extend
+    for i in range(len(ids) - 1):  # the last position always matches itself: left out
+        if ids[i] != last:
+            continue
+        following = ids[i + 1]
+        if following in breakers:
+            continue
+        length = 1
+        while length < DRY_MAX_MATCH:
+            j = i - length
+            if j < 0:
+                break
+            before = ids[-(length + 1)]
+            if ids[j] != before or before in breakers:
+                break
+            length += 1
+        longest[following] = max(length, longest.get(following, 0))
+    penalties = {t: multiplier * base ** (n - allowed_length) for t, n in longest.items() if n >= allowed_length}
+    if not penalties:
+        return logits
+    import torch
+
+    logits = logits.clone()
+    logits[torch.as_tensor(list(penalties), dtype=torch.long)] -= torch.as_tensor(list(penalties.values()),
+                                                                                  dtype=logits.dtype)
+    return logits
+
+
+def xtc_filter(logits, threshold: float, probability: float, roll: float, protected=()):
+    """XTC, "exclude top choices" (p-e-w, text-generation-webui #6335): when the dice roll is below `probability`
+    and two or more tokens are at least `threshold` likely, drop all of them but the least likely one — the
+    obvious continuations go, a still-plausible one stays. Nothing changes if that would drop a protected token
+    (newline, end of text: without them texts run on)."""
+    if probability <= 0 or roll >= probability:
+        return logits
+    import torch
+
+    probs = torch.softmax(logits.float(), -1)
+    over = probs >= threshold
+    if int(over.sum()) < 2:
+        return logits
+    weakest = int(torch.argmin(torch.where(over, probs, torch.full_like(probs, 2.0))))
+    drop = over.clone()
+    drop[weakest] = False
+    protected = [i for i in protected if 0 <= i < drop.numel()]
+    if protected and bool(drop[torch.as_tensor(protected, dtype=torch.long)].any()):
+        return logits
+    return logits.masked_fill(drop, -math.inf)
+
+
+def dynamic_temperature(logits, low: float, high: float, exponent: float):
+    """Entropy-scaled temperature (kalomaze; text-generation-webui's dynatemp): a sure model (low entropy) samples
+    near `low`, an unsure one near `high`: T = low + (high - low) x (entropy / max entropy)^exponent."""
+    import torch
+
+    probs = torch.softmax(logits.float(), -1)
+    entropy = float(-(probs * torch.log(probs.clamp_min(1e-30))).sum())
+    valid = int(torch.isfinite(logits).sum())
+    max_entropy = math.log(valid) if valid > 1 else 1e-10
+    normalised = max(entropy, 1e-10) / max_entropy
+    return apply_temperature(logits, low + (high - low) * normalised**exponent)
+
+
+def mirostat_v2_filter(logits, mu: float):
+    """Mirostat v2 (Basu et al. 2021; llama.cpp): drop the tokens whose surprise -log2 p is above mu (the likeliest
+    always stays). After the draw, `mirostat_update` moves mu so the text's surprise tracks tau."""
+    import torch
+
+    log2p = torch.log_softmax(logits.float(), -1) / math.log(2)
+    keep = -log2p <= mu
+    keep[int(torch.argmax(logits))] = True
+    return logits.masked_fill(~keep, -math.inf)
+
+
+def mirostat_update(mu: float, p_chosen: float, tau: float, eta: float) -> float:
+    """mu <- mu - eta x (observed surprise - tau), the surprise taken in the distribution the token came from."""
+    return mu - eta * (-math.log2(max(p_chosen, 1e-30)) - tau)
+
+
+# ----------------------------------------------------------------------------------------------- the chain
+
+
+@dataclass
+class ChainExtras:
+    """Per-step inputs of the stages that need more than the settings (chain.py fills it)."""
+
+    bias: dict[int, float] = field(default_factory=dict)  # token id -> added logit
+    banned: frozenset[int] = frozenset()
+    breakers: frozenset[int] = frozenset()  # DRY's sequence breakers, as token ids
+    protected: tuple[int, ...] = ()  # XTC never drops these (newline, end of text)
+    mu: float = 0.0  # mirostat's running threshold (starts at 2 x tau)
+    roll: float = 1.0  # XTC's dice roll for this step, in [0, 1): 1 never fires
+
+
+def _temperature(logits, s, history, window, extras):
+    if s.dynamic_temperature:
+        return dynamic_temperature(logits, s.dynatemp_low, s.dynatemp_high, s.dynatemp_exponent)
+    return apply_temperature(logits, s.temperature)
+
+
+def _dry(logits, s, history, window, extras):
+    context = list(history)[-s.dry_window :] if s.dry_window else history
+    return dry_penalty(logits, context, s.dry_multiplier, s.dry_base, s.dry_allowed_length, extras.breakers)
+
+
+STAGES = {
+    "repetition_penalty": lambda x, s, h, w, e: apply_repetition_penalty(x, w, s.repetition_penalty),
+    "presence_penalty": lambda x, s, h, w, e: apply_presence_frequency_penalty(x, w, s.presence_penalty, 0.0),
+    "frequency_penalty": lambda x, s, h, w, e: apply_presence_frequency_penalty(x, w, 0.0, s.frequency_penalty),
+    "dry": _dry,
+    "temperature": _temperature,
+    "top_k": lambda x, s, h, w, e: top_k_filter(x, s.top_k),
+    "top_p": lambda x, s, h, w, e: top_p_filter(x, s.top_p),
+    "typical_p": lambda x, s, h, w, e: typical_filter(x, s.typical_p),
+    "min_p": lambda x, s, h, w, e: min_p_filter(x, s.min_p),
+    "mirostat": lambda x, s, h, w, e: mirostat_v2_filter(x, e.mu) if s.mirostat else x,
+    "xtc": lambda x, s, h, w, e: xtc_filter(x, s.xtc_threshold, s.xtc_probability, e.roll, e.protected),
+}
+# The stages greedy decoding keeps: it takes the argmax of the penalised logits.
+PENALTY_STAGES = frozenset({"repetition_penalty", "presence_penalty", "frequency_penalty", "dry"})
+
+
+def process_logits(logits, previous_ids, settings: TextSettings, extras: ChainExtras | None = None):
+    """The whole chain in `settings.sampler_order`. Returns the logits the next token is drawn from.
+
+    `extras` carries what the stateless settings can't: the token ids that bias, ban and break DRY sequences (from
+    the model's vocabulary), mirostat's mu and XTC's dice roll for this step (chain.py fills it each step)."""
+    extras = extras or ChainExtras()
+    logits = apply_logit_bias(logits, extras.bias)
+    logits = ban_tokens(logits, extras.banned)
+    window = list(previous_ids)[-settings.repetition_window :] if settings.repetition_window else list(previous_ids)
+    greedy = settings.greedy or settings.temperature == 0
+    for stage in settings.sampler_order:
+        if greedy and stage not in PENALTY_STAGES:
+            continue  # greedy = the penalised argmax: temperature and the filters can't change it (or shouldn't)
+        logits = STAGES[stage](logits, settings, previous_ids, window, extras)
     return logits
 
 
