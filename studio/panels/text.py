@@ -39,6 +39,7 @@ from studio.widgets.flow import FlowLayout
 from studio.widgets.labels import MessageLabel
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.progress import GenerateBar
+from studio.widgets.sampler_controls import UnsupportedControls, more_samplers
 
 if TYPE_CHECKING:
     from studio.library.history import History
@@ -121,7 +122,7 @@ class TextPanel(QWidget):
         layout.addWidget(self.info)
         return holder
 
-    def _controls(self) -> QWidget:
+    def _model_box(self) -> QGroupBox:
         v = self.values
         model_box = QGroupBox("Model")
         model_layout = QVBoxLayout(model_box)
@@ -129,6 +130,11 @@ class TextPanel(QWidget):
         self.mode_combo = bound_combo(v, "mode", [("Completion", "completion"), ("Chat", "chat")],
                                       "Completion continues the page; chat answers your messages")
         model_layout.addWidget(row("Mode", self.mode_combo))
+        self.runtime_combo = bound_combo(v, "runtime", [("Auto", "auto"), ("llama.cpp", "llama.cpp"),
+                                                        ("transformers", "transformers")],
+                                         "What runs the model: Auto takes llama.cpp for GGUF files and the built-in "
+                                         "(fastest), else transformers")
+        model_layout.addWidget(row("Runtime", self.runtime_combo))
         self.presets = compact_combo(QComboBox(), 6)
         self.presets.setToolTip("Move the sliders to a tested combination, or to one you saved")
         self.presets.activated.connect(self._apply_preset)
@@ -147,43 +153,60 @@ class TextPanel(QWidget):
         holder.setLayout(preset_row)
         model_layout.addWidget(row("Preset", holder))
         self._fill_presets()
+        return model_box
 
+    def _controls(self) -> QWidget:
+        v = self.values
+        model_box = self._model_box()
         sampling = QGroupBox("Sampling")
         s = QVBoxLayout(sampling)
-        s.addWidget(ParamSlider(v, "temperature", "Temperature", 0, 2, 0.05, 2,
-                                tooltip="Flattens (high) or sharpens (low) the odds of every next token. 0 = always the likeliest."))
-        s.addWidget(ParamSlider(v, "top_k", "Top-k", 0, 200, special="off",
-                                tooltip="Only the k likeliest tokens may be picked (0 = no limit)."))
-        s.addWidget(ParamSlider(v, "top_p", "Top-p", 0.05, 1, 0.01, 2,
-                                tooltip="Only the likeliest tokens that together hold p of the probability (nucleus)."))
-        s.addWidget(ParamSlider(v, "min_p", "Min-p", 0, 1, 0.01, 2,
-                                tooltip="Drop tokens less likely than min-p × the likeliest token's probability."))
-        s.addWidget(ParamSlider(v, "typical_p", "Typical-p", 0.05, 1, 0.01, 2,
-                                tooltip="Keep tokens whose surprise is close to the average surprise (1 = off)."))
-        s.addWidget(ParamSlider(v, "repetition_penalty", "Repetition penalty", 1, 2, 0.01, 2,
-                                tooltip="Makes tokens already in the recent text less likely (1 = off)."))
-        s.addWidget(ParamSlider(v, "repetition_window", "Penalty window", 0, 1024, special="all",
-                                tooltip="How many recent tokens the repetition penalty looks at (0 = all)."))
-        s.addWidget(ParamSlider(v, "presence_penalty", "Presence penalty", 0, 2, 0.05, 2,
-                                tooltip="A flat penalty on any token that appeared at all."))
-        s.addWidget(ParamSlider(v, "frequency_penalty", "Frequency penalty", 0, 2, 0.05, 2,
-                                tooltip="A penalty that grows with how often a token appeared."))
-        s.addWidget(ParamSlider(v, "max_new_tokens", "Max new tokens", 1, 2048, tooltip="Stop after this many tokens."))
-        s.addWidget(SeedBox(v))
+        c = self.controls = {  # by setting name: a server that can't honour one greys it out (UnsupportedControls)
+            "temperature": ParamSlider(v, "temperature", "Temperature", 0, 2, 0.05, 2, tooltip=(
+                "Flattens (high) or sharpens (low) the odds of every next token. 0 = always the likeliest.")),
+            "top_k": ParamSlider(v, "top_k", "Top-k", 0, 200, special="off",
+                                 tooltip="Only the k likeliest tokens may be picked (0 = no limit)."),
+            "top_p": ParamSlider(v, "top_p", "Top-p", 0.05, 1, 0.01, 2, tooltip=(
+                "Only the likeliest tokens that together hold p of the probability (nucleus).")),
+            "min_p": ParamSlider(v, "min_p", "Min-p", 0, 1, 0.01, 2,
+                                 tooltip="Drop tokens less likely than min-p × the likeliest token's probability."),
+            "typical_p": ParamSlider(v, "typical_p", "Typical-p", 0.05, 1, 0.01, 2,
+                                     tooltip="Keep tokens whose surprise is close to the average surprise (1 = off)."),
+            "repetition_penalty": ParamSlider(v, "repetition_penalty", "Repetition penalty", 1, 2, 0.01, 2,
+                                              tooltip="Makes tokens already in the recent text less likely (1 = off)."),
+            "repetition_window": ParamSlider(v, "repetition_window", "Penalty window", 0, 1024, special="all", tooltip=(
+                "How many recent tokens the repetition penalty looks at (0 = all).")),
+            "presence_penalty": ParamSlider(v, "presence_penalty", "Presence penalty", 0, 2, 0.05, 2,
+                                            tooltip="A flat penalty on any token that appeared at all."),
+            "frequency_penalty": ParamSlider(v, "frequency_penalty", "Frequency penalty", 0, 2, 0.05, 2,
+                                             tooltip="A penalty that grows with how often a token appeared."),
+            "max_new_tokens": ParamSlider(v, "max_new_tokens", "Max new tokens", 1, 2048,
+                                          tooltip="Stop after this many tokens."),
+            "seed": SeedBox(v),
+        }
+        for widget in c.values():
+            s.addWidget(widget)
         self.stops = QLineEdit(format_stops(v.get("stop", [])))
         self.stops.setPlaceholderText("e.g. \\n\\n;THE END")
         self.stops.setToolTip("Generation ends when one of these appears (not included). Separate with ;  — \\n is a newline.")
         self.stops.textChanged.connect(lambda text: v.set("stop", parse_stops(text)))
         s.addWidget(row("Stop sequences", self.stops))
-        s.addWidget(bound_check(v, "greedy", "Greedy (always the likeliest token)",
-                                "Ignores temperature and filters: deterministic, often repetitive."))
-        s.addWidget(bound_check(v, "inspect", "Token inspector (slower)",
-                                "Record the top-10 candidates for each token so you can see what the sliders did."))
+        c["stop"] = self.stops
+        c["greedy"] = bound_check(v, "greedy", "Greedy (always the likeliest token)",
+                                  "Ignores temperature and filters: deterministic, often repetitive.")
+        c["inspect"] = bound_check(v, "inspect", "Token inspector (slower)",
+                                   "Record the top-10 candidates for each token so you can see what the sliders did.")
+        s.addWidget(c["greedy"])
+        s.addWidget(c["inspect"])
+        more, more_controls = more_samplers(v)
+        c.update(more_controls)
+        c["runtime"] = self.runtime_combo
+        self.unsupported = UnsupportedControls(c)
+        v.backend_models.changed.connect(self._grey_out_unsupported)
         self.inspector = QTextEdit()
         self.inspector.setReadOnly(True)
         self.inspector.setPlaceholderText("Token inspector: click a generated token to see its top candidates.")
         self.inspector.setMaximumHeight(180)
-        scroll = scroll_column(model_box, sampling, self.inspector)
+        scroll = scroll_column(model_box, sampling, more, self.inspector)
         self.page.cursorPositionChanged.connect(self._inspect_at_cursor)
         self._tokens: list[dict] = []
         return scroll
@@ -266,7 +289,14 @@ class TextPanel(QWidget):
             presets.delete_user_preset("text", name)
             self._fill_presets()
 
+    def _grey_out_unsupported(self) -> None:
+        """A server's model: the settings its server can't honour are greyed out, saying why."""
+        info = self.values.backend_models.find(self.values.get("model"), self.values.get("backend") or "")
+        self.unsupported.apply(dict(info.unsupported) if info is not None else {})
+
     def _on_value(self, name: str, value) -> None:
+        if name in ("model", "backend"):
+            self._grey_out_unsupported()
         if name == "mode":
             self._show_mode(value)
         elif name == "prompt" and not self._busy() and not self._chat_mode():
