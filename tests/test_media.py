@@ -168,7 +168,7 @@ def test_the_table_names_code_that_exists():
         assert set(medium.titles) <= set(medium.tasks)
         assert all(kind.startswith(medium.name + ".") for kind in medium.tasks)
         assert not medium.generate or medium.generate in medium.tasks
-    assert list(media.gallery_filters()) == [("Images", "image"), ("Text", "text"), ("Music", ("music", "audio")),
+    assert list(media.gallery_filters()) == [("Images", "image"), ("Text", ("text", "loom")), ("Music", ("music", "audio")),
                                              ("Animations", "animation")]
 
 

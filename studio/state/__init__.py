@@ -19,6 +19,7 @@ from studio.core.recipe import MAX_SEED, RANDOM_SEED, Recipe  # noqa: F401 - the
 from studio.core.values import clean_values
 from studio.state.compare import CompareState
 from studio.state.explorer import ExplorerState
+from studio.state.loom import LoomState
 from studio.state.models import BackendModels, model_is_here
 
 # Each panel's values and their defaults come from its medium's settings class (named in studio/media.py).
@@ -157,6 +158,7 @@ class State(QObject):
         self._busy = False
         self.explorer = ExplorerState(self)  # the Latent Explorer's map, picks, walk and jobs
         self.compare = CompareState(self)  # Compare families (Text and Music): three models side by side
+        self.loom = LoomState(self)  # the Text panel's tree of branches: every text generation grows it
 
     @property
     def image(self) -> PanelState:
@@ -211,6 +213,8 @@ class State(QObject):
         if self.explorer.restore(recipe):  # one of the Latent Explorer's outputs (strip, walk, melody strip…)
             return
         if self.compare.restore(recipe):  # a saved comparison of model families: back whole
+            return
+        if self.loom.restore(recipe):  # a saved loom tree: back whole
             return
         modality = recipe.modality if recipe.modality in self.panels else "image"
         keep_model = bool(recipe.model) and not model_is_here(recipe.model)

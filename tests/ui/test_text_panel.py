@@ -52,7 +52,9 @@ def test_a_damaged_presets_file_is_ignored_not_fatal(qtbot):
 def test_a_chat_turn_submits_the_message_as_its_prompt_and_clears_the_inspector(qtbot):
     state, panel = make_panel(qtbot)
     state.text.update({"model": "builtin:text-markov", "prompt": "An old completion page"})
-    panel.inspector.setPlainText("candidates of a token on the old page")
+    panel.inspector.show_token({"token": " old", "id": 1, "before": [{"id": 1, "token": " old", "p": 0.5}],
+                                "after": [{"id": 1, "token": " old", "p": 1.0}]})
+    assert "old" in panel.inspector.toPlainText()
     state.text.set("mode", "chat")
     submitted = []
     state.submit_requested.connect(submitted.append)

@@ -127,12 +127,13 @@ class _Writer:
         self.text = ""
         self.inspector: list[dict] | None = [] if settings.inspect else None
         self.bans: dict[int, set[int]] = {}  # position -> tokens that led into a banned string there
+        self._pieces: dict[int, str] = {}  # token id -> its text (the inspector names 20 candidates a token)
 
     def add(self, token: int, raw, final) -> None:
         if self.inspector is not None:
             # start/end: the characters of the output this token produced (what the cursor points at)
-            entry = {"token": self.model.decode([token]), "id": token, "start": len(self.text)}
-            self.inspector.append({**entry, **inspect_candidates(raw, final, self.model.decode)})
+            entry = {"token": self.piece([token]), "id": token, "start": len(self.text)}
+            self.inspector.append({**entry, **inspect_candidates(raw, final, self.piece)})
         self.generated.append(token)
         self.history.append(token)
         text = self.model.decode(self.generated)
@@ -140,6 +141,12 @@ class _Writer:
         self.ends.append(len(self.text))
         if self.inspector is not None:
             self.inspector[-1]["end"] = len(self.text)
+
+    def piece(self, ids: list[int]) -> str:
+        token = ids[0]
+        if token not in self._pieces:
+            self._pieces[token] = self.model.decode([token])
+        return self._pieces[token]
 
     def back_up_before_banned(self) -> bool:
         """A banned string appeared: forget the tokens from the one that began it and ban that token there."""
@@ -199,8 +206,8 @@ def generate(
             first_token_s = time.perf_counter() - started
         if token == model.eos_id:
             if out.inspector is not None:
-                out.inspector.append({"token": model.decode([token]), "id": token, "start": len(out.text),
-                                      "end": len(out.text), **inspect_candidates(logits, final, model.decode)})
+                out.inspector.append({"token": out.piece([token]), "id": token, "start": len(out.text),
+                                      "end": len(out.text), **inspect_candidates(logits, final, out.piece)})
             finish = "eos"
             break
         out.add(token, logits, final)
