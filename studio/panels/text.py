@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QHBoxLayout,
     QInputDialog,
     QLineEdit,
     QPushButton,
@@ -76,6 +77,7 @@ class TextPanel(QWidget):
         self.page.setPlaceholderText("Write the beginning of a text; the model continues it. Ctrl+Enter generates.")
         self.page.textChanged.connect(self._on_page_edited)
         self.page.token_hovered.connect(self._show_token)
+        self.page.bare_passage_hovered.connect(lambda _node: self.inspector.show_nothing_recorded())
         self.page.edit_requested.connect(self.edit_message)
         self.inspector = CandidateList()
         self.inspector.chosen.connect(self._fork_with)
@@ -90,6 +92,7 @@ class TextPanel(QWidget):
         page_and_tabs.addWidget(self.tabs)
         page_and_tabs.setStretchFactor(0, 3)
         page_and_tabs.setStretchFactor(1, 1)
+        self.tabs.setMinimumHeight(150)  # the candidates' heading and a few rows, however short the window
         self.chat_input = QLineEdit()
         self.chat_input.setPlaceholderText("Your message… (Enter sends)")
         self.chat_input.returnPressed.connect(self.generate)
@@ -119,14 +122,19 @@ class TextPanel(QWidget):
         self.sibling_count = QSpinBox()
         self.sibling_count.setRange(2, MAX_SIBLINGS)
         self.sibling_count.setValue(3)
+        self.sibling_count.setMaximumWidth(64)
         self.sibling_count.setToolTip("How many continuations “Write siblings” makes at once")
         self.siblings_button = QPushButton("Write siblings")
         self.siblings_button.setToolTip("Several continuations of the page at once (new seeds), side by side in "
                                         "the Siblings tab")
         self.siblings_button.clicked.connect(self.write_siblings)
+        siblings = QWidget()  # the count and its button wrap as one
+        pair = QHBoxLayout(siblings)
+        pair.setContentsMargins(0, 0, 0, 0)
+        pair.addWidget(self.siblings_button)
+        pair.addWidget(self.sibling_count)
         extra = FlowLayout()  # wraps onto a second line in a narrow window
-        for widget in (self.continue_button, self.regenerate_button, self.undo_button, self.sibling_count,
-                       self.siblings_button):
+        for widget in (self.continue_button, self.regenerate_button, self.undo_button, siblings):
             extra.addWidget(widget)
         self.compare_button = compare_button(self.state.compare, "text", self)  # Markov, RNN, GPT side by side
         extra.addWidget(self.compare_button)

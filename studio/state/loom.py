@@ -163,6 +163,9 @@ class LoomState(QObject):
                 token["start"] = max(0, token.get("start", 0) - lead)
                 token["end"] = max(0, min(len(text), token.get("end", 0) - lead))
         if not text:
+            if info.status == JobEvent.FINISHED:
+                self.note.emit("The model wrote nothing here (it ended the text at once, or a stop sequence came "
+                               "first).")
             return
         tree.add(parent, text, "generated", select=first or tree.current == parent,
                  role="assistant" if tree.mode == "chat" else "", params=dict(recipe.params), model=recipe.model,

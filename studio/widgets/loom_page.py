@@ -44,6 +44,7 @@ def completion_spans(tree: Loom) -> list[tuple[str, int, int]]:
 
 class LoomPage(QPlainTextEdit):
     token_hovered = Signal(str, int, object)  # node id, token index, its inspector entry
+    bare_passage_hovered = Signal(str)  # a generated passage that kept no candidates
     edit_requested = Signal(str)  # node id of a chat message to write a new version of
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -126,6 +127,12 @@ class LoomPage(QPlainTextEdit):
         found = self.token_at(position)
         if found is not None:
             self.token_hovered.emit(*found)
+            return
+        node_id = self.node_at(position) if self.tree is not None and self.toPlainText() == self.rendered else None
+        if node_id is not None:
+            node = self.tree.nodes[node_id]
+            if node.kind in ("generated", "fork") and not node.tokens:
+                self.bare_passage_hovered.emit(node_id)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt's name)
         if watched is self.viewport() and event.type() == QEvent.Type.MouseMove:

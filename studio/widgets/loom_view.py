@@ -27,7 +27,7 @@ from studio.core.loom import LoomNode
 from studio.state.loom import LoomState
 from studio.widgets.flow import FlowLayout
 
-KIND_MARKS = {"root": "", "written": "✎", "generated": "✦", "fork": "⑂", "edited": "✐"}
+KIND_MARKS = {"root": "", "written": "✎", "generated": "✦", "fork": "↪", "edited": "✐"}
 KIND_WORDS = {"written": "written by you", "generated": "generated", "fork": "forked at a token",
               "edited": "an edited version"}
 
@@ -152,7 +152,7 @@ class LoomTree(QTreeWidget):
         self.loom = loom
         self.setHeaderHidden(True)
         self.setToolTip("Every branch of this text. Double-click to show one; right-click to rename, bookmark or "
-                        "prune it. ✎ written · ✦ generated · ⑂ forked at a token · ✐ edited · ★ bookmarked")
+                        "prune it. ✎ written · ✦ generated · ↪ forked at a token · ✐ edited · ★ bookmarked")
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
         self.itemDoubleClicked.connect(lambda item, _column: self._show(item))

@@ -102,7 +102,7 @@ class SamplerOrderList(QListWidget):
         self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.setToolTip("The order the sampling steps run in, top first; drag to reorder (text-generation-webui's "
                         "order by default). Greedy keeps only the penalties.")
-        self.setMaximumHeight(150)
+        self.setMaximumHeight(230)  # all eleven stages without scrolling
         self._show(state.get("sampler_order"))
         self.model().rowsMoved.connect(self._commit)
         state.value_changed.connect(lambda name, value: self._show(value) if name == "sampler_order" else None)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
-PLACEHOLDER = ("Hover over (or click into) generated text to see each token's top candidates before → after the "
-               "sampling controls. Click a candidate to fork: a new branch that continues with it.")
+PLACEHOLDER = "Hover a generated token: its top candidates appear here. Click one to fork a new branch."
+NO_CANDIDATES = ("This passage kept no candidates (“Record token candidates” was off when it was written, or its "
+                 "server gave no log-probabilities).")
 
 
 def shown_token(text: str) -> str:
@@ -57,6 +58,11 @@ class CandidateList(QWidget):
             if not can_fork:
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
             self.list.addItem(item)
+
+    def show_nothing_recorded(self) -> None:
+        self.entry = None
+        self.heading.setText(NO_CANDIDATES)
+        self.list.clear()
 
     def clear(self) -> None:
         self.entry = None

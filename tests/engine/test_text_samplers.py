@@ -20,7 +20,7 @@ from studio.engine.text.settings import SAMPLER_ORDER, TextSettings, complete_or
 
 
 def kept(logits) -> set[int]:
-    return set(torch.nonzero(torch.isfinite(logits)).flatten().tolist())
+    return set(torch.nonzero(torch.isfinite(torch.as_tensor(logits))).flatten().tolist())
 
 
 def plain(**changes) -> TextSettings:
@@ -97,7 +97,7 @@ def test_xtc_fires_at_its_probability_through_the_chain():
     logits[65:69] = torch.log(torch.tensor([0.4, 0.3, 0.2, 0.1]))  # not end of text (0), not a newline (10)
     settings = plain(xtc_threshold=0.25, xtc_probability=0.3)
     chain = SamplerChain(settings, ScriptedModel(), seed=3)
-    fired = sum(not math.isfinite(chain.process(logits, []).tolist()[65]) for _ in range(2000))
+    fired = sum(not math.isfinite(chain.process(logits, []).full().tolist()[65]) for _ in range(2000))
     assert 0.26 < fired / 2000 < 0.34
 
 
@@ -120,7 +120,7 @@ def test_mirostat_holds_the_average_surprise_near_tau():
     for _ in range(3000):
         final = chain.process(logits, [])
         token = chain.choose(final)
-        surprises.append(-math.log2(float(torch.softmax(final, -1)[token])))
+        surprises.append(-math.log2(float(torch.softmax(torch.as_tensor(final.full()), -1)[token])))
     assert sum(surprises[500:]) / len(surprises[500:]) == pytest.approx(4.0, abs=0.3)
 
 
@@ -155,14 +155,14 @@ def test_logit_bias_by_text_moves_those_tokens():
     model = ScriptedModel()
     chain = SamplerChain(plain(logit_bias=(("ab", 2.0), ("b", -1.5))), model, seed=0)
     assert chain.extras.bias == {ord("a"): 2.0, ord("b"): 0.5}
-    out = chain.process(torch.zeros(128), [])
+    out = torch.as_tensor(chain.process(torch.zeros(128), []).full())
     assert out[ord("a")].item() == 2.0 and out[ord("b")].item() == 0.5 and out[ord("c")].item() == 0.0
 
 
 def test_a_banned_string_inside_one_token_bans_that_token():
     chain = SamplerChain(plain(banned_strings=("E",)), ScriptedModel(), seed=0)  # case-insensitive
     assert chain.extras.banned == {ord("e"), ord("E")}
-    assert kept(chain.process(torch.zeros(128), [])) == set(range(128)) - {ord("e"), ord("E")}
+    assert kept(chain.process(torch.zeros(128), []).full()) == set(range(128)) - {ord("e"), ord("E")}
 
 
 def test_a_banned_phrase_is_never_written_and_the_text_before_it_is_kept():
@@ -194,8 +194,8 @@ def test_the_default_order_is_the_one_recipes_were_made_with():
 
 def test_the_order_changes_what_is_kept():
     logits = torch.log(torch.tensor([0.5, 0.2, 0.15, 0.1, 0.05]))
-    default = plain(temperature=3.0, min_p=0.3)  # temperature first: a flatter curve keeps more above min-p
-    min_p_first = plain(temperature=3.0, min_p=0.3, sampler_order=complete_order(["min_p", "temperature"]))
+    default = plain(temperature=3.0, min_p=0.25)  # temperature first: a flatter curve keeps more above min-p
+    min_p_first = plain(temperature=3.0, min_p=0.25, sampler_order=complete_order(["min_p", "temperature"]))
     assert kept(sampling.process_logits(logits, [], default)) == {0, 1, 2, 3, 4}
     assert kept(sampling.process_logits(logits, [], min_p_first)) == {0, 1, 2}
 
@@ -264,3 +264,11 @@ class NoisyModel(ScriptedModel):
         logits = torch.randn(128, generator=torch.Generator().manual_seed(position)) * 2
         logits[0] = -30.0  # no end of text: every run writes its 40 tokens
         return logits
+
+
+def test_continue_on_a_finished_text_writes_something():
+    model = ScriptedModel()
+    ended = text.generate(model, model.script, plain(greedy=True, max_new_tokens=5, min_new_tokens=0), seed=0)
+    assert ended.text == "" and ended.finish_reason == "eos"  # the model's own choice: the text is over
+    again = text.generate(model, model.script, plain(greedy=True, max_new_tokens=5), seed=0)  # the default: 1
+    assert again.text and len(again.token_ids) >= 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from studio.engine.text.sampling import ChainExtras, choose_token, mirostat_update, process_logits
+from studio.engine.text.sampling import Candidates, ChainExtras, choose_from, mirostat_update, run_chain, uniform
 
 if TYPE_CHECKING:
     from studio.engine.text.models import TextModel
@@ -40,10 +40,15 @@ def ids_containing(model: TextModel, texts, lower: bool = False) -> frozenset[in
 
 class SamplerChain:
     def __init__(self, settings: TextSettings, model: TextModel, seed: int) -> None:
-        import torch
-
         self.settings = settings
-        self.generator = torch.Generator().manual_seed(int(seed))
+        if settings.draw == "multinomial":  # how recipes from before "draw" were drawn: their seeds' own stream
+            import torch
+
+            self.generator = torch.Generator().manual_seed(int(seed))
+        else:  # NumPy's PCG64: a draw is one call, no torch dispatch between two of llama.cpp's tokens
+            import numpy as np
+
+            self.generator = np.random.default_rng(int(seed))
         self.greedy = settings.greedy or settings.temperature == 0
         self.extras = ChainExtras(mu=2 * settings.mirostat_tau)  # llama.cpp starts mu at 2 tau
         self.extras.bias = bias_ids(model, settings.logit_bias)
@@ -55,23 +60,19 @@ class SamplerChain:
             newline = model.encode("\n")
             self.extras.protected = tuple(newline[-1:]) + ((model.eos_id,) if model.eos_id is not None else ())
 
-    def process(self, logits, history, banned_here=frozenset()):
-        """The logits the next token is drawn from; `banned_here` are tokens refused at this position only."""
+    def process(self, logits, history, banned_here=frozenset()) -> Candidates:
+        """The candidates the next token is drawn from; `banned_here` are tokens refused at this position only."""
         extras = self.extras
         if banned_here:
             extras = ChainExtras(**{**vars(extras), "banned": extras.banned | banned_here})
         if self.settings.xtc_probability > 0 and not self.greedy:
-            import torch
+            extras.roll = uniform(self.generator)  # drawn every step: one seed, one text
+        return run_chain(logits, history, self.settings, extras)
 
-            extras.roll = float(torch.rand(1, generator=self.generator))  # drawn every step: one seed, one text
-        return process_logits(logits, history, self.settings, extras)
-
-    def choose(self, final) -> int:
-        token = choose_token(final, self.settings, self.generator)
+    def choose(self, final: Candidates) -> int:
+        token = choose_from(final, self.settings, self.generator)
         if self.settings.mirostat and not self.greedy:
-            import torch
-
-            p_chosen = float(torch.softmax(final.float(), -1)[token])
+            p_chosen = final.probability(token)
             self.extras.mu = mirostat_update(self.extras.mu, p_chosen, self.settings.mirostat_tau,
                                              self.settings.mirostat_eta)
         return token

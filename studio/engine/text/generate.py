@@ -10,7 +10,6 @@ No Qt here; torch and transformers are imported inside functions (start-up time)
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import dataclass, replace
@@ -22,7 +21,7 @@ from studio.core.recipe import Recipe
 from studio.engine.text.chain import SamplerChain
 from studio.engine.text.llama import choose_runtime, load_for_runtime
 from studio.engine.text.models import TextModel, load_text_model  # noqa: F401 - load_text_model re-exported
-from studio.engine.text.sampling import inspect_candidates
+from studio.engine.text.sampling import Candidates, inspect_candidates
 from studio.engine.text.settings import DEFAULT_MODEL, PRESET_KEYS, PRESETS, TextSettings  # noqa: F401 - re-exported
 
 # ----------------------------------------------------------------------------------------------- settings
@@ -98,12 +97,12 @@ class Generation:
 
 def only_these_tokens(final, raw, allowed_ids):
     """Mask all but allowed_ids; if the filters already removed every allowed one, fall back to the raw logits."""
-    import torch
+    import numpy as np
 
-    mask = torch.full_like(final, -math.inf)
-    mask[allowed_ids] = 0.0
+    mask = np.full(final.shape, -np.inf, dtype=np.float32)
+    mask[np.asarray(allowed_ids, dtype=np.int64)] = 0.0
     restricted = final + mask
-    return restricted if torch.isfinite(restricted).any() else raw + mask
+    return restricted if np.isfinite(restricted).any() else np.asarray(raw, dtype=np.float32) + mask
 
 
 MAX_BANS_PER_POSITION = 32  # a position where this many tokens all led into banned strings keeps the last one
@@ -197,9 +196,12 @@ def generate(
     while len(out.generated) < settings.max_new_tokens:
         if cancelled is not None and cancelled():
             raise Cancelled()
-        final = chain.process(logits, out.history, frozenset(out.bans.get(len(out.generated), ())))
+        refused = out.bans.get(len(out.generated), set())
+        if len(out.generated) < settings.min_new_tokens and model.eos_id is not None:
+            refused = refused | {model.eos_id}  # not the end yet (a Continue after an end would add nothing)
+        final = chain.process(logits, out.history, frozenset(refused))
         if heal and not out.generated:
-            final = only_these_tokens(final, logits, heal)
+            final = Candidates(only_these_tokens(final.full(), logits, heal), None, logits.numel())
         token = chain.choose(final)
         tokens_made += 1
         if tokens_made == 1:

@@ -90,12 +90,19 @@ class LlamaTextModel(TextModel):
         self._add_bos = llm._model.add_bos_token() and llm.token_bos() >= 0
         self._n_vocab = llm.n_vocab()
         self._logits_of = llama_cpp.llama_get_logits_ith
+        self._pieces: dict[int, bytes] = {}
 
     def encode(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False) if text else []
 
     def decode(self, ids: list[int]) -> str:
-        return self.llm.detokenize(list(ids)).decode("utf-8", errors="replace")
+        # Each token's bytes once (llama.cpp's detokenize is this same join, one ctypes call a token, every time):
+        # the loop decodes the whole output after every token.
+        pieces = self._pieces
+        for token in ids:
+            if token not in pieces:
+                pieces[token] = self.llm.detokenize([token])
+        return b"".join(pieces[token] for token in ids).decode("utf-8", errors="replace")
 
     def vocab_size(self) -> int:
         return self._n_vocab
@@ -107,11 +114,15 @@ class LlamaTextModel(TextModel):
         return self._space_led
 
     def _logits(self):
-        import numpy as np
-        import torch
+        """The next token's logits as a NumPy row (what the chain works on), copied: llama.cpp overwrites its
+        buffer at the next token."""
+        import ctypes
 
-        row = np.ctypeslib.as_array(self._logits_of(self.llm.ctx, -1), shape=(self._n_vocab,))
-        return torch.from_numpy(row.copy())  # a copy: llama.cpp overwrites its buffer at the next token
+        import numpy as np
+
+        row = np.empty(self._n_vocab, dtype=np.float32)
+        ctypes.memmove(row.ctypes.data, self._logits_of(self.llm.ctx, -1), self._n_vocab * 4)
+        return row
 
     def _read(self, ids: list[int]):
         """Make the context hold exactly `ids`, reading only what differs from what it holds; the next logits."""

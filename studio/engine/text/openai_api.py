@@ -45,6 +45,7 @@ FIELDS: dict[str, tuple[tuple[str, Callable[[S], Any]], ...]] = {
     "presence_penalty": (("presence_penalty", lambda s: s.presence_penalty),),
     "frequency_penalty": (("frequency_penalty", lambda s: s.frequency_penalty),),
     "max_new_tokens": (("max_tokens", lambda s: s.max_new_tokens),),
+    "min_new_tokens": (("min_tokens", lambda s: s.min_new_tokens),),
     "stop": (("stop", lambda s: list(s.stop) or None),),
     "dry_multiplier": (("dry_multiplier", lambda s: s.dry_multiplier),),
     "dry_base": (("dry_base", lambda s: s.dry_base),),

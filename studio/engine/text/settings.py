@@ -27,6 +27,8 @@ SAMPLER_ORDER = (
 # Where a job's model runs: "auto" takes llama.cpp for a GGUF file and for a built-in model that ships one (the
 # fastest path) when llama-cpp-python is installed, else transformers.
 RUNTIMES = ("auto", "llama.cpp", "transformers")
+DRAWS = ("cdf", "multinomial")
+LEGACY_DRAW = "multinomial"  # what a recipe without "draw" was drawn with
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,17 @@ class TextSettings:
     # The order of the sampling stages (names from SAMPLER_ORDER); a stage left out runs at the end.
     sampler_order: tuple[str, ...] = SAMPLER_ORDER
     runtime: str = "auto"  # one of RUNTIMES; the complete recipe records the one that ran
+    # How a token is drawn from what the chain kept: "cdf" takes one uniform number from the seeded generator and
+    # finds it among the kept tokens' cumulative probabilities (costs what is kept); "multinomial" is
+    # torch.multinomial over the whole vocabulary (~0.2 ms a token at 2k tokens, 2 ms at 32k), how every recipe
+    # was drawn before this was a setting: `from_params` gives such recipes "multinomial", so their seeds still
+    # write their texts.
+    draw: str = "cdf"
     # Length limit of the output, in tokens (bytes for byte-level models).
     max_new_tokens: int = 200
+    # End of text is refused for this many tokens: Continue on a text the model ended would otherwise end again
+    # at once and add nothing.
+    min_new_tokens: int = 1
     # Generation ends when the output contains one of these; they are cut off unless include_stop.
     stop: tuple[str, ...] = ()
     include_stop: bool = field(default=False, metadata={"panel": False})  # the engine's option; no panel shows it
@@ -107,6 +118,7 @@ class TextSettings:
     def from_params(cls, params: dict[str, Any]) -> TextSettings:
         known = {f: params[f] for f in cls.__dataclass_fields__
                  if f in params and params[f] is not None and f not in RECIPE_FIELDS}
+        known.setdefault("draw", LEGACY_DRAW)  # a recipe from before "draw": drawn as it was then
         if "stop" in known:
             stop = known["stop"]
             known["stop"] = tuple(s for s in ([stop] if isinstance(stop, str) else stop) if s)
@@ -141,7 +153,7 @@ class TextSettings:
             problems.append("top-p and typical-p must be in (0, 1]")
         if not 0 <= self.min_p <= 1:
             problems.append("min-p must be in [0, 1]")
-        if self.top_k < 0 or self.max_new_tokens < 0 or self.repetition_window < 0:
+        if self.top_k < 0 or self.max_new_tokens < 0 or self.repetition_window < 0 or self.min_new_tokens < 0:
             problems.append("top-k, max new tokens and the repetition window cannot be negative")
         if self.repetition_penalty <= 0:
             problems.append("repetition penalty must be above 0 (1 = off)")
@@ -153,6 +165,8 @@ class TextSettings:
             problems.append("mirostat's tau and eta must be above 0")
         if not 0 <= self.dynatemp_low <= self.dynatemp_high or self.dynatemp_exponent <= 0:
             problems.append("dynamic temperature needs 0 <= low <= high and an exponent above 0")
+        if self.draw not in DRAWS:
+            problems.append(f"unknown draw {self.draw!r} ({', '.join(DRAWS)})")
         if self.runtime not in RUNTIMES:
             problems.append(f"unknown runtime {self.runtime!r} ({', '.join(RUNTIMES)})")
         if self.mode not in ("completion", "chat"):
