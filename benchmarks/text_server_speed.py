@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from benchmarks.text_speed import PROMPT, SAMPLED, median
+from benchmarks.text_speed import GGUF_PROMPT, SAMPLED, median, steady_rate
 
 _APPLICATION: list = []
 PERF = re.compile(r"(prompt eval|eval) time =\s*([\d.]+) ms /\s*(\d+) (?:tokens|runs)")
@@ -63,54 +63,91 @@ class _Server:
         self.process.wait(timeout=30)
 
 
+def _bare_client_rate(url: str, body: dict) -> float:
+    """The same request streamed by a few lines of httpx, no app: what the server delivers (after the first
+    token)."""
+    import httpx
+
+    from studio.engine.text import openai_api as api
+
+    started, first, count = time.perf_counter(), 0.0, 0
+    with httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as client:
+        with client.stream("POST", f"{url}/v1/completions", json=body) as response:
+            for event in api.server_events(response.iter_lines()):
+                if (event.get("choices") or [{}])[0].get("text"):
+                    count += 1
+                    if count == 1:
+                        first = time.perf_counter() - started
+    return steady_rate(count, time.perf_counter() - started, first)
+
+
+def _app_run(backend, job, loop_class) -> list:
+    from PySide6.QtCore import QTimer
+
+    from studio.core.jobs import JobEvent
+
+    outputs, loop = [], loop_class()
+
+    def on_message(message):
+        if message.job_id == job.id and message.event == JobEvent.OUTPUT:
+            outputs.extend(message.result.artifacts)
+        if message.job_id == job.id and message.event in (JobEvent.FINISHED, JobEvent.FAILED):
+            loop.quit()
+
+    backend.message.connect(on_message)
+    QTimer.singleShot(120_000, loop.quit)
+    backend.submit(job)
+    loop.exec()
+    backend.message.disconnect(on_message)
+    return outputs
+
+
 def server_figures(args) -> dict:
-    from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
+    from PySide6.QtCore import QCoreApplication, QEventLoop
 
     from studio import paths
     from studio.backends.openai_text import OpenAITextBackend
-    from studio.core.jobs import Job, JobEvent
+    from studio.core.jobs import Job
     from studio.core.recipe import Recipe
     from studio.core.servers import ServerConfig
+    from studio.engine.text import openai_api as api
     from studio.engine.text.llama import llama_threads
+    from studio.engine.text.settings import TextSettings
 
     if QCoreApplication.instance() is None:
         _APPLICATION.append(QCoreApplication([]))  # queued signals need an application (kept alive here)
     model = str(paths.builtin_model_dir("text-gpt") / "text-gpt.gguf")
     server = _Server(model, llama_threads())
-    backend = OpenAITextBackend(ServerConfig("bench", "openai", f"http://127.0.0.1:{server.port}"), None, token="")
+    url = f"http://127.0.0.1:{server.port}"
+    backend = OpenAITextBackend(ServerConfig("bench", "openai", url), None, token="")
+    app_rates, compute_rates, bare_rates, firsts = [], [], [], []
     try:
         backend.start()
-        app_rates, own_rates, firsts = [], [], []
         for run in range(args.runs + 1):
             params = {**SAMPLED, "max_new_tokens": args.tokens, "inspect": False, "backend": "bench"}
-            job = Job("text.generate", Recipe("text", prompt=PROMPT, model=model, seed=run, params=params), save=False)
-            outputs = []
-            loop = QEventLoop()
-
-            def on_message(message, job_id=job.id, outputs=outputs, loop=loop):
-                if message.job_id == job_id and message.event == JobEvent.OUTPUT:
-                    outputs.extend(message.result.artifacts)
-                if message.job_id == job_id and message.event in (JobEvent.FINISHED, JobEvent.FAILED):
-                    loop.quit()
-
-            backend.message.connect(on_message)
-            QTimer.singleShot(120_000, loop.quit)
-            backend.submit(job)
-            loop.exec()
-            backend.message.disconnect(on_message)
+            job = Job("text.generate", Recipe("text", prompt=GGUF_PROMPT, model=model, seed=run, params=params),
+                      save=False)
+            outputs = _app_run(backend, job, QEventLoop)
             perf = server.perf()
+            body, _ = api.request_body(TextSettings.from_params(params), GGUF_PROMPT, model, run, backend.info)
+            bare = _bare_client_rate(url, body)
+            server.perf()
             if run == 0 or not outputs or "eval" not in perf:
                 continue  # the first request warms the server up
             info = outputs[0].info
-            app_rates.append(info["tokens_per_s"])
+            elapsed = info["tokens"] / info["tokens_per_s"] if info["tokens_per_s"] else 0.0
+            app_rates.append(steady_rate(info["tokens"], elapsed, info["first_token_s"]))
             firsts.append(info["first_token_s"])
-            prompt_ms = perf.get("prompt eval", (0.0, 0))[0]
             eval_ms, runs = perf["eval"]
-            own_rates.append((runs + 1) / ((prompt_ms + eval_ms) / 1000))  # the first token comes from the prompt
+            compute_rates.append(runs / (eval_ms / 1000))
+            bare_rates.append(bare)
     finally:
         backend.stop()
         server.stop()
-    return {"server": "llama-cpp-python (llama_cpp.server), 127.0.0.1", "server_own_tokens_per_s": median(own_rates),
-            "app_tokens_per_s": median(app_rates),
-            "ratio_app_vs_server": round(statistics.median(app_rates) / statistics.median(own_rates), 3),
+    return {"server": "llama-cpp-python (llama_cpp.server), 127.0.0.1", "prompt": GGUF_PROMPT,
+            "rates": "tokens/s after the first token",
+            "server_compute_tokens_per_s": median(compute_rates),
+            "bare_httpx_client_tokens_per_s": median(bare_rates), "app_tokens_per_s": median(app_rates),
+            "ratio_app_vs_bare_client": round(statistics.median(app_rates) / statistics.median(bare_rates), 3),
+            "ratio_app_vs_server_compute": round(statistics.median(app_rates) / statistics.median(compute_rates), 3),
             "first_token_ms": round(statistics.median(firsts) * 1000, 1), "goal_ratio": 0.9}

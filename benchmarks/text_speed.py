@@ -44,6 +44,10 @@ def card_figures(folder: Path) -> dict:
     return {}
 
 
+def say(what: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+
 def median(values: list[float], digits: int = 1) -> float:
     return round(statistics.median(values), digits)
 
@@ -153,7 +157,8 @@ def gguf_figures(args) -> dict:
 
 def chain_figures() -> dict:
     """µs our chain (sampling.py via chain.py) takes per token on random logits, with the app's defaults and
-    with every newer sampler on; plus what recording the token candidates adds."""
+    with every newer sampler on; plus what recording the token candidates adds. Wall time and this process's CPU
+    time (the CPU figure moves less with what else runs on the machine)."""
     import torch
 
     from studio.engine.text.chain import SamplerChain
@@ -180,17 +185,21 @@ def chain_figures() -> dict:
         generator = torch.Generator().manual_seed(0)
         rows = [torch.randn(size, generator=generator) * 3 for _ in range(40)]
         history = [int(i) for i in torch.randint(0, size, (256,), generator=generator)]
+        rows = [row.numpy() for row in rows]  # as the models hand them over
         for name, settings in cases.items():
             chain = SamplerChain(settings, Vocabulary(size), 0)
-            started = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             for _ in range(5):
                 for row in rows:
                     chain.choose(chain.process(row, history))
-            figures[f"vocab_{size}_{name}_us"] = round((time.perf_counter() - started) / (5 * len(rows)) * 1e6, 1)
-        started = time.perf_counter()
+            count = 5 * len(rows)
+            figures[f"vocab_{size}_{name}_us"] = round((time.perf_counter() - wall) / count * 1e6, 1)
+            figures[f"vocab_{size}_{name}_cpu_us"] = round((time.process_time() - cpu) / count * 1e6, 1)
+        wall, cpu = time.perf_counter(), time.process_time()
         for row in rows:
             inspect_candidates(row, row, lambda ids: "x")
-        figures[f"vocab_{size}_token_candidates_us"] = round((time.perf_counter() - started) / len(rows) * 1e6, 1)
+        figures[f"vocab_{size}_token_candidates_us"] = round((time.perf_counter() - wall) / len(rows) * 1e6, 1)
+        figures[f"vocab_{size}_token_candidates_cpu_us"] = round((time.process_time() - cpu) / len(rows) * 1e6, 1)
     return figures
 
 
@@ -208,13 +217,18 @@ def main() -> None:
     torch.set_num_threads(cpu_threads())
     device = pick_device("auto")
     figures: dict = {"device": device.label, "new_tokens": args.tokens, "runs": args.runs,
+                     "torch_threads": torch.get_num_threads(),
                      "load_average_at_start": [round(v, 2) for v in os.getloadavg()]}
+    say("transformers: app loop vs model.generate")
     figures["transformers"] = transformers_figures(args, device)
+    say("GGUF: app vs llama.cpp's own generate")
     figures["gguf_llama_cpp"] = gguf_figures(args)
     if not args.skip_server:
         from benchmarks.text_server_speed import server_figures
 
+        say("OpenAI-compatible server: app vs the server")
         figures["openai_server"] = server_figures(args)
+    say("the sampling chain alone")
     figures["sampling_chain"] = chain_figures()
     figures["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     figures["model_card_figures"] = card_figures(ROOT / "models" / "text-gpt")

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from studio.engine.text.sampling import Candidates, ChainExtras, choose_from, mirostat_update, run_chain, uniform
+from studio.engine.text.sampling import (
+    Candidates,
+    ChainExtras,
+    active_stages,
+    choose_from,
+    mirostat_update,
+    run_chain,
+    uniform,
+)
 
 if TYPE_CHECKING:
     from studio.engine.text.models import TextModel
@@ -50,7 +58,7 @@ class SamplerChain:
 
             self.generator = np.random.default_rng(int(seed))
         self.greedy = settings.greedy or settings.temperature == 0
-        self.extras = ChainExtras(mu=2 * settings.mirostat_tau)  # llama.cpp starts mu at 2 tau
+        self.extras = ChainExtras(mu=2 * settings.mirostat_tau, stages=active_stages(settings))  # mu: llama.cpp's start
         self.extras.bias = bias_ids(model, settings.logit_bias)
         # A banned string that fits inside one token is banned as that token; longer ones back the writer up.
         self.extras.banned = ids_containing(model, settings.banned_strings, lower=True)

@@ -285,6 +285,7 @@ class ChainExtras:
     protected: tuple[int, ...] = ()  # XTC never drops these (newline, end of text)
     mu: float = 0.0  # mirostat's running threshold (starts at 2 x tau)
     roll: float = 1.0  # XTC's dice roll for this step, in [0, 1): 1 never fires
+    stages: tuple[str, ...] | None = None  # the order's stages that do something (`active_stages`); None: all
 
 
 def _temperature(logits, s, history, window, extras):
@@ -311,6 +312,18 @@ STAGES = {
     "mirostat": lambda x, s, h, w, e: mirostat_v2_filter(x, e.mu) if s.mirostat else x,
     "xtc": lambda x, s, h, w, e: xtc_filter(x, s.xtc_threshold, s.xtc_probability, e.roll, e.protected),
 }
+def active_stages(settings: TextSettings) -> tuple[str, ...]:
+    """The stages of the order that change anything with these settings (the others return their input): worked
+    out once a generation, so a token pays only for the controls that are on."""
+    s = settings
+    off = {"repetition_penalty": s.repetition_penalty == 1.0, "presence_penalty": s.presence_penalty == 0,
+           "frequency_penalty": s.frequency_penalty == 0, "dry": s.dry_multiplier <= 0,
+           "temperature": not s.dynamic_temperature and s.temperature == 1.0, "top_k": s.top_k <= 0,
+           "top_p": s.top_p >= 1.0, "typical_p": s.typical_p >= 1.0, "min_p": s.min_p <= 0,
+           "mirostat": not s.mirostat, "xtc": s.xtc_probability <= 0}
+    return tuple(stage for stage in s.sampler_order if not off.get(stage, False))
+
+
 # The stages greedy decoding keeps: it takes the argmax of the penalised logits.
 PENALTY_STAGES = frozenset({"repetition_penalty", "presence_penalty", "frequency_penalty", "dry"})
 
@@ -379,7 +392,7 @@ def run_chain(logits, previous_ids, settings: TextSettings, extras: ChainExtras 
     window = history[-settings.repetition_window :] if settings.repetition_window else history
     greedy = settings.greedy or settings.temperature == 0
     candidates = Candidates(logits, None, logits.size)
-    for stage in settings.sampler_order:
+    for stage in extras.stages if extras.stages is not None else settings.sampler_order:
         if greedy and stage not in PENALTY_STAGES:
             continue  # greedy = the penalised argmax: temperature and the filters can't change it (or shouldn't)
         candidates = _run_stage(stage, candidates, settings, history, window, extras)
