@@ -84,6 +84,10 @@ class PanelState(QObject):
         if not keep_seed_random:
             given["seed"] = recipe.seed
         given.update({k: v for k, v in recipe.params.items() if k in self._values})
+        # a setting added after the recipe was made, whose default would change what it makes (text's "draw")
+        old_values = getattr(media.settings_class(self.modality), "OLD_RECIPE_VALUES", None) \
+            if self.modality in media.MEDIA else None
+        given.update({k: v for k, v in (old_values or {}).items() if k not in recipe.params and k in self._values})
         checked, problems = self.checked(given)
         values.update(checked)
         self.update(values)

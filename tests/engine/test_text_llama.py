@@ -4,6 +4,7 @@ exporter, the file's context length and chat template, the runtime choice and it
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,28 @@ def test_continuing_reuses_what_llama_cpp_already_read():
     assert model.llm.n_tokens == len(ids) + len(model.encode(" enjoys"))
     state, logits = model.start(ids[:3])  # a fork: back to a shorter prefix
     assert model.llm.n_tokens == 3 and logits.shape[0] == model.vocab_size()
+
+
+def quantize(source: Path, out: Path, kind: str) -> Path:
+    """As llama.cpp's llama-quantize makes them (its C function, through llama-cpp-python)."""
+    import ctypes
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{kind}")
+    assert llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), ctypes.byref(params)) == 0
+    return out
+
+
+@pytest.mark.parametrize("kind", ["Q8_0", "Q4_0"])
+def test_a_quantized_gguf_loads_and_writes(tmp_path, kind):
+    f16_path = paths.builtin_model_dir("text-gpt") / "text-gpt.gguf"
+    path = quantize(f16_path, tmp_path / f"text-gpt-{kind}.gguf", kind)
+    assert path.stat().st_size < 0.75 * f16_path.stat().st_size
+    quantized = llama.load_for_runtime(catalog.resolve(str(path)), "cpu", "float32", False, "llama.cpp")
+    full = llama.load_for_runtime(catalog.resolve(BUILTIN), "cpu", "float32", False, "llama.cpp")
+    settings = TextSettings(greedy=True, max_new_tokens=12, inspect=True)
+    small, f16 = generate(quantized, "A hacker is", settings, 0), generate(full, "A hacker is", settings, 0)
+    assert len(small.token_ids) == 12 and small.token_ids[0] == f16.token_ids[0]
+    assert abs(small.inspector[0]["before"][0]["p"] - f16.inspector[0]["before"][0]["p"]) < 0.05

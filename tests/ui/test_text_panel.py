@@ -196,3 +196,15 @@ def test_inspector_spans_use_the_engines_character_spans():
     spans = inspector_spans(tokens)
     assert [(t["start"], t["end"]) for t in spans] == [(0, 3), (3, 4), (4, 7)]
     assert [(t["start"], t["end"]) for t in inspector_spans(tokens, shift=-1)][0] == (-1, 2)
+
+
+def test_an_old_recipe_is_drawn_as_it_was_made_and_a_new_one_as_now(qtbot):
+    from studio.core.recipe import Recipe
+
+    state, _panel = make_panel(qtbot)
+    assert state.text.get("draw") == "cdf"
+    state.restore(Recipe("text", prompt="Old", seed=5, params={"mode": "completion", "temperature": 0.7}))
+    assert state.text.get("draw") == "multinomial"  # made before "draw" existed: its seed writes its text again
+    assert state.text.recipe().params["draw"] == "multinomial"
+    state.restore(Recipe("text", prompt="New", seed=6, params={"mode": "completion", "draw": "cdf"}))
+    assert state.text.get("draw") == "cdf"

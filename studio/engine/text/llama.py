@@ -10,6 +10,7 @@ llama_cpp, numpy and torch are imported inside functions (start-up time; llama-c
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -46,6 +47,39 @@ def llama_threads() -> int:
     if wanted.isdigit() and int(wanted) > 0:
         return int(wanted)
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+def cpu_has_amx() -> bool:
+    """Whether this (Linux) CPU says it has AMX tiles."""
+    try:
+        return "amx_tile" in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def weight_repacking(allowed: bool):
+    """llama.cpp repacks quantized weights for the CPU's fastest kernels ("extra buffer types"). Measured here, on a
+    VM whose CPU lists AMX: every Q8_0/Q4_0 GGUF (llama.cpp's own quantizer's too) segfaults at its first token,
+    and runs once repacking is off. llama-cpp-python doesn't expose the switch, so the model parameters it asks
+    llama.cpp for are changed while one model loads (the engine loads one at a time)."""
+    if allowed:
+        yield
+        return
+    import llama_cpp.llama_cpp as native
+
+    original = native.llama_model_default_params
+
+    def without_repacking():
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    native.llama_model_default_params = without_repacking
+    try:
+        yield
+    finally:
+        native.llama_model_default_params = original
 
 
 def gpu_layers(device: str) -> int:
@@ -188,8 +222,9 @@ def load_gguf(path: Path, device: str = "cpu", name: str = "") -> LlamaTextModel
     context = min(trained or MAX_DEFAULT_CONTEXT, MAX_DEFAULT_CONTEXT)
     layers = gpu_layers(device)
     try:
-        llm = llama_cpp.Llama(str(path), n_ctx=context, n_batch=min(512, context), n_gpu_layers=layers,
-                              n_threads=llama_threads(), seed=0, verbose=False)
+        with weight_repacking(allowed=not cpu_has_amx()):
+            llm = llama_cpp.Llama(str(path), n_ctx=context, n_batch=min(512, context), n_gpu_layers=layers,
+                                  n_threads=llama_threads(), seed=0, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
         raise catalog.CorruptModelError(f"{Path(path).name}: llama.cpp cannot load it ({exc})") from exc
     return LlamaTextModel(llm, name or Path(path).stem, gpu=layers != 0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from studio.core.jobs import UserError
 from studio.core.recipe import RANDOM_SEED
@@ -28,12 +28,17 @@ SAMPLER_ORDER = (
 # fastest path) when llama-cpp-python is installed, else transformers.
 RUNTIMES = ("auto", "llama.cpp", "transformers")
 DRAWS = ("cdf", "multinomial")
-LEGACY_DRAW = "multinomial"  # what a recipe without "draw" was drawn with
+# Settings added after recipes were already being made, whose default changes what an old recipe's seed writes:
+# the value a recipe that doesn't name them was made with. `from_params` and the panel's restore
+# (State's PanelState.restore) fill them in, so an old recipe writes its own text again.
+OLD_RECIPE_VALUES = {"draw": "multinomial"}
 
 
 @dataclass(frozen=True)
 class TextSettings:
     """Every sampling control with its default, in one place. Recipe params use the same names."""
+
+    OLD_RECIPE_VALUES: ClassVar[dict[str, Any]] = OLD_RECIPE_VALUES  # (read by the panel's restore)
 
     prompt: str = ""  # the completion page (chat mode keeps its turns in `messages`)
     model: str = DEFAULT_MODEL
@@ -95,7 +100,7 @@ class TextSettings:
     # finds it among the kept tokens' cumulative probabilities (costs what is kept); "multinomial" is
     # torch.multinomial over the whole vocabulary (~0.2 ms a token at 2k tokens, 2 ms at 32k), how every recipe
     # was drawn before this was a setting: `from_params` gives such recipes "multinomial", so their seeds still
-    # write their texts.
+    # write their texts (OLD_RECIPE_VALUES).
     draw: str = "cdf"
     # Length limit of the output, in tokens (bytes for byte-level models).
     max_new_tokens: int = 200
@@ -118,7 +123,8 @@ class TextSettings:
     def from_params(cls, params: dict[str, Any]) -> TextSettings:
         known = {f: params[f] for f in cls.__dataclass_fields__
                  if f in params and params[f] is not None and f not in RECIPE_FIELDS}
-        known.setdefault("draw", LEGACY_DRAW)  # a recipe from before "draw": drawn as it was then
+        for name, value in OLD_RECIPE_VALUES.items():
+            known.setdefault(name, value)  # a recipe from before the setting: made as it was then
         if "stop" in known:
             stop = known["stop"]
             known["stop"] = tuple(s for s in ([stop] if isinstance(stop, str) else stop) if s)
