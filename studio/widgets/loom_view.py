@@ -111,7 +111,8 @@ class BranchBar(QWidget):
             self.where.setText("one branch")
             self.where.setToolTip("Regenerate, fork at a token or write N siblings to make others")
         hidden = tree.hidden()
-        self.hidden.setText(f"· {hidden} passage(s) on other branches (Tree tab)" if hidden else "")
+        self.hidden.setText(f"· {hidden} more in the tree" if hidden else "")
+        self.hidden.setToolTip(f"{hidden} passage(s) on other branches: the Tree tab lists them all" if hidden else "")
         current = tree.node()
         self.star.setText("★" if current.bookmarked else "☆")
         at_root = current.kind == "root"

@@ -102,8 +102,9 @@ class SamplerOrderList(QListWidget):
         self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.setToolTip("The order the sampling steps run in, top first; drag to reorder (text-generation-webui's "
                         "order by default). Greedy keeps only the penalties.")
-        self.setMaximumHeight(230)  # all eleven stages without scrolling
         self._show(state.get("sampler_order"))
+        # every stage in view, no scrolling: the order is the point of the list
+        self.setFixedHeight(self.sizeHintForRow(0) * self.count() + 2 * self.frameWidth() + 4)
         self.model().rowsMoved.connect(self._commit)
         state.value_changed.connect(lambda name, value: self._show(value) if name == "sampler_order" else None)
 

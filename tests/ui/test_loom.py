@@ -14,7 +14,10 @@ from studio.widgets.loom_view import BranchBar
 
 
 @pytest.fixture
-def live(tmp_path):
+def live(tmp_path, monkeypatch):
+    # One torch thread: these tests look at behaviour, and two threads on a busy 2-core machine wait for each other
+    # at every matmul (measured: 29 ms a matmul, 18 s for 24 tokens)
+    monkeypatch.setenv("LATENT_STUDIO_THREADS", "1")
     state = State()
     history = History(tmp_path / "h.sqlite3", tmp_path / "out")
     worker = ThreadEngine(history=history, device_override="cpu")
@@ -34,7 +37,7 @@ def make_panel(qtbot, state, **values):
     return panel
 
 
-def settle(qtbot, state, action, timeout=60_000):
+def settle(qtbot, state, action, timeout=120_000):
     """Run an action that generates and wait until the loom is idle and its tree saved."""
     action()
     qtbot.waitUntil(lambda: not state.loom.busy(), timeout=timeout)
