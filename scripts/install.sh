@@ -15,6 +15,8 @@ DEBIAN_PACKAGES=(
   libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
   libxcb-shape0 libxcb-xinerama0 libxcb-xkb1
+  # building llama-cpp-python (GGUF models) where no wheel fits
+  cmake g++
   # audio playback (PortAudio) and FLAC/WAV (libsndfile ships in the soundfile wheel)
   libportaudio2
   # data the built-in models are trained on (and tests render a few glyphs from)
@@ -40,4 +42,10 @@ python3 -m venv .venv
 # With an NVIDIA GPU: TORCH_SPEC="torch==2.13.0" plus PyTorch's CUDA index (see README).
 .venv/bin/pip install -q ${TORCH_PIP_ARGS:-} "${TORCH_SPEC:-torch==2.13.0}"
 .venv/bin/pip install -q -e ".${extras}"
+# llama.cpp for GGUF models (and the built-in text model's fastest path): compiled here when no wheel fits, which
+# needs a C++ compiler and cmake. Without it the app runs the same models through transformers.
+if ! .venv/bin/pip install -q -e ".[llama]"; then
+  echo "llama-cpp-python could not be built (a C++ compiler and cmake are needed): GGUF files won't load;" \
+       "the built-in text model runs through transformers." >&2
+fi
 echo "Installed. Start with: .venv/bin/studio"

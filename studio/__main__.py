@@ -107,6 +107,9 @@ def _text_flags(text: argparse.ArgumentParser, defaults) -> None:
     text.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
     text.add_argument("--greedy", action="store_true", default=defaults.greedy)
     text.add_argument("--stop", action="append", default=list(defaults.stop), help="a stop sequence (repeatable)")
+    text.add_argument("--runtime", choices=("auto", "llama.cpp", "transformers"), default=defaults.runtime,
+                      help="auto: llama.cpp for GGUF files and the built-in when installed")
+    text.add_argument("--draw", choices=("cdf", "multinomial"), default=defaults.draw, help=argparse.SUPPRESS)
 
 
 def _music_flags(music: argparse.ArgumentParser, defaults) -> None:

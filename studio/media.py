@@ -69,13 +69,16 @@ MEDIA: dict[str, Medium] = {medium.name: medium for medium in (
     Medium(
         "text", "Text", "studio.panels.text:TextPanel", "studio.engine.text.settings:TextSettings",
         tasks={"text.generate": "studio.engine.text.generate:generate_task",
-               "text.compare": "studio.engine.text.compare:compare_task"},
-        titles={"text.compare": "compare families"},
+               "text.compare": "studio.engine.text.compare:compare_task",
+               "text.loom_save": "studio.engine.text.loom:save_task"},
+        titles={"text.compare": "compare families", "text.loom_save": "save the loom tree"},
         generate="text.generate",
         cli="continue a prompt with a language model; prints only the text",
         selftest=("--prompt", "The cat", "--seed", "1", "--max-new-tokens", "40"),
         outputs=(Output("text", "Text", f"{EXPORT}:write_text_files",
-                        dict.fromkeys((".md", ".txt"), f"{EXPORT}:read_text_recipe")),),
+                        dict.fromkeys((".md", ".txt"), f"{EXPORT}:read_text_recipe")),
+                 Output("loom", "Text", "studio.library.loom_files:write_loom_files",  # a tree of branches (loom)
+                        {".json": "studio.library.loom_files:read_loom_recipe"})),
         model_types={"studio-markov": "markov", "studio-rnn": "rnn"},
     ),
     Medium(

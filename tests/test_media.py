@@ -168,7 +168,7 @@ def test_the_table_names_code_that_exists():
         assert set(medium.titles) <= set(medium.tasks)
         assert all(kind.startswith(medium.name + ".") for kind in medium.tasks)
         assert not medium.generate or medium.generate in medium.tasks
-    assert list(media.gallery_filters()) == [("Images", "image"), ("Text", "text"), ("Music", ("music", "audio")),
+    assert list(media.gallery_filters()) == [("Images", "image"), ("Text", ("text", "loom")), ("Music", ("music", "audio")),
                                              ("Animations", "animation")]
 
 
@@ -188,7 +188,7 @@ def test_the_panel_the_engine_and_the_cli_read_one_default():
     from studio.engine.music import generate as music
     from studio.engine.music import musicgen
     from studio.engine.music.settings import MusicSettings
-    from studio.engine.text.settings import TextSettings
+    from studio.engine.text.settings import OLD_RECIPE_VALUES, TextSettings
     from studio.state import State
 
     state = State()
@@ -200,7 +200,9 @@ def test_the_panel_the_engine_and_the_cli_read_one_default():
                 expected = state.panels[name].get(key)
                 assert value == expected == media.panel_defaults(name)[key], (name, key)
                 assert value == (list(getattr(settings, key)) if key == "stop" else getattr(settings, key))
-    assert TextSettings.from_params({}) == TextSettings()
+    # An empty recipe is an old one: what it lacks was then (OLD_RECIPE_VALUES); everything else is the default.
+    old = TextSettings.from_params({})
+    assert dataclasses.replace(old, **{k: getattr(TextSettings(), k) for k in OLD_RECIPE_VALUES}) == TextSettings()
     assert set(TextSettings().to_params()) == {f.name for f in dataclasses.fields(TextSettings)} - {"prompt", "model", "seed"}
     assert {k: music.DEFAULT_PARAMS[k] for k in ("bars", "top_p", "instrument")} == {"bars": 8, "top_p": 0.95, "instrument": "piano"}
     assert (musicgen.DEFAULT_PARAMS["guidance"], musicgen.DEFAULT_PARAMS["duration"]) == (3.0, 8.0)

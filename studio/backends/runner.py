@@ -33,6 +33,9 @@ def save_with_lineage(history, artifacts: list[Artifact]) -> None:
             ids = tuple(artifacts[i].entry_id for i in siblings if artifacts[i].entry_id is not None)
             artifact.recipe = replace(artifact.recipe, parents=ids)
         history.save_artifact(artifact)
+        replaced = artifact.info.get("replaces_entry")
+        if isinstance(replaced, int) and replaced != artifact.entry_id:
+            history.delete(replaced, delete_files=True)  # an earlier save of the same thing (a loom tree), now stale
 
 
 class _RateClock:

@@ -50,7 +50,7 @@ class CorruptModelError(UserError):
 
 @dataclass(frozen=True)
 class ModelSource:
-    kind: str  # "builtin" | "diffusers" | "transformers" | "single_file" | "hub" | "markov"
+    kind: str  # "builtin" | "diffusers" | "transformers" | "single_file" | "hub" | "markov" | "gguf"
     path: Path | None  # local folder or file (None for a hub id not yet resolved)
     ref: str  # what the user gave
     name: str  # what the picker shows
@@ -107,6 +107,9 @@ def resolve(ref: str) -> ModelSource:
         kind = _folder_kind(path)
         check_no_code(path)  # a folder whose configs ask to run code is refused here, before any import
         return ModelSource(kind, path, ref, path.name)
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        check_gguf_file(path)
+        return ModelSource("gguf", path, ref, path.stem)
     if path.is_file():
         check_weights_file(path)
         return ModelSource("single_file", path, ref, path.stem)
@@ -115,6 +118,20 @@ def resolve(ref: str) -> ModelSource:
     if _HUB_ID.match(ref):
         return ModelSource("hub", None, ref, ref)
     raise UserError(f"not a model folder, file or Hugging Face id: {ref!r}")
+
+
+def check_gguf_file(path: Path) -> dict:
+    """A GGUF file's header, read and checked by us (core/gguf_file.py) before llama.cpp sees the file; returns its
+    metadata. GGUF holds data only (no pickles, no code); the chat template it may carry is rendered in a sandboxed
+    Jinja environment (engine/text/llama.py)."""
+    from studio.core.gguf_file import GGUFError, read_metadata
+
+    try:
+        return read_metadata(path)
+    except GGUFError as exc:
+        raise CorruptModelError(f"{Path(path).name} is not a GGUF file llama.cpp can read: {exc}") from exc
+    except OSError as exc:
+        raise UserError(f"{Path(path).name}: cannot be read ({exc.strerror or exc})") from exc
 
 
 def sniff_format(path: Path) -> str:

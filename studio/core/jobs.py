@@ -131,6 +131,9 @@ class ModelInfo:
     ready: bool = True  # False: known but not downloaded / not loaded on the server
     where: str = ""  # the backend's name: "" for this computer, else a server's name ("on gpu-box")
     note: str = ""  # a tooltip: size, family, why it isn't ready
+    # Settings the backend can't honour for this model, as (setting name, why) pairs: the panel greys them out and
+    # says why (an OpenAI-compatible server that doesn't accept min_p, say).
+    unsupported: tuple[tuple[str, str], ...] = ()
 
 
 Report = Callable[[Progress], None]

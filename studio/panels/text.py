@@ -1,4 +1,10 @@
-"""Text panel: a page the model continues (or a chat), streaming tokens, every sampling control."""
+"""Text panel: a loom — a tree of texts the model and you write together — shown one path at a time as a page the
+model continues (or a chat), tokens streaming in, every sampling control beside it.
+
+The tree and its generations live in `state.loom` (studio/state/loom.py); this panel draws the path on show
+(widgets/loom_page.py), the token under the mouse with its candidates (click one: a fork), the branches (the bar
+above the page, the Tree tab, the Siblings tab) and the controls (widgets/text_controls.py).
+"""
 
 from __future__ import annotations
 
@@ -6,55 +12,34 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
-    QComboBox,
-    QGroupBox,
     QHBoxLayout,
     QInputDialog,
     QLineEdit,
-    QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QSplitter,
-    QTextEdit,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from studio.core.jobs import JobEvent
-from studio.engine.text.settings import PRESET_KEYS
-from studio.engine.text.settings import PRESETS as BUILTIN_PRESETS
-from studio.library import presets
 from studio.library.export import read_text_body
 from studio.state import State
 from studio.widgets.compare_view import compare_button
-from studio.widgets.controls import (
-    ParamSlider,
-    SeedBox,
-    bound_check,
-    bound_combo,
-    compact_combo,
-    row,
-    scroll_column,
-)
+from studio.widgets.controls import scroll_column
 from studio.widgets.flow import FlowLayout
 from studio.widgets.labels import MessageLabel
-from studio.widgets.model_picker import ModelPicker
+from studio.widgets.loom_page import LoomPage, chat_lines
+from studio.widgets.loom_view import BranchBar, LoomTree, SiblingsView
 from studio.widgets.progress import GenerateBar
+from studio.widgets.text_controls import TextControls, format_stops, parse_stops  # noqa: F401 - re-exported
+from studio.widgets.token_candidates import CandidateList
 
 if TYPE_CHECKING:
     from studio.library.history import History
 
-GENERATED_BACKGROUND = QColor(70, 110, 170, 90)
-
-
-def parse_stops(text: str) -> list[str]:
-    """Stop sequences are typed separated by `;`; `\\n` stands for a newline."""
-    return [part.replace("\\n", "\n") for part in text.split(";") if part]
-
-
-def format_stops(stops: list[str]) -> str:
-    return ";".join(s.replace("\n", "\\n") for s in stops)
+MAX_SIBLINGS = 8  # "Write N siblings": more would take long and not fit side by side
 
 
 class TextPanel(QWidget):
@@ -64,15 +49,12 @@ class TextPanel(QWidget):
         super().__init__(parent)
         self.state, self.history = state, history  # every panel is built as (state, history); text needs none yet
         self.values = state.text
-        self._base = ""  # page text before the running generation (the generated span starts after it)
-        # Undo steps per mode: completion keeps earlier pages; chat keeps (messages before the turn, message sent).
-        self._undo: list[str] = []
-        self._chat_undo: list[tuple[list[dict], str]] = []
-        self._job_id: int | None = None  # this panel's text job, from Generate until it ends
-        self._chat: list[dict] = list(self.values.get("messages") or [])
-        self._reply_offset = 0  # leading whitespace of a chat reply, not shown
+        self.loom = state.loom
+        self._base = ""  # the page's text before the running generation (the stream is shown after it)
+        self.info = MessageLabel()  # a long "saved to" path must not widen the window
+        self.info.setObjectName("hint")
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(self._page())
+        splitter.addWidget(self._page_column())
         splitter.addWidget(self._controls())
         splitter.setStretchFactor(0, 1)
         splitter.setSizes([640, 440])
@@ -82,203 +64,239 @@ class TextPanel(QWidget):
         state.preview_changed.connect(self._on_preview)
         state.output_added.connect(self._on_output)
         state.output_restored.connect(self._on_output_restored)
-        state.job_changed.connect(self._on_job)
         self.values.value_changed.connect(self._on_value)
+        self.loom.changed.connect(self._on_loom)
+        self.loom.started.connect(self._on_started)
+        self.loom.busy_changed.connect(self._set_busy)
+        self.loom.note.connect(self.info.setText)
+        self.loom.draft_provider = self._draft
         self._show_mode(self.values.get("mode"))
-        self._set_busy(False)
+        self._set_busy(self.loom.busy())
 
     # --- building ----------------------------------------------------------------------------
 
-    def _page(self) -> QWidget:
-        self.page = QPlainTextEdit()
+    def _page_column(self) -> QWidget:
+        self.page = LoomPage()
         self.page.setPlaceholderText("Write the beginning of a text; the model continues it. Ctrl+Enter generates.")
-        self.page.setPlainText(self.values.get("prompt", ""))
         self.page.textChanged.connect(self._on_page_edited)
+        self.page.token_hovered.connect(self._show_token)
+        self.page.bare_passage_hovered.connect(lambda _node: self.inspector.show_nothing_recorded())
+        self.page.edit_requested.connect(self.edit_message)
+        self.inspector = CandidateList()
+        self.inspector.chosen.connect(self._fork_with)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.inspector, "Tokens")
+        self.siblings = SiblingsView(self.loom)
+        self.tabs.addTab(self.siblings, "Siblings")
+        self.tree_view = LoomTree(self.loom)
+        self.tabs.addTab(self.tree_view, "Tree")
+        page_and_tabs = QSplitter(Qt.Orientation.Vertical)
+        page_and_tabs.addWidget(self.page)
+        page_and_tabs.addWidget(self.tabs)
+        page_and_tabs.setStretchFactor(0, 3)
+        page_and_tabs.setStretchFactor(1, 1)
+        self.tabs.setMinimumHeight(150)  # the candidates' heading and a few rows, however short the window
         self.chat_input = QLineEdit()
         self.chat_input.setPlaceholderText("Your message… (Enter sends)")
         self.chat_input.returnPressed.connect(self.generate)
         self.bar = GenerateBar(self.state, "text", unit="tok")
         self.bar.generate.clicked.connect(self.generate)
+        holder = QWidget()
+        layout = QVBoxLayout(holder)
+        layout.addWidget(BranchBar(self.loom))
+        layout.addWidget(page_and_tabs, 1)
+        layout.addWidget(self.chat_input)
+        layout.addWidget(self.bar)
+        layout.addLayout(self._action_buttons())
+        layout.addWidget(self.info)
+        return holder
+
+    def _action_buttons(self) -> FlowLayout:
         self.continue_button = QPushButton("Continue")
         self.continue_button.setToolTip("Generate more after the current end of the page")
         self.continue_button.clicked.connect(self.generate)
         self.regenerate_button = QPushButton("Regenerate")
-        self.regenerate_button.setToolTip("Undo the last generation and sample it again with a new seed")
+        self.regenerate_button.setToolTip("Sample the last generation again with a new seed; the old one stays as "
+                                          "another branch")
         self.regenerate_button.clicked.connect(self.regenerate)
         self.undo_button = QPushButton("Undo last")
-        self.undo_button.setToolTip("Remove the last generated span")
+        self.undo_button.setToolTip("Go back to before the last generation (it stays in the tree)")
         self.undo_button.clicked.connect(self.undo)
+        self.sibling_count = QSpinBox()
+        self.sibling_count.setRange(2, MAX_SIBLINGS)
+        self.sibling_count.setValue(3)
+        self.sibling_count.setMaximumWidth(64)
+        self.sibling_count.setToolTip("How many continuations “Write siblings” makes at once")
+        self.siblings_button = QPushButton("Write siblings")
+        self.siblings_button.setToolTip("Several continuations of the page at once (new seeds), side by side in "
+                                        "the Siblings tab")
+        self.siblings_button.clicked.connect(self.write_siblings)
+        siblings = QWidget()  # the count and its button wrap as one
+        pair = QHBoxLayout(siblings)
+        pair.setContentsMargins(0, 0, 0, 0)
+        pair.addWidget(self.siblings_button)
+        pair.addWidget(self.sibling_count)
         extra = FlowLayout()  # wraps onto a second line in a narrow window
-        for button in (self.continue_button, self.regenerate_button, self.undo_button):
-            extra.addWidget(button)
+        for widget in (self.continue_button, self.regenerate_button, self.undo_button, siblings):
+            extra.addWidget(widget)
         self.compare_button = compare_button(self.state.compare, "text", self)  # Markov, RNN, GPT side by side
         extra.addWidget(self.compare_button)
-        self.info = MessageLabel()  # a long "saved to" path must not widen the window
-        self.info.setObjectName("hint")
-        holder = QWidget()
-        layout = QVBoxLayout(holder)
-        layout.addWidget(self.page, 1)
-        layout.addWidget(self.chat_input)
-        layout.addWidget(self.bar)
-        layout.addLayout(extra)
-        layout.addWidget(self.info)
-        return holder
+        return extra
 
     def _controls(self) -> QWidget:
-        v = self.values
-        model_box = QGroupBox("Model")
-        model_layout = QVBoxLayout(model_box)
-        model_layout.addWidget(row("Model", ModelPicker(v)))
-        self.mode_combo = bound_combo(v, "mode", [("Completion", "completion"), ("Chat", "chat")],
-                                      "Completion continues the page; chat answers your messages")
-        model_layout.addWidget(row("Mode", self.mode_combo))
-        self.presets = compact_combo(QComboBox(), 6)
-        self.presets.setToolTip("Move the sliders to a tested combination, or to one you saved")
-        self.presets.activated.connect(self._apply_preset)
-        save = QPushButton("Save…")
-        save.setToolTip("Save the current sampling sliders as a named preset")
-        save.clicked.connect(self._ask_preset_name)
-        self.delete_preset_button = QPushButton("Delete")
-        self.delete_preset_button.setToolTip("Delete the chosen saved preset (built-in presets stay)")
-        self.delete_preset_button.clicked.connect(self._delete_preset)
-        preset_row = QHBoxLayout()
-        preset_row.setContentsMargins(0, 0, 0, 0)
-        preset_row.addWidget(self.presets, 1)
-        preset_row.addWidget(save)
-        preset_row.addWidget(self.delete_preset_button)
-        holder = QWidget()
-        holder.setLayout(preset_row)
-        model_layout.addWidget(row("Preset", holder))
-        self._fill_presets()
+        self.side = TextControls(self.values, self.info)
+        self.controls, self.stops = self.side.controls, self.side.stops
+        self.presets, self.delete_preset_button = self.side.presets, self.side.delete_preset_button
+        self.mode_combo, self.runtime_combo = self.side.mode_combo, self.side.runtime_combo
+        return scroll_column(*self.side.groups)
 
-        sampling = QGroupBox("Sampling")
-        s = QVBoxLayout(sampling)
-        s.addWidget(ParamSlider(v, "temperature", "Temperature", 0, 2, 0.05, 2,
-                                tooltip="Flattens (high) or sharpens (low) the odds of every next token. 0 = always the likeliest."))
-        s.addWidget(ParamSlider(v, "top_k", "Top-k", 0, 200, special="off",
-                                tooltip="Only the k likeliest tokens may be picked (0 = no limit)."))
-        s.addWidget(ParamSlider(v, "top_p", "Top-p", 0.05, 1, 0.01, 2,
-                                tooltip="Only the likeliest tokens that together hold p of the probability (nucleus)."))
-        s.addWidget(ParamSlider(v, "min_p", "Min-p", 0, 1, 0.01, 2,
-                                tooltip="Drop tokens less likely than min-p × the likeliest token's probability."))
-        s.addWidget(ParamSlider(v, "typical_p", "Typical-p", 0.05, 1, 0.01, 2,
-                                tooltip="Keep tokens whose surprise is close to the average surprise (1 = off)."))
-        s.addWidget(ParamSlider(v, "repetition_penalty", "Repetition penalty", 1, 2, 0.01, 2,
-                                tooltip="Makes tokens already in the recent text less likely (1 = off)."))
-        s.addWidget(ParamSlider(v, "repetition_window", "Penalty window", 0, 1024, special="all",
-                                tooltip="How many recent tokens the repetition penalty looks at (0 = all)."))
-        s.addWidget(ParamSlider(v, "presence_penalty", "Presence penalty", 0, 2, 0.05, 2,
-                                tooltip="A flat penalty on any token that appeared at all."))
-        s.addWidget(ParamSlider(v, "frequency_penalty", "Frequency penalty", 0, 2, 0.05, 2,
-                                tooltip="A penalty that grows with how often a token appeared."))
-        s.addWidget(ParamSlider(v, "max_new_tokens", "Max new tokens", 1, 2048, tooltip="Stop after this many tokens."))
-        s.addWidget(SeedBox(v))
-        self.stops = QLineEdit(format_stops(v.get("stop", [])))
-        self.stops.setPlaceholderText("e.g. \\n\\n;THE END")
-        self.stops.setToolTip("Generation ends when one of these appears (not included). Separate with ;  — \\n is a newline.")
-        self.stops.textChanged.connect(lambda text: v.set("stop", parse_stops(text)))
-        s.addWidget(row("Stop sequences", self.stops))
-        s.addWidget(bound_check(v, "greedy", "Greedy (always the likeliest token)",
-                                "Ignores temperature and filters: deterministic, often repetitive."))
-        s.addWidget(bound_check(v, "inspect", "Token inspector (slower)",
-                                "Record the top-10 candidates for each token so you can see what the sliders did."))
-        self.inspector = QTextEdit()
-        self.inspector.setReadOnly(True)
-        self.inspector.setPlaceholderText("Token inspector: click a generated token to see its top candidates.")
-        self.inspector.setMaximumHeight(180)
-        scroll = scroll_column(model_box, sampling, self.inspector)
-        self.page.cursorPositionChanged.connect(self._inspect_at_cursor)
-        self._tokens: list[dict] = []
-        return scroll
+    def save_preset(self, name: str) -> None:
+        self.side.save_preset(name)
 
-    # --- behaviour ---------------------------------------------------------------------------
+    def _apply_preset(self, index: int) -> None:
+        self.side.apply_preset(index)
+
+    def _delete_preset(self) -> None:
+        self.side.delete_preset()
+
+    # --- showing -----------------------------------------------------------------------------
 
     def _chat_mode(self) -> bool:
         return self.values.get("mode") == "chat"
 
     def _show_mode(self, mode) -> None:
-        """Each mode has its own page: completion shows the page in "prompt", chat shows the conversation."""
+        """Each mode has its own tree: completion shows its page, chat its conversation."""
         chat = mode == "chat"
         self.chat_input.setVisible(chat)
         self.continue_button.setVisible(not chat)
-        self.page.setReadOnly(chat or self._busy())
-        self._forget_tokens()
-        self.page.setExtraSelections([])
-        self._set_page(self._render_chat() if chat else str(self.values.get("prompt", "")))
+        self.inspector.clear()
+        self._render()
 
-    def _busy(self) -> bool:
-        return self._job_id is not None
+    def _render(self) -> None:
+        """The path on show (or, before anything was generated, the draft in "prompt")."""
+        if self.loom.busy():
+            return  # the stream owns the page until its generations end
+        tree = self.loom.tree
+        if tree.mode == "completion" and tree.current == tree.root:
+            self.page.show_text(str(self.values.get("prompt", "")))
+        else:
+            self.page.show_path(tree)
+        if tree.mode == "chat":
+            if list(self.values.get("messages") or []) != tree.messages():
+                self.values.set("messages", tree.messages())
+        elif tree.current != tree.root:
+            self.values.set("prompt", tree.text())
+        self.page.setReadOnly(self._chat_mode() or self.loom.busy())
+
+    def _on_loom(self) -> None:
+        self._render()
 
     def _set_busy(self, busy: bool) -> None:
         """While a text job runs, nothing may change the page under it: no second job, no undo, no typing."""
         for widget in (self.bar.generate, self.continue_button, self.regenerate_button, self.undo_button,
-                       self.chat_input, self.mode_combo):
+                       self.chat_input, self.mode_combo, self.siblings_button):
             widget.setEnabled(not busy)
         self.page.setReadOnly(busy or self._chat_mode())
+        if not busy:
+            self._render()
 
-    def _set_page(self, text: str) -> None:
-        if text != self.page.toPlainText():
-            self.page.blockSignals(True)
-            self.page.setPlainText(text)
-            self.page.blockSignals(False)
+    def _draft(self) -> str | None:
+        """What the user typed on a completion page since it was drawn (the loom keeps it before it moves)."""
+        if self._chat_mode() or self.loom.busy():
+            return None
+        return self.page.toPlainText()
 
-    def _forget_tokens(self) -> None:
-        self._tokens = []  # the inspector's tokens belong to the page being replaced
+    def _show_token(self, node_id: str, index: int, entry: dict) -> None:
+        forkable = not self._chat_mode() and not self.loom.busy()
+        self.inspector.show_token(entry, forkable, where=f" (token {index + 1})")
+        self._hovered = (node_id, index)
+
+    # --- acting ------------------------------------------------------------------------------
+
+    def generate(self) -> None:
+        self._submit(fresh_seed=False)
+
+    def write_siblings(self) -> None:
+        if self._submit(fresh_seed=False, count=self.sibling_count.value()):
+            self.tabs.setCurrentWidget(self.siblings)
+
+    def _submit(self, fresh_seed: bool, count: int = 1) -> bool:
+        if self.loom.busy():
+            return False  # Ctrl+Enter while streaming: the buttons are disabled, the shortcut must agree
         self.inspector.clear()
+        if self._chat_mode():
+            message = self.chat_input.text().strip()
+            if not message:
+                return False
+            jobs = self.loom.send(message, count)
+            if jobs:
+                self.chat_input.clear()
+            return bool(jobs)
+        node = self.loom.tree.attach_page(self.page.toPlainText())
+        return bool(self.loom.continue_from(node, fresh_seed, count))
 
-    # --- presets: built-in ones from the engine, the user's own saved by name ------------------
-
-    def _fill_presets(self, select: str | None = None) -> None:
-        self.presets.clear()
-        self.presets.addItem("Choose a preset…")
-        for name in BUILTIN_PRESETS:
-            self.presets.addItem(name, f"builtin:{name}")
-        saved = presets.user_presets("text")
-        if saved:
-            self.presets.insertSeparator(self.presets.count())
-            for name in sorted(saved):
-                self.presets.addItem(f"★ {name}", f"user:{name}")
-        index = self.presets.findData(f"user:{select}") if select else 0
-        self.presets.setCurrentIndex(max(0, index))
-        self.delete_preset_button.setEnabled(bool(select))
-
-    def _apply_preset(self, index: int) -> None:
-        kind, _, name = (self.presets.itemData(index) or "").partition(":")
-        self.delete_preset_button.setEnabled(kind == "user")
-        values = BUILTIN_PRESETS.get(name) if kind == "builtin" else presets.user_presets("text").get(name)
-        if values:
-            self.values.update({k: v for k, v in values.items() if k in PRESET_KEYS})
-
-    def save_preset(self, name: str) -> None:
-        values = {key: self.values.get(key) for key in PRESET_KEYS}
-        try:
-            presets.save_user_preset("text", name, values)
-        except (ValueError, OSError) as exc:
-            self.info.setText(f"Could not save the preset: {exc}")
+    def regenerate(self) -> None:
+        """The last generation again with a new seed (even a locked one); the old one stays, one branch over."""
+        if self.loom.busy():
             return
-        self._fill_presets(select=name.strip())
+        node = self._last_generated()
+        if node is not None:
+            self.inspector.clear()
+            self.loom.continue_from(node.parent, fresh_seed=True)
 
-    def _ask_preset_name(self) -> None:
-        name, ok = QInputDialog.getText(self, "Save preset", "Name for the current sampling settings:")
-        if ok and name.strip():
-            self.save_preset(name)
+    def undo(self) -> None:
+        """Back to before the last generation; in a chat, the whole turn, the question back in the input."""
+        if self.loom.busy():
+            return
+        tree, node = self.loom.tree, self._last_generated()
+        if node is None:
+            return
+        self.inspector.clear()
+        if self._chat_mode():
+            question = tree.node(node.parent)
+            self.chat_input.setText(question.text)
+            self.loom.select(question.parent or tree.root)
+        else:
+            self.loom.select(node.parent)
 
-    def _delete_preset(self) -> None:
-        kind, _, name = (self.presets.currentData() or "").partition(":")
-        if kind == "user":
-            presets.delete_user_preset("text", name)
-            self._fill_presets()
+    def _last_generated(self):
+        """The generated passage at the end of the page, or None (nothing generated, or typed after it)."""
+        tree = self.loom.tree
+        if tree.current == tree.root:
+            return None
+        if not self._chat_mode():
+            tree.attach_page(self.page.toPlainText())  # typed after it: that text is the page's end now
+        node = tree.node()
+        return node if node.kind in ("generated", "fork") and node.parent else None
+
+    def _fork_with(self, candidate: str) -> None:
+        hovered = getattr(self, "_hovered", None)
+        if hovered is None or self.loom.busy() or self._chat_mode():
+            return
+        node_id, index = hovered
+        self.inspector.clear()
+        self.loom.fork(node_id, index, candidate)
+
+    def edit_message(self, node_id: str) -> None:
+        """A chat message rewritten: a new version beside the old (a user's is answered again)."""
+        if self.loom.busy():
+            return
+        old = self.loom.tree.node(node_id)
+        text, ok = QInputDialog.getMultiLineText(self, "Edit message", "A new version of this message (the old "
+                                                 "one stays, one branch over):", old.text)
+        if ok and text.strip() and text.strip() != old.text:
+            self.loom.edit(node_id, text.strip())
+
+    # --- following the state -----------------------------------------------------------------
 
     def _on_value(self, name: str, value) -> None:
         if name == "mode":
             self._show_mode(value)
-        elif name == "prompt" and not self._busy() and not self._chat_mode():
-            self._set_page(str(value))
-        elif name == "stop" and parse_stops(self.stops.text()) != list(value or []):
-            self.stops.blockSignals(True)
-            self.stops.setText(format_stops(list(value or [])))
-            self.stops.blockSignals(False)
-        elif name == "messages" and list(value or []) != self._chat:
+        elif name == "prompt" and not self.loom.busy() and not self._chat_mode():
+            if self.loom.tree.current == self.loom.tree.root or value != self.loom.tree.text():
+                if value != self.page.toPlainText():
+                    self.page.show_text(str(value))
+        elif name == "messages" and list(value or []) != self.loom.trees["chat"].messages():
             self._load_chat(list(value or []))
 
     def _load_chat(self, messages: list[dict]) -> None:
@@ -286,175 +304,54 @@ class TextPanel(QWidget):
         if messages and messages[-1].get("role") == "user":
             self.chat_input.setText(str(messages[-1].get("content", "")))
             messages = messages[:-1]
-        self._chat = [dict(m) for m in messages]
-        self._chat_undo.clear()
-        self.values.set("messages", list(self._chat))
-        if self._chat_mode():
-            self._set_page(self._render_chat())
+        self.loom.start_over("chat", messages)
 
     def _on_page_edited(self) -> None:
-        if not self._busy() and not self._chat_mode():
+        if not self.loom.busy() and not self._chat_mode():
             self.values.set("prompt", self.page.toPlainText())
 
-    def generate(self) -> None:
-        self._submit(fresh_seed=False)
-
-    def _submit(self, fresh_seed: bool) -> None:
-        if self._busy():
-            return  # Ctrl+Enter while streaming: the buttons are disabled, the shortcut must agree
-        if self._chat_mode():
-            message = self.chat_input.text().strip()
-            if not message:
-                return
-            before = list(self._chat)
-            self._chat.append({"role": "user", "content": message})
-            self._base = self._render_chat() + "\nAssistant: "
-            self._set_page(self._base)
-            job = self.state.generate("text", fresh_seed, prompt=message, messages=list(self._chat))
-            if job is None:
-                self._chat = before
-                self._set_page(self._render_chat())
-                return
-            self.chat_input.clear()
-            self._chat_undo.append((before, message))
+    def _on_started(self, node_id: str) -> None:
+        tree = self.loom.tree
+        if tree.mode == "chat":
+            self._base = chat_lines(tree)[0] + "\nAssistant: "
         else:
-            self._base = self.page.toPlainText()
-            self.values.set("prompt", self._base)
-            job = self.state.generate("text", fresh_seed)
-            if job is None:
-                return
-            self._undo.append(self._base)
-        self._job_id = job.id
-        self._set_busy(True)
-        self._forget_tokens()
-
-    def regenerate(self) -> None:
-        """Take back the last generation and sample it again with a new seed (even a locked one)."""
-        if self._chat_mode():
-            if self._chat_undo:
-                self.undo()  # puts the question back in the input
-                self._submit(fresh_seed=True)
-        elif self._undo:
-            self.undo()
-            self._submit(fresh_seed=True)
-
-    def undo(self) -> None:
-        if self._busy():
-            return
-        self._forget_tokens()
-        self.page.setExtraSelections([])
-        if self._chat_mode():
-            if not self._chat_undo:
-                return
-            self._chat, message = self._chat_undo.pop()
-            self.chat_input.setText(message)  # the question comes back, to edit or send again
-            self.values.set("messages", list(self._chat))
-            self._set_page(self._render_chat())
-        elif self._undo:
-            self.values.set("prompt", self._undo.pop())
-
-    def _render_chat(self) -> str:
-        return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in self._chat)
-
-    def _on_job(self, info) -> None:
-        if info.job.id != self._job_id or info.active:
-            return
-        self._job_id = None
-        self._set_busy(False)
-        if info.status != JobEvent.FINISHED:  # cancelled or failed: keep what streamed in
-            self._keep_partial()
-
-    def _keep_partial(self) -> None:
-        """A cancelled (or failed) generation leaves its text on the page; make it the page for real."""
-        page = self.page.toPlainText()
-        if self._chat_mode():
-            reply = page[len(self._base):].strip() if page.startswith(self._base) else ""
-            if reply:
-                self._chat.append({"role": "assistant", "content": reply})
-            else:  # nothing came back: the question returns to the input
-                before, message = self._chat_undo.pop() if self._chat_undo else (self._chat[:-1], "")
-                self._chat = before
-                self.chat_input.setText(message)
-            self.values.set("messages", list(self._chat))
-            self._set_page(self._render_chat())
-        else:
-            self.values.set("prompt", page)
+            self._base = tree.text(node_id)
+        self.page.show_stream(self._base, "")
 
     def _on_preview(self, modality: str, progress) -> None:
-        if modality == "text" and self._busy() and isinstance(progress.preview, str):
-            self._show_generated(progress.preview)
-
-    def _show_generated(self, generated: str) -> None:
-        if self._chat_mode():  # "Assistant: " is followed by the reply, not by the model's leading newline
-            shown = generated.lstrip()
-            self._reply_offset = len(generated) - len(shown)
-            generated = shown
-        else:
-            self._reply_offset = 0
-        self.page.blockSignals(True)
-        self.page.setPlainText(self._base + generated)
-        self._highlight(len(self._base), len(self._base) + len(generated))
-        self.page.moveCursor(QTextCursor.MoveOperation.End)
-        self.page.blockSignals(False)
-
-    def _highlight(self, start: int, end: int) -> None:
-        selection = QTextEdit.ExtraSelection()
-        selection.format = QTextCharFormat()
-        selection.format.setBackground(GENERATED_BACKGROUND)
-        cursor = self.page.textCursor()
-        cursor.setPosition(start)
-        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-        selection.cursor = cursor
-        self.page.setExtraSelections([selection])
-
-    def _on_output(self, artifact) -> None:
-        if artifact.modality != "text" or not self._busy():  # arrives just before the job's "finished"
-            return
-        self._show_generated(artifact.payload)
-        if self._chat_mode():
-            self._chat.append({"role": "assistant", "content": artifact.payload.strip()})
-            self.values.set("messages", list(self._chat))
-        else:
-            self.values.set("prompt", self.page.toPlainText())
-        self._tokens = inspector_spans(artifact.info.get("inspector") or [], shift=-self._reply_offset)
-        speed = artifact.info.get("tokens_per_s")
-        first = artifact.info.get("first_token_s")
-        parts = [f"seed {artifact.recipe.seed}"]
-        if speed:
-            parts.append(f"{speed:.0f} tokens/s")
-        if first is not None:
-            parts.append(f"first token after {first * 1000:.0f} ms")
-        if artifact.files:
-            parts.append(f"saved to {artifact.files[0]}")
-        self.info.setText(" · ".join(parts))
+        if modality == "text" and self.loom.busy() and isinstance(progress.preview, str):
+            generated = progress.preview.lstrip() if self._chat_mode() else progress.preview
+            self.page.show_stream(self._base, generated)
 
     def _on_output_restored(self, modality: str, files: list) -> None:
         """A restored text: its whole page (prompt and what the model wrote) back on the page, not only the prompt."""
         document = next((Path(f) for f in files if Path(f).suffix.lower() in (".md", ".txt")), None)
-        if modality != "text" or document is None or self._chat_mode():
+        if modality != "text" or document is None or self._chat_mode() or self.loom.busy():
             return
         try:
             body = read_text_body(document)
         except (OSError, ValueError) as exc:
             self.info.setText(f"{document.name}: the text itself could not be read ({exc})")
             return
-        self._forget_tokens()
         self.values.set("prompt", body)
-        self._set_page(body)
 
-    def _inspect_at_cursor(self) -> None:
-        if not self._tokens or self._busy():
+    def _on_output(self, artifact) -> None:
+        if artifact.modality != "text" or not self.loom.busy():  # arrives just before the job's "finished"
             return
-        position = self.page.textCursor().position() - len(self._base)
-        token = next((t for t in self._tokens if t.get("start", -1) <= position < t.get("end", -1)), None)
-        if token is None:
-            return
-        lines = [f"<b>{_escape(token.get('token', ''))}</b> — top candidates (before → after the sliders):"]
-        after = {c["id"]: c["p"] for c in token.get("after", [])}
-        for candidate in token.get("before", [])[:10]:
-            chosen = " ◀" if candidate["id"] == token.get("id") else ""
-            lines.append(f"{_escape(candidate['token'])}: {candidate['p']:.1%} → {after.get(candidate['id'], 0.0):.1%}{chosen}")
-        self.inspector.setHtml("<br>".join(lines))
+        speed = artifact.info.get("tokens_per_s")
+        first = artifact.info.get("first_token_s")
+        parts = [f"seed {artifact.recipe.seed}"]
+        if artifact.info.get("runtime") in ("llama.cpp", "transformers"):
+            parts.append(artifact.info["runtime"])
+        if speed:
+            parts.append(f"{speed:.0f} tokens/s")
+        if first:
+            parts.append(f"first token after {first * 1000:.0f} ms")
+        if artifact.info.get("ignored_settings"):
+            parts.append("not sent to the server: " + ", ".join(artifact.info["ignored_settings"]))
+        if artifact.files:
+            parts.append(f"saved to {artifact.files[0]}")
+        self.info.setText(" · ".join(parts))
 
 
 def inspector_spans(inspector: list[dict], shift: int = 0) -> list[dict]:
@@ -473,7 +370,3 @@ def inspector_spans(inspector: list[dict], shift: int = 0) -> list[dict]:
         if end > start:  # a token that added no character (half a UTF-8 character) can't be pointed at
             spans.append({**token, "start": start + shift, "end": end + shift})
     return spans
-
-
-def _escape(text: str) -> str:
-    return repr(text)[1:-1].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -20,6 +20,7 @@ from studio.core.values import clean_values
 from studio.state.compare import CompareState
 from studio.state.explorer import ExplorerState
 from studio.state.live import LiveImage
+from studio.state.loom import LoomState
 from studio.state.models import BackendModels, model_is_here
 
 # Each panel's values and their defaults come from its medium's settings class (named in studio/media.py).
@@ -84,6 +85,10 @@ class PanelState(QObject):
         if not keep_seed_random:
             given["seed"] = recipe.seed
         given.update({k: v for k, v in recipe.params.items() if k in self._values})
+        # a setting added after the recipe was made, whose default would change what it makes (text's "draw")
+        old_values = getattr(media.settings_class(self.modality), "OLD_RECIPE_VALUES", None) \
+            if self.modality in media.MEDIA else None
+        given.update({k: v for k, v in (old_values or {}).items() if k not in recipe.params and k in self._values})
         checked, problems = self.checked(given)
         values.update(checked)
         self.update(values)
@@ -160,6 +165,7 @@ class State(QObject):
         self.explorer = ExplorerState(self)  # the Latent Explorer's map, picks, walk and jobs
         self.compare = CompareState(self)  # Compare families (Text and Music): three models side by side
         self.live = LiveImage(self, JOB_KINDS.get("image", "image.generate"))  # the Image panel's Live mode
+        self.loom = LoomState(self)  # the Text panel's tree of branches: every text generation grows it
 
     @property
     def image(self) -> PanelState:
@@ -214,6 +220,8 @@ class State(QObject):
         if self.explorer.restore(recipe):  # one of the Latent Explorer's outputs (strip, walk, melody strip…)
             return
         if self.compare.restore(recipe):  # a saved comparison of model families: back whole
+            return
+        if self.loom.restore(recipe):  # a saved loom tree: back whole
             return
         modality = recipe.modality if recipe.modality in self.panels else "image"
         # A server's recipe names the server's file ("sd15.safetensors — on gpu-box"): restored as it is, with its

@@ -231,6 +231,13 @@ def train(args: argparse.Namespace) -> None:
     log(f"stopped at step {state['step']}")
 
 
+def write_gguf(args: argparse.Namespace) -> None:
+    from studio.training.text_gguf import export_gguf
+
+    path = export_gguf(Path(args.folder), Path(args.out) if args.out else None)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
 # --- command line ---------------------------------------------------------------------------------
 
 
@@ -270,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--tokens", type=int, default=200)
     bench.add_argument("--runs", type=int, default=5)
     bench.add_argument("--threads", type=int, default=1)
+    gg = commands.add_parser("gguf", help="write models/text-gpt as a GGUF file for llama.cpp (text-gpt.gguf)")
+    gg.add_argument("--folder", default=str(paths.builtin_model_dir(MODEL_NAME)))
+    gg.add_argument("--out", default="", help="default: FOLDER/text-gpt.gguf")
     cmp_ = commands.add_parser("compare", help="held-out bits/byte of GPT weights vs the Markov model, per source")
     cmp_.add_argument("--weights", default=str(paths.builtin_model_dir(MODEL_NAME) / "model.safetensors"))
     cmp_.add_argument("--tokenizer", default="", help="folder with tokenizer.json (default: beside the weights)")
@@ -281,6 +291,7 @@ def main(argv: list[str] | None = None) -> None:
         "markov": build_markov,
         "bench": benchmark,
         "compare": compare,
+        "gguf": write_gguf,
     }
     commands_by_name[args.command](args)
 

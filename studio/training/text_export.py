@@ -16,6 +16,7 @@ from studio import paths
 from studio.data import text as text_data
 from studio.training import run as run_files
 from studio.training.text_compare import per_source_figures
+from studio.training.text_gguf import export_gguf
 from studio.training.text_model import (
     MARKOV_NAME,
     MODEL_NAME,
@@ -34,6 +35,7 @@ def export(args: argparse.Namespace) -> None:
     state = run_files.read_checkpoint(run_dir / run_files.CHECKPOINT)["state"]
     best = json.loads((run_dir / "best.json").read_text())
     tokenizer = write_weights(run_dir, settings, out)
+    gguf = export_gguf(out)  # the same weights for llama.cpp: the app's fastest path (text_gguf.py)
 
     # Numbers for the card: held-out bits/byte of the fp16 weights as shipped, and the Markov baseline.
     _, train_stream, held_stream, summary = prepare_data(run_dir, settings["vocab_size"])
@@ -63,6 +65,7 @@ def export(args: argparse.Namespace) -> None:
     write_model_card(
         out, settings, summary, training, bpb, markov, samples, sum(p.numel() for p in shipped.parameters()), by_source
     )
+    run_files.log(f"wrote {gguf.name} ({gguf.stat().st_size / 1e6:.1f} MB)")
     run_files.log(
         f"exported step {best['step']} to {out}: {run_files.folder_size(out) / 1e6:.1f} MB, "
         f"held-out {bpb:.3f} bits/byte (Markov {markov_bpb})"

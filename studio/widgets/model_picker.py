@@ -37,6 +37,8 @@ class ModelPicker(QWidget):
         menu.addAction("A .safetensors file…", self.add_file)
         menu.addAction("A model folder (diffusers or transformers)…", self.add_folder)
         menu.addAction("A Hugging Face id…", self.add_hub_id)
+        if self.modality == "text":  # LM Studio's, Ollama's, KoboldCpp's models: run by llama.cpp
+            menu.addAction("A GGUF file (llama.cpp)…", self.add_gguf)
         self.browse.setMenu(menu)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -105,6 +107,11 @@ class ModelPicker(QWidget):
     def add_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a .safetensors checkpoint", "",
                                               "Safetensors (*.safetensors);;All files (*)")
+        self.use(path)
+
+    def add_gguf(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model (F16, Q8, Q4…)", "",
+                                              "GGUF models (*.gguf);;All files (*)")
         self.use(path)
 
     def add_folder(self) -> None:

@@ -132,8 +132,8 @@ class JobQueueView(QScrollArea):
         state.job_changed.connect(self.on_job_changed)
 
     def on_job_changed(self, info: JobInfo) -> None:
-        if info.job.kind in ("device.warmup", "worker.reset_device"):
-            return  # housekeeping, not the user's work
+        if info.job.kind in ("device.warmup", "worker.reset_device", "text.loom_save"):
+            return  # housekeeping, not the user's work (a loom tree's save says if it fails, in its panel)
         key = info.job.supersede_key
         if key and info.status == JobEvent.SUPERSEDED:
             self._remove(info.job.id)  # a preview replaced by a newer request (a map drag): not worth a row

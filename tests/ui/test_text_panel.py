@@ -52,7 +52,9 @@ def test_a_damaged_presets_file_is_ignored_not_fatal(qtbot):
 def test_a_chat_turn_submits_the_message_as_its_prompt_and_clears_the_inspector(qtbot):
     state, panel = make_panel(qtbot)
     state.text.update({"model": "builtin:text-markov", "prompt": "An old completion page"})
-    panel.inspector.setPlainText("candidates of a token on the old page")
+    panel.inspector.show_token({"token": " old", "id": 1, "before": [{"id": 1, "token": " old", "p": 0.5}],
+                                "after": [{"id": 1, "token": " old", "p": 1.0}]})
+    assert "old" in panel.inspector.toPlainText()
     state.text.set("mode", "chat")
     submitted = []
     state.submit_requested.connect(submitted.append)
@@ -194,3 +196,15 @@ def test_inspector_spans_use_the_engines_character_spans():
     spans = inspector_spans(tokens)
     assert [(t["start"], t["end"]) for t in spans] == [(0, 3), (3, 4), (4, 7)]
     assert [(t["start"], t["end"]) for t in inspector_spans(tokens, shift=-1)][0] == (-1, 2)
+
+
+def test_an_old_recipe_is_drawn_as_it_was_made_and_a_new_one_as_now(qtbot):
+    from studio.core.recipe import Recipe
+
+    state, _panel = make_panel(qtbot)
+    assert state.text.get("draw") == "cdf"
+    state.restore(Recipe("text", prompt="Old", seed=5, params={"mode": "completion", "temperature": 0.7}))
+    assert state.text.get("draw") == "multinomial"  # made before "draw" existed: its seed writes its text again
+    assert state.text.recipe().params["draw"] == "multinomial"
+    state.restore(Recipe("text", prompt="New", seed=6, params={"mode": "completion", "draw": "cdf"}))
+    assert state.text.get("draw") == "cdf"

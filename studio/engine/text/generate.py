@@ -10,7 +10,6 @@ No Qt here; torch and transformers are imported inside functions (start-up time)
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import dataclass, replace
@@ -19,8 +18,10 @@ from pathlib import Path
 from studio.core import catalog
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import Recipe
-from studio.engine.text.models import TextModel, load_text_model
-from studio.engine.text.sampling import choose_token, inspect_candidates, process_logits
+from studio.engine.text.chain import SamplerChain
+from studio.engine.text.llama import choose_runtime, load_for_runtime
+from studio.engine.text.models import TextModel, load_text_model  # noqa: F401 - load_text_model re-exported
+from studio.engine.text.sampling import Candidates, inspect_candidates
 from studio.engine.text.settings import DEFAULT_MODEL, PRESET_KEYS, PRESETS, TextSettings  # noqa: F401 - re-exported
 
 # ----------------------------------------------------------------------------------------------- settings
@@ -96,26 +97,92 @@ class Generation:
 
 def only_these_tokens(final, raw, allowed_ids):
     """Mask all but allowed_ids; if the filters already removed every allowed one, fall back to the raw logits."""
-    import torch
+    import numpy as np
 
-    mask = torch.full_like(final, -math.inf)
-    mask[allowed_ids] = 0.0
+    mask = np.full(final.shape, -np.inf, dtype=np.float32)
+    mask[np.asarray(allowed_ids, dtype=np.int64)] = 0.0
     restricted = final + mask
-    return restricted if torch.isfinite(restricted).any() else raw + mask
+    return restricted if np.isfinite(restricted).any() else np.asarray(raw, dtype=np.float32) + mask
+
+
+MAX_BANS_PER_POSITION = 32  # a position where this many tokens all led into banned strings keeps the last one
+
+
+def banned_at(text: str, banned: tuple[str, ...]) -> int | None:
+    """Where the earliest banned string (case-insensitive) starts in `text`, or None."""
+    lowered = text.lower()
+    hits = [lowered.find(b.lower()) for b in banned if b and b.lower() in lowered]
+    return min(hits) if hits else None
+
+
+class _Writer:
+    """One generation's state, for the loop in `generate`: the tokens so far, the text, the inspector entries."""
+
+    def __init__(self, model: TextModel, settings: TextSettings, prompt_ids: list[int], heal) -> None:
+        self.model, self.settings, self.prompt_ids, self.heal = model, settings, prompt_ids, heal
+        self.generated: list[int] = []
+        self.history = list(prompt_ids)  # prompt + generated: what the penalties look at
+        self.ends: list[int] = []  # the text's length after each token (where a banned string began)
+        self.text = ""
+        self.inspector: list[dict] | None = [] if settings.inspect else None
+        self.bans: dict[int, set[int]] = {}  # position -> tokens that led into a banned string there
+        self._pieces: dict[int, str] = {}  # token id -> its text (the inspector names 20 candidates a token)
+
+    def add(self, token: int, raw, final) -> None:
+        if self.inspector is not None:
+            # start/end: the characters of the output this token produced (what the cursor points at)
+            entry = {"token": self.piece([token]), "id": token, "start": len(self.text)}
+            self.inspector.append({**entry, **inspect_candidates(raw, final, self.piece)})
+        self.generated.append(token)
+        self.history.append(token)
+        text = self.model.decode(self.generated)
+        self.text = text[1:] if self.heal and text.startswith(" ") else text
+        self.ends.append(len(self.text))
+        if self.inspector is not None:
+            self.inspector[-1]["end"] = len(self.text)
+
+    def piece(self, ids: list[int]) -> str:
+        token = ids[0]
+        if token not in self._pieces:
+            self._pieces[token] = self.model.decode([token])
+        return self._pieces[token]
+
+    def back_up_before_banned(self) -> bool:
+        """A banned string appeared: forget the tokens from the one that began it and ban that token there."""
+        where = banned_at(self.text, self.settings.banned_strings) if self.settings.banned_strings else None
+        if where is None:
+            return False
+        position = next(i for i, end in enumerate(self.ends) if end > where)
+        refused = self.bans.setdefault(position, set())
+        if len(refused) >= MAX_BANS_PER_POSITION:
+            return False  # every way on from here led into one; keep what was written
+        refused.add(self.generated[position])
+        del self.generated[position:], self.ends[position:], self.history[len(self.prompt_ids) + position:]
+        if self.inspector is not None:
+            del self.inspector[position:]
+        text = self.model.decode(self.generated)
+        self.text = text[1:] if self.heal and text.startswith(" ") else text
+        return True
+
+    def shown(self, stops: tuple[str, ...]) -> str:
+        """The text with a tail held back that might begin a stop or a banned string (neither ever flashes)."""
+        text = visible_text(self.text, stops)
+        if self.settings.banned_strings:
+            lowered = visible_text(text.lower(), tuple(b.lower() for b in self.settings.banned_strings))
+            text = text[: len(lowered)]
+        return text
 
 
 def generate(
     model: TextModel, prompt: str, settings: TextSettings, seed: int, report=None, cancelled=None
 ) -> Generation:
     """The sampling loop. report(Progress) after every token (preview = text so far); cancelled() checked per token."""
-    import torch
-
     stops = tuple(settings.stop)
     if settings.mode == "chat":
         messages = list(settings.messages) or [{"role": "user", "content": prompt}]
         prompt, chat_stops = model.render_chat(messages)
         stops = stops + tuple(s for s in chat_stops if s not in stops)
-    generator = torch.Generator().manual_seed(int(seed))
+    chain = SamplerChain(settings, model, seed)
     # Token healing for the common case of a prompt ending in one space: BPE models learned spaces glued to the
     # next word ("Ġcat"), so a lone trailing space token makes them write odd text with doubled spaces.
     # Feed the prompt without it and make the first token one that starts with a space; that space is the
@@ -124,51 +191,54 @@ def generate(
     prompt_ids = model.encode(prompt[:-1] if heal else prompt)
     started = time.perf_counter()
     state, logits = model.start(prompt_ids) if settings.max_new_tokens > 0 else (None, None)
-    history = list(prompt_ids)
-    generated: list[int] = []
-    inspector: list[dict] | None = [] if settings.inspect else None
-    text, finish, first_token_s = "", "length", 0.0
-    for index in range(settings.max_new_tokens):
+    out = _Writer(model, settings, prompt_ids, heal)
+    finish, first_token_s, tokens_made = "length", 0.0, 0
+    while len(out.generated) < settings.max_new_tokens:
         if cancelled is not None and cancelled():
             raise Cancelled()
-        final = process_logits(logits, history, settings)
-        if heal and index == 0:
-            final = only_these_tokens(final, logits, heal)
-        token = choose_token(final, settings, generator)
-        if index == 0:
+        refused = out.bans.get(len(out.generated), set())
+        if len(out.generated) < settings.min_new_tokens and model.eos_id is not None:
+            refused = refused | {model.eos_id}  # not the end yet (a Continue after an end would add nothing)
+        final = chain.process(logits, out.history, frozenset(refused))
+        if heal and not out.generated:
+            final = Candidates(only_these_tokens(final.full(), logits, heal), None, logits.numel())
+        token = chain.choose(final)
+        tokens_made += 1
+        if tokens_made == 1:
             first_token_s = time.perf_counter() - started
-        if inspector is not None:
-            # start/end: the characters of the output this token produced (what the cursor points at)
-            entry = {"token": model.decode([token]), "id": token, "start": len(text), "end": len(text)}
-            inspector.append({**entry, **inspect_candidates(logits, final, model.decode)})
         if token == model.eos_id:
+            if out.inspector is not None:
+                out.inspector.append({"token": out.piece([token]), "id": token, "start": len(out.text),
+                                      "end": len(out.text), **inspect_candidates(logits, final, out.piece)})
             finish = "eos"
             break
-        generated.append(token)
-        history.append(token)
-        text = model.decode(generated)
-        if heal and text.startswith(" "):
-            text = text[1:]
-        if inspector is not None:
-            inspector[-1]["end"] = len(text)
-        hit = find_stop(text, stops)
+        out.add(token, logits, final)
+        if out.back_up_before_banned():
+            state, logits = model.start(prompt_ids + out.generated)  # re-read up to where it backed up to
+            continue
+        hit = find_stop(out.text, stops)
         if hit:
             position, stop = hit
-            text = text[: position + (len(stop) if settings.include_stop else 0)]
+            out.text = out.text[: position + (len(stop) if settings.include_stop else 0)]
             finish = "stop"
             break
         if report is not None:
-            report(Progress(index + 1, settings.max_new_tokens, preview=visible_text(text, stops)))
-        if index + 1 < settings.max_new_tokens:
+            report(Progress(len(out.generated), settings.max_new_tokens, preview=out.shown(stops)))
+        if len(out.generated) < settings.max_new_tokens:
             state, logits = model.step(state, token)
+    return _finished(out, prompt, finish, started, first_token_s, report)
+
+
+def _finished(out: _Writer, prompt: str, finish: str, started: float, first_token_s: float, report) -> Generation:
     elapsed = time.perf_counter() - started
-    for entry in inspector or []:  # a cut stop sequence takes its tokens' characters with it
+    text, total = out.text, out.settings.max_new_tokens
+    for entry in out.inspector or []:  # a cut stop sequence takes its tokens' characters with it
         entry["start"], entry["end"] = min(entry["start"], len(text)), min(entry["end"], len(text))
     if report is not None:
         # The last preview is always the final text (the stop cut off, a held-back tail released).
-        report(Progress(settings.max_new_tokens, settings.max_new_tokens, preview=text, message=finish))
-    rate = len(generated) / elapsed if elapsed > 0 and generated else 0.0
-    return Generation(text, prompt, generated, finish, rate, first_token_s, inspector)
+        report(Progress(total, total, preview=text, message=finish))
+    rate = len(out.generated) / elapsed if elapsed > 0 and out.generated else 0.0
+    return Generation(text, prompt, out.generated, finish, rate, first_token_s, out.inspector)
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -178,13 +248,17 @@ def resolve_seed(seed: int | None) -> int:
     return int(seed)
 
 
-def model_key(source: catalog.ModelSource, device: str, dtype: str) -> tuple:
-    return (source.kind, str(source.path or source.ref), device, dtype)
+def model_key(source: catalog.ModelSource, device: str, dtype: str, runtime: str = "auto") -> tuple:
+    return (source.kind, str(source.path or source.ref), device, dtype, runtime)
 
 
-def source_hash(source: catalog.ModelSource) -> str:
+def source_hash(source: catalog.ModelSource, runtime: str = "auto") -> str:
     if source.path is None:
         return ""
+    if runtime == "llama.cpp" and source.kind != "gguf":  # a built-in's GGUF: the file that ran
+        from studio.engine.text.llama import builtin_gguf
+
+        return catalog.content_hash(builtin_gguf(source.path))
     if source.kind == "markov":
         return catalog.content_hash(Path(source.path) / "counts.safetensors")
     return catalog.content_hash(source.path)
@@ -200,19 +274,20 @@ def generate_task(job: Job, ctx: TaskContext) -> Result:
     device = recipe.device or ctx.device.device
     # fp16 matmuls on CPU are slow and not always available: CPU always computes in fp32.
     dtype = "float32" if device == "cpu" else (recipe.dtype or ctx.device.dtype)
+    runtime = choose_runtime(source, settings.runtime)
     model = ctx.models.get(
         "text",
-        model_key(source, device, dtype),
-        lambda: load_text_model(source, device, dtype, online=bool(job.args.get("online"))),
+        model_key(source, device, dtype, runtime),
+        lambda: load_for_runtime(source, device, dtype, bool(job.args.get("online")), runtime),
     )
     seed = resolve_seed(recipe.seed)
     result = generate(model, recipe.prompt, settings, seed, report=ctx.report, cancelled=ctx.cancelled)
     complete = replace(
         recipe,
         model=recipe.model or DEFAULT_MODEL,
-        model_hash=source_hash(source),
+        model_hash=source_hash(source, runtime),
         seed=seed,
-        params=settings.to_params(),
+        params=replace(settings, runtime=runtime).to_params(),
         device=device,
         dtype=dtype,
     )
@@ -222,6 +297,7 @@ def generate_task(job: Job, ctx: TaskContext) -> Result:
         "first_token_s": result.first_token_s,
         "tokens": len(result.token_ids),
         "finish_reason": result.finish_reason,
+        "runtime": runtime,
     }
     if result.inspector is not None:
         info["inspector"] = result.inspector

@@ -38,6 +38,15 @@ class TextModel:
         """Ids of the tokens that begin with a space, when the tokenizer glues spaces to words (BPE); else None."""
         return None
 
+    def vocab_size(self) -> int:
+        raise NotImplementedError
+
+    def vocab_texts(self) -> list[str]:
+        """Each token's own text, by id (cached): what banned strings and DRY's sequence breakers are matched to."""
+        if getattr(self, "_vocab_texts", None) is None:
+            self._vocab_texts = [self.decode([i]) for i in range(self.vocab_size())]
+        return self._vocab_texts
+
     def render_chat(self, messages: list[dict]) -> tuple[str, tuple[str, ...]]:
         """The prompt for a chat and the stop sequences that end the assistant's turn."""
         transcript = "".join(
@@ -64,6 +73,9 @@ class HFTextModel(TextModel):
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
 
     def space_led_tokens(self) -> list[int] | None:
         if not hasattr(self, "_space_led"):
@@ -119,6 +131,9 @@ class MarkovTextModel(TextModel):
     def encode(self, text: str) -> list[int]:
         return list(text.encode("utf-8"))
 
+    def vocab_size(self) -> int:
+        return 256  # the bytes; the boundary symbol is the end of text, never matched as text
+
     def decode(self, ids: list[int]) -> str:
         return self._to_text(ids)
 
@@ -147,6 +162,7 @@ class RNNTextModel(TextModel):
 
     encode = HFTextModel.encode
     decode = HFTextModel.decode
+    vocab_size = HFTextModel.vocab_size
     space_led_tokens = HFTextModel.space_led_tokens
 
     def start(self, ids: list[int]):
@@ -187,7 +203,8 @@ def _load_rnn(source: catalog.ModelSource, device: str, dtype: str) -> RNNTextMo
 def load_text_model(
     source: catalog.ModelSource, device: str = "cpu", dtype: str = "float32", online: bool = False
 ) -> TextModel:
-    """A TextModel for a built-in/transformers folder, a hub id (from the local cache), a Markov or an RNN folder."""
+    """A TextModel for a built-in/transformers folder, a hub id (from the local cache), a Markov or an RNN folder.
+    (GGUF files: llama.py.)"""
     if source.kind == "rnn":
         return _load_rnn(source, device, dtype)
     if source.kind == "markov":
