@@ -29,9 +29,10 @@ from studio.core import catalog
 from studio.core.interpolate import slerp
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import MAX_SEED, SEED_LIMIT, Recipe
+from studio.engine.image import families
 from studio.engine.image.pipelines import ImageBundle, adapt_memory_to_size, load_image_pipeline
 from studio.engine.image.preview import StepWatcher, decode_latents
-from studio.engine.image.schedulers import available_schedulers, model_default_scheduler, set_scheduler
+from studio.engine.image.schedulers import FLOW_ALIASES, available_schedulers, model_default_scheduler, set_scheduler
 from studio.engine.image.settings import DEFAULT_MODEL, INPAINT_STRENGTH, ImageSettings
 
 MODES = ("txt2img", "img2img", "inpaint")
@@ -93,6 +94,8 @@ def resolve_settings(bundle: ImageBundle, recipe: Recipe) -> dict[str, Any]:
     height = snap_size(height or bundle.native_size, multiple)
     schedulers = available_schedulers(bundle.pipe)
     scheduler = p.get("scheduler") or model_default_scheduler(bundle.base_scheduler_config, schedulers)
+    if scheduler not in schedulers and FLOW_ALIASES.get(scheduler) in schedulers:
+        scheduler = FLOW_ALIASES[scheduler]
     if scheduler not in schedulers:
         raise UserError(f"the scheduler {scheduler!r} does not fit this model; choose one of {', '.join(schedulers)}")
     steps = int(p.get("steps", DEFAULTS.steps))
@@ -166,12 +169,31 @@ def _clip_skip_embeddings(pipe, text: str, skip: int):
         return final_norm(out.hidden_states[-(skip + 1)])
 
 
-def _apply_clip_skip(pipe, kwargs: dict, skip: int) -> None:
-    if hasattr(pipe, "text_encoder_2"):
-        kwargs["clip_skip"] = skip  # SDXL's own path takes raw hidden states and works
-        return
-    kwargs["prompt_embeds"] = _clip_skip_embeddings(pipe, kwargs.pop("prompt"), skip)
-    kwargs["negative_prompt_embeds"] = _clip_skip_embeddings(pipe, kwargs.pop("negative_prompt") or "", skip)
+def _call_parameters(pipe) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(pipe.__call__).parameters)
+
+
+def _text_kwargs(bundle, pipe, recipe: Recipe, settings: dict) -> dict:
+    """The prompt, as the pipeline takes it: text, or embeddings where A1111's conventions need our encoding."""
+    kwargs: dict[str, Any] = {"prompt": recipe.prompt, "negative_prompt": recipe.negative_prompt or None}
+    skip = settings.get("clip_skip", 1) - 1  # A1111's "Clip skip: 1" means no skip
+    if skip > 0:
+        if families.architecture(bundle.family) == "sd":
+            kwargs["prompt_embeds"] = _clip_skip_embeddings(pipe, kwargs.pop("prompt"), skip)
+            kwargs["negative_prompt_embeds"] = _clip_skip_embeddings(pipe, kwargs.pop("negative_prompt") or "", skip)
+        else:
+            kwargs["clip_skip"] = skip  # SDXL's and SD 3's own paths take raw hidden states and work
+    return kwargs
+
+
+def _our_noise_fits(bundle, mode: str, strength: float) -> bool:
+    """Where the pipeline starts from the latents we pass: text-to-image; SD/SDXL inpainting at full strength."""
+    if mode == "txt2img":
+        return True
+    return strength >= 1.0 and families.architecture(bundle.family) in ("sd", "sdxl") and (
+        mode == "inpaint" or bundle.inpaint_only)
 
 
 def pipeline_kwargs(bundle, recipe: Recipe, settings: dict, seed: int, variation_seed: int | None) -> dict:
@@ -182,8 +204,7 @@ def pipeline_kwargs(bundle, recipe: Recipe, settings: dict, seed: int, variation
     pipe = bundle.pipeline_for(mode)
     size = (settings["width"], settings["height"])
     kwargs: dict[str, Any] = {
-        "prompt": recipe.prompt,
-        "negative_prompt": recipe.negative_prompt or None,
+        **_text_kwargs(bundle, pipe, recipe, settings),
         "num_inference_steps": settings["steps"],
         "guidance_scale": settings["guidance"],
         "width": size[0],
@@ -192,41 +213,30 @@ def pipeline_kwargs(bundle, recipe: Recipe, settings: dict, seed: int, variation
         "generator": torch.Generator("cpu").manual_seed(seed),
         "output_type": "latent",
     }
-    if settings.get("clip_skip", 1) > 1:
-        _apply_clip_skip(pipe, kwargs, settings["clip_skip"] - 1)  # A1111's "Clip skip: 1" means no skip
-    latent_shape = (
-        1,
-        pipe.vae.config.latent_channels,
-        size[1] // pipe.vae_scale_factor,
-        size[0] // pipe.vae_scale_factor,
-    )
+    factor = families.vae_factor(pipe)
+    latent_shape = (1, families.latent_channels(pipe), size[1] // factor, size[0] // factor)
     noise = initial_noise(seed, latent_shape, variation_seed, settings["variation_strength"])
-    dtype = pipe.unet.dtype
+    noise = families.pack(pipe, noise.to(families.denoiser(pipe).dtype))  # FLUX takes its latents packed
+    strength = settings.get("strength", 1.0)
     if bundle.inpaint_only and mode == "txt2img":
-        # a 9-channel inpainting model draws from nothing by repainting a blank canvas
+        # an inpainting model draws from nothing by repainting a blank canvas
         kwargs.update(image=Image.new("RGB", size, (127, 127, 127)), mask_image=Image.new("L", size, 255), strength=1.0)
-        kwargs["latents"] = noise.to(dtype)
-    elif mode == "txt2img":
-        kwargs["latents"] = noise.to(dtype)
-    else:
+    elif mode != "txt2img":
         kwargs["image"] = _load_picture(settings["init_image"], "RGB", size)
-        kwargs["strength"] = settings["strength"]
+        kwargs["strength"] = strength
         mask = settings.get("mask_image") if mode == "inpaint" else None
         if mode == "img2img" and bundle.inpaint_only:
             mask = Image.new("L", size, 255)
         if mask is not None:
             kwargs["mask_image"] = _load_picture(mask, "L", size)
-            if settings["strength"] >= 1.0:
-                kwargs["latents"] = noise.to(dtype)  # full-strength inpainting starts from our noise
-    if mode == "img2img" and not bundle.inpaint_only:
-        kwargs.pop("width")
-        kwargs.pop("height")
-    return kwargs
+    if _our_noise_fits(bundle, mode, strength):
+        kwargs["latents"] = noise
+    accepted = _call_parameters(pipe)  # e.g. SD's img2img takes no size, FLUX no negative prompt without true CFG
+    return {k: v for k, v in kwargs.items() if k in accepted}
 
 
 def _uses_our_noise(bundle, settings) -> bool:
-    mode = settings["mode"]
-    return mode == "txt2img" or (settings["strength"] >= 1.0 and (mode == "inpaint" or bundle.inpaint_only))
+    return _our_noise_fits(bundle, settings["mode"], settings.get("strength", 1.0))
 
 
 def generate_one(
@@ -247,17 +257,18 @@ def generate_one(
     pipe = bundle.pipeline_for(settings["mode"])
     set_scheduler(pipe, settings["scheduler"], bundle.base_scheduler_config)
     kwargs = pipeline_kwargs(bundle, recipe, settings, seed, variation_seed)
-    watcher = StepWatcher(bundle, report, cancelled, index, count)
+    size = (settings["width"], settings["height"])
+    watcher = StepWatcher(bundle, report, cancelled, index, count, size)
     kwargs.update(callback_on_step_end=watcher, callback_on_step_end_tensor_inputs=["latents"])
     latents = pipe(**kwargs).images
     if watcher.interrupted or (cancelled is not None and cancelled()):
         raise Cancelled()
     denoise_seconds = watcher.last_step_at - watcher.started
     began = time.perf_counter()
-    image = decode_latents(bundle, pipe, latents)[0]
+    image = decode_latents(bundle, pipe, families.unpack(pipe, latents, *size))[0]
     if settings["mode"] == "inpaint":
         # Like A1111: pixels outside the mask stay exactly as they were (the VAE round trip would blur them).
-        image = Image.composite(image, kwargs["image"], kwargs["mask_image"])
+        image = Image.composite(image, kwargs["image"], kwargs["mask_image"].resize(image.size))
     info = {
         "it_per_s": watcher.steps_seen / denoise_seconds if denoise_seconds > 0 else None,
         "steps_run": watcher.steps_seen,
