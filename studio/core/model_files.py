@@ -221,7 +221,8 @@ def _lora_family(keys: _Keys) -> str:
         return "sd3"
     if any(k.startswith(("lora_te2_", "lora_te1_", "text_encoder_2.")) for k in names):
         return "sdxl"
-    widths = {keys.shape(k)[-1] for k in names if "attn2" in k and "to_k" in k and ("down" in k or "lora_A" in k)}
+    widths = {keys.shape(k)[-1] for k in names if "attn2" in k and "to_k" in k
+              and k.endswith(("lora_down.weight", "lora_A.weight")) and len(keys.shape(k)) == 2}
     return {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(next(iter(widths), 0), "")
 
 

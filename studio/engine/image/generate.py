@@ -32,6 +32,7 @@ from studio.core.recipe import MAX_SEED, SEED_LIMIT, Recipe
 from studio.engine.image import families
 from studio.engine.image.pipelines import ImageBundle, adapt_memory_to_size, load_image_pipeline
 from studio.engine.image.preview import StepWatcher, decode_latents
+from studio.engine.image.prompt_plan import PromptPlan, prepare, text_kwargs
 from studio.engine.image.schedulers import FLOW_ALIASES, available_schedulers, model_default_scheduler, set_scheduler
 from studio.engine.image.settings import DEFAULT_MODEL, INPAINT_STRENGTH, ImageSettings
 
@@ -155,37 +156,10 @@ def initial_noise(seed: int, shape, variation_seed: int | None = None, variation
 # --- one image -----------------------------------------------------------------------------
 
 
-def _clip_skip_embeddings(pipe, text: str, skip: int):
-    """CLIP embeddings taken `skip` layers before the last, through the final layer norm (as SD1 models expect)."""
-    import torch
-
-    tokens = pipe.tokenizer(
-        text, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    )
-    with torch.inference_mode():
-        out = pipe.text_encoder(tokens.input_ids.to(pipe._execution_device), output_hidden_states=True)
-        # transformers >= 5.6 flattened CLIPTextModel (no .text_model), which breaks diffusers' own clip_skip
-        final_norm = getattr(pipe.text_encoder, "text_model", pipe.text_encoder).final_layer_norm
-        return final_norm(out.hidden_states[-(skip + 1)])
-
-
 def _call_parameters(pipe) -> set[str]:
     import inspect
 
     return set(inspect.signature(pipe.__call__).parameters)
-
-
-def _text_kwargs(bundle, pipe, recipe: Recipe, settings: dict) -> dict:
-    """The prompt, as the pipeline takes it: text, or embeddings where A1111's conventions need our encoding."""
-    kwargs: dict[str, Any] = {"prompt": recipe.prompt, "negative_prompt": recipe.negative_prompt or None}
-    skip = settings.get("clip_skip", 1) - 1  # A1111's "Clip skip: 1" means no skip
-    if skip > 0:
-        if families.architecture(bundle.family) == "sd":
-            kwargs["prompt_embeds"] = _clip_skip_embeddings(pipe, kwargs.pop("prompt"), skip)
-            kwargs["negative_prompt_embeds"] = _clip_skip_embeddings(pipe, kwargs.pop("negative_prompt") or "", skip)
-        else:
-            kwargs["clip_skip"] = skip  # SDXL's and SD 3's own paths take raw hidden states and work
-    return kwargs
 
 
 def _our_noise_fits(bundle, mode: str, strength: float) -> bool:
@@ -196,15 +170,18 @@ def _our_noise_fits(bundle, mode: str, strength: float) -> bool:
         mode == "inpaint" or bundle.inpaint_only)
 
 
-def pipeline_kwargs(bundle, recipe: Recipe, settings: dict, seed: int, variation_seed: int | None) -> dict:
+def pipeline_kwargs(bundle, recipe: Recipe, settings: dict, seed: int, variation_seed: int | None,
+                    plan: PromptPlan | None = None, notes: list[str] | None = None) -> dict:
     import torch
     from PIL import Image
 
     mode = settings["mode"]
     pipe = bundle.pipeline_for(mode)
     size = (settings["width"], settings["height"])
+    plan = plan or PromptPlan(recipe.prompt, recipe.negative_prompt)
+    notes = [] if notes is None else notes
     kwargs: dict[str, Any] = {
-        **_text_kwargs(bundle, pipe, recipe, settings),
+        **text_kwargs(bundle, pipe, plan, settings.get("clip_skip", 1), notes),
         "num_inference_steps": settings["steps"],
         "guidance_scale": settings["guidance"],
         "width": size[0],
@@ -249,6 +226,8 @@ def generate_one(
     count: int,
     report: Report = None,
     cancelled: IsCancelled = None,
+    plan: PromptPlan | None = None,
+    notes: list[str] | None = None,
 ):
     """One image: returns (PIL image, info dict). Raises Cancelled."""
     from PIL import Image
@@ -256,7 +235,7 @@ def generate_one(
     adapt_memory_to_size(bundle, settings["width"], settings["height"])
     pipe = bundle.pipeline_for(settings["mode"])
     set_scheduler(pipe, settings["scheduler"], bundle.base_scheduler_config)
-    kwargs = pipeline_kwargs(bundle, recipe, settings, seed, variation_seed)
+    kwargs = pipeline_kwargs(bundle, recipe, settings, seed, variation_seed, plan, notes)
     size = (settings["width"], settings["height"])
     watcher = StepWatcher(bundle, report, cancelled, index, count, size)
     kwargs.update(callback_on_step_end=watcher, callback_on_step_end_tensor_inputs=["latents"])
@@ -279,9 +258,14 @@ def generate_one(
     return image, info
 
 
-def _output_recipe(bundle: ImageBundle, recipe: Recipe, settings: dict, seed: int, variation_seed) -> Recipe:
+def _output_recipe(bundle: ImageBundle, recipe: Recipe, settings: dict, seed: int, variation_seed,
+                   plan: PromptPlan | None = None) -> Recipe:
     params = dict(recipe.params)
     params.update({k: v for k, v in settings.items() if v is not None})
+    for key in ("loras", "embeddings", "lora_hashes", "ti_hashes"):  # replaced by what this run used
+        params.pop(key, None)
+    if plan is not None:
+        params.update(plan.recipe_params())
     params["batch_count"] = 1  # this recipe makes exactly this image
     unused = {"txt2img": ("strength", "init_image", "mask_image"), "img2img": ("mask_image",), "inpaint": ()}
     for key in unused[settings["mode"]]:
@@ -316,7 +300,8 @@ def generate_artifacts(
     variation_base = settings["variation_seed"]
     if settings["variation_strength"] > 0 and (variation_base is None or int(variation_base) < 0):
         variation_base = random_seed()
-    notes = []
+    plan = prepare(bundle, recipe)  # LoRAs found and fused (kept when unchanged), embeddings loaded
+    notes = list(plan.notes)
     if settings["variation_strength"] > 0 and not _uses_our_noise(bundle, settings):
         notes.append("Variation seeds apply to text-to-image and full-strength inpainting; ignored here.")
     artifacts = []
@@ -329,12 +314,13 @@ def generate_artifacts(
         seed = (int(base_seed) + index) % (SEED_LIMIT + 1)
         variation_seed = None if variation_base is None else (int(variation_base) + index) % (SEED_LIMIT + 1)
         try:
-            image, info = generate_one(bundle, recipe, settings, seed, variation_seed, index, count, report, cancelled)
+            image, info = generate_one(bundle, recipe, settings, seed, variation_seed, index, count, report, cancelled,
+                                       plan, notes)
         except Cancelled as stop:
             raise Cancelled(partial=artifacts) from stop  # the finished images of the batch are kept
-        info.update(fallbacks=list(bundle.fallbacks), notes=notes, batch_index=index)
+        info.update(fallbacks=list(bundle.fallbacks), notes=list(dict.fromkeys(notes)), batch_index=index)
         artifacts.append(
-            Artifact("image", _output_recipe(bundle, recipe, settings, seed, variation_seed), image, info=info)
+            Artifact("image", _output_recipe(bundle, recipe, settings, seed, variation_seed, plan), image, info=info)
         )
         if output is not None:
             output(artifacts[-1])

@@ -25,6 +25,7 @@ from studio.core.hub import hub_snapshot
 from studio.core.jobs import Progress, UserError
 from studio.core.model_files import checkpoint_facts
 from studio.engine.image import families
+from studio.engine.image.lora import LoraState
 from studio.engine.image.single_file import load_single_file
 
 GiB = 2**30
@@ -147,6 +148,8 @@ class ImageBundle:
     largest_component_bytes: int = 0
     decode_vae_in_fp32: bool = False  # set once a half-precision decode gave NaNs (the black-image bug)
     preview_factors: Any = None  # (weight 4x3, bias 3) torch tensors, fitted or known; see image.py
+    lora: LoraState = field(default_factory=LoraState)  # the LoRAs fused into the weights now (lora.py)
+    embeddings_cache: dict = field(default_factory=dict)  # textual-inversion files loaded for this model
     _derived: dict = field(default_factory=dict)
 
     @property
