@@ -7,10 +7,7 @@ latents packed 2x2 into tokens) and "flux_fill" (FLUX.1 Fill: repaints a masked 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from studio.core import catalog
-from studio.core.jobs import UserError
+from studio.core.model_files import folder_family  # noqa: F401 - re-exported: the loaders ask families for it
 
 # Each architecture's diffusers pipelines by mode (all from diffusers itself: no custom pipelines, ever).
 PIPELINES = {
@@ -53,49 +50,6 @@ def pipeline_class(family: str, mode: str):
     import diffusers
 
     return getattr(diffusers, PIPELINES[architecture(family)][mode])
-
-
-# --- a diffusers folder's family -------------------------------------------------------------------------
-
-
-def _unet_family(folder: Path, index: dict) -> str:
-    unet = catalog.read_json(folder / "unet" / "config.json")
-    if "text_encoder_2" in index and index.get("text_encoder_2", [None])[0]:
-        base = "sdxl"
-    elif unet.get("use_linear_projection") or unet.get("cross_attention_dim") == 1024:
-        base = "sd2"
-    else:
-        base = "sd1"  # the built-in models are SD 1.x-shaped UNets too
-    return f"{base}_inpaint" if unet.get("in_channels") == 9 else base
-
-
-def _transformer_family(folder: Path, index: dict) -> str | None:
-    config = catalog.read_json(folder / "transformer" / "config.json")
-    name = config.get("_class_name")
-    if name == "SD3Transformer2DModel":
-        if config.get("dual_attention_layers"):
-            return "sd35_medium"
-        return "sd35_large" if config.get("qk_norm") else "sd3"
-    if name == "FluxTransformer2DModel":
-        if index.get("_class_name") == "FluxFillPipeline":
-            return "flux_fill"
-        return "flux_dev" if config.get("guidance_embeds") else "flux_schnell"
-    return None
-
-
-def folder_family(folder: Path) -> str:
-    """A diffusers folder's family, from its model_index.json and component configs (no weights read)."""
-    index = catalog.read_json(folder / "model_index.json")
-    if (folder / "unet" / "config.json").exists():
-        return _unet_family(folder, index)
-    if (folder / "transformer" / "config.json").exists():
-        family = _transformer_family(folder, index)
-        if family:
-            return family
-    raise UserError(
-        f"{folder.name} is a {index.get('_class_name', 'diffusers')} model; Latent Studio runs SD 1.x, 2.x, SDXL, "
-        "SD 3/3.5 and FLUX.1 models (and the built-in ones)."
-    )
 
 
 # --- sizes and latents -----------------------------------------------------------------------------------

@@ -270,9 +270,12 @@ def _assemble(pipeline_name: str, components: dict):
 
 def load_single_file(path: Path, torch_dtype, extra_folders: tuple[Path, ...] = ()) -> tuple:
     """(pipeline, family, notes) for a single-file checkpoint, with nothing from the network."""
+    from studio.core.model_folders import added_folders
+
     path = Path(path)
     facts = checkpoint_facts(path)
-    companions = find_companions(path, facts, extra_folders + extra_folders_from_env())
+    extra = extra_folders + tuple(added_folders()) + extra_folders_from_env()  # the user's folders hold parts too
+    companions = find_companions(path, facts, extra)
     if companions.missing:
         raise UserError(needs_files_message(path, facts, companions.missing))
     checkpoint = _read(path)
