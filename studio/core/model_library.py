@@ -114,7 +114,7 @@ def _file_entry(found, root_source: str) -> ModelEntry:
         companions = find_companions(found.path, facts, tuple(r.path for r in model_roots() if r.added))
         if companions.missing:
             status = NEEDS_FILES
-            note = "needs " + ", ".join(PART_LABELS.get(p, p) for p in companions.missing)
+            note = ", ".join(PART_LABELS.get(p, p) for p in companions.missing)
         else:
             note = "uses " + ", ".join(f"{p.name}" for p in companions.files.values())
     elif facts.kind == "unknown":
@@ -143,8 +143,6 @@ def folder_entries(roots: list[ModelRoot] | None = None) -> list[ModelEntry]:
     for found in scan(roots, fresh=True):  # the manager lists what is there now
         root = next((r for r in roots if str(found.path).startswith(str(r.path))), None)
         source = (root.tool or "your folder") if root else "your folder"
-        if root is not None and found.path.parent.parent == root.path and found.path.parts[-2] in ("unet", "transformer"):
-            continue  # a diffusers folder's own weights (listed once, as the folder)
         entries.append(_file_entry(found, source))
     for root in roots:
         if not root.path.is_dir():
@@ -154,7 +152,7 @@ def folder_entries(roots: list[ModelRoot] | None = None) -> list[ModelEntry]:
             entries.append(ModelEntry(str(folder), folder.name, "diffusers", "image", family, _folder_size(folder),
                                       _folder_dtype(folder), "", str(folder), root.tool or "your folder",
                                       DAMAGED if problem else READY, problem))
-    inside = {e.location for e in entries if e.kind == "diffusers"}
+    inside = {e.location for e in entries if e.kind == "diffusers"}  # a diffusers folder's own weights: listed once
     return [e for e in entries if e.kind == "diffusers" or not any(e.location.startswith(f + os.sep) for f in inside)]
 
 

@@ -110,8 +110,7 @@ class SizeFit(QWidget):
         if far:
             width, height = self.values.get("width"), self.values.get("height")
             native = f"{self.native[0]}×{self.native[1]}"
-            self.warning.setText(f"{width}×{height} is far from this model's native {native}: larger sizes repeat the "
-                                 "subject or tile, smaller ones turn to mush.")
+            self.warning.setText(f"{width}×{height} is far from this model's native {native}: expect repeats or mush.")
             self.fix.setText(f"Use {native}")
         self.warning.setVisible(far)
         self.fix.setVisible(far)

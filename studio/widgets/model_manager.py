@@ -225,7 +225,7 @@ class ModelManagerDialog(QDialog):
         else:
             lines = [f"{entry.name} — {KIND_LABELS.get(entry.kind, entry.kind)}"
                      + (f", {entry.family_text}" if entry.family else "") + f", {status_text(entry)}"]
-            if entry.status == NOT_DOWNLOADED and self.library.online is False:
+            if entry.status == NOT_DOWNLOADED and self.library.online is False and "connection" not in entry.note:
                 lines.append(f"Offline: needs a connection to download, {size_text(entry.size)}.")
             if download is not None:
                 lines.append(download.message)

@@ -102,3 +102,22 @@ def test_unknown_layout_says_what_was_recognised(tmp_path):
 def test_flux_families_differ_only_by_guidance_input(family, family_files):
     facts = checkpoint_facts(family_files[family][1])
     assert facts.parts == ("transformer",) and facts.family == family
+
+
+@pytest.mark.parametrize("family", ["sd3", "flux_schnell"])
+def test_transformer_families_draw_from_a_picture_and_repaint_a_mask(family, family_files, tmp_path):
+    from PIL import Image
+
+    bundle = load_image_pipeline(resolve(str(family_files[family][1])), cpu_device())
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(tmp_path / "init.png")
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    mask.save(tmp_path / "mask.png")
+    for mode, params in (("img2img", {"init_image": str(tmp_path / "init.png"), "strength": 0.6}),
+                         ("inpaint", {"init_image": str(tmp_path / "init.png"), "mask_image": str(tmp_path / "mask.png"),
+                                      "strength": 0.9})):
+        artifact = generate_artifacts(bundle, RECIPE.with_params(**params))[0]
+        assert artifact.recipe.params["mode"] == mode and artifact.payload.size == (64, 64)
+        assert ("Img2Img" if mode == "img2img" else "Inpaint") in type(bundle.pipeline_for(mode)).__name__
+        if mode == "inpaint":  # outside the mask the picture is the input's, exactly
+            assert np.asarray(artifact.payload)[0, 0].tolist() == [200, 40, 40]

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL.PngImagePlugin import PngInfo
 
 from studio.core.catalog import resolve
 from studio.core.jobs import UserError
@@ -16,6 +17,7 @@ from studio.core.recipe import Recipe, a1111_parameters, parse_a1111_parameters
 from studio.engine.image.generate import generate_artifacts
 from studio.engine.image.lora import LoraSpec, apply_loras, lora_hash
 from studio.engine.image.pipelines import load_image_pipeline
+from studio.library.export import read_image_parameters
 from tests.engine.conftest import cpu_device
 from tests.engine.tiny_adapters import make_lora, save, save_peft_folder, to_kohya
 from tests.engine.tiny_families import build_pipeline
@@ -97,9 +99,13 @@ def test_a1111_png_with_lora_and_lora_hashes_round_trips(bundle, sd1, tmp_path):
     made = generate_artifacts(bundle, with_prompt(RECIPE, "<lora:style:0.8> a red cat"))[0]
     digest = lora_hash(sd1.root / "Lora" / "style.safetensors")
     assert made.recipe.params["loras"] == [{"name": "style", "weight": 0.8, "hash": digest}]
-    text = a1111_parameters(made.recipe)  # what an A1111 PNG carries (no recipe of ours)
+    text = a1111_parameters(made.recipe)
     assert f"Lora hashes: \"style: {digest}\"" in text
-    parsed = parse_a1111_parameters(text).recipe
+    png = tmp_path / "a1111.png"  # as A1111 writes it: the `parameters` text alone, no recipe of ours
+    info = PngInfo()
+    info.add_text("parameters", text)
+    made.payload.save(png, pnginfo=info)
+    parsed = read_image_parameters(png).recipe
     assert parsed.prompt == "<lora:style:0.8> a red cat" and parsed.params["lora_hashes"] == {"style": digest}
     again = generate_artifacts(bundle, parsed.with_params(width=64, height=64))[0]
     assert np.array_equal(np.asarray(again.payload), np.asarray(made.payload))
