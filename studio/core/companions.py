@@ -10,7 +10,6 @@ runs in the window's process too (the model manager asks what is missing).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,9 +181,3 @@ def find_companions(checkpoint: Path, facts: FileFacts, extra: tuple[Path, ...] 
         missing.append("t5_tokenizer")
     companions.missing = tuple(dict.fromkeys(missing))
     return companions
-
-
-def extra_folders_from_env() -> tuple[Path, ...]:
-    """Extra places to search, from LATENT_STUDIO_PART_FOLDERS (os.pathsep-separated): for scripted installs."""
-    value = os.environ.get("LATENT_STUDIO_PART_FOLDERS", "")
-    return tuple(Path(p) for p in value.split(os.pathsep) if p)

@@ -65,8 +65,10 @@ class Download:
     total: int = 0
     message: str = ""
     files: list[RepoFile] = field(default_factory=list)
+    bad: list = field(default_factory=list)  # files whose checksum did not match (removed)
     _stop: str = ""  # "", "pause" or "cancel"
     _thread: threading.Thread | None = None
+    _notify: Callable | None = None  # on_change of the running start()
 
     # --- control (any thread) --------------------------------------------------------------------------------
 
@@ -101,9 +103,6 @@ class Download:
         self.state, self.message = state, message
         if self._notify is not None:
             self._notify(self)
-
-    _notify: Callable | None = None
-    bad: list = field(default_factory=list)  # files whose checksum did not match (removed)
 
     def run(self, on_change: Callable[[Download], None] | None = None) -> None:
         self._notify = on_change

@@ -236,7 +236,9 @@ def _embedding_facts(keys: _Keys, dtype: str, count: int) -> FileFacts | None:
         return FileFacts("embedding", "sdxl", dtype=dtype, tensors=count, shapes={"vectors": vectors})
     if count <= 2 and all(len(e["shape"]) in (1, 2) for e in header.values()):
         name = "emb_params" if "emb_params" in header else next(iter(header))
-        if name == "emb_params" or name.startswith("string_to_param") or count == 1:
+        # a lone tensor named like a token ("*", "<style>"), not like a module's weight ("a.b.weight")
+        lone_vectors = count == 1 and "." not in name and len(keys.shape(name)) == 2
+        if name == "emb_params" or name.startswith("string_to_param") or lone_vectors:
             shape = keys.shape(name)
             width = shape[-1]
             vectors = shape[0] if len(shape) == 2 else 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from studio.core.companions import Companions, extra_folders_from_env, find_companions
+from studio.core.companions import Companions, find_companions
 from studio.core.jobs import UserError
 from studio.core.model_files import PART_LABELS, FileFacts, checkpoint_facts, family_label
 from studio.engine.image.family_configs import (
@@ -274,7 +274,7 @@ def load_single_file(path: Path, torch_dtype, extra_folders: tuple[Path, ...] = 
 
     path = Path(path)
     facts = checkpoint_facts(path)
-    extra = extra_folders + tuple(added_folders()) + extra_folders_from_env()  # the user's folders hold parts too
+    extra = extra_folders + tuple(added_folders())  # the user's model folders hold parts too
     companions = find_companions(path, facts, extra)
     if companions.missing:
         raise UserError(needs_files_message(path, facts, companions.missing))
