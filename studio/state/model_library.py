@@ -100,7 +100,7 @@ class ModelLibrary(QObject):
         """Remove a model's files from disk; returns what was removed, in words. Built-ins stay."""
         if entry.kind == "builtin" or entry.status == NOT_DOWNLOADED:
             return ""
-        target = Path(entry.location)
+        target = Path(entry.ref) if entry.kind == "lora" and Path(entry.ref).is_dir() else Path(entry.location)
         if entry.source == "Hugging Face cache" and target.name.startswith("models--"):
             shutil.rmtree(target)
         elif target.is_dir():
