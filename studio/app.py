@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
         file_menu = self.menuBar().addMenu("&File")
         self._action(file_menu, "&Open recipe or output…", self.open_recipe, QKeySequence.StandardKey.Open)
         self._action(file_menu, "Open &output folder", self.open_output_folder)
+        self._action(file_menu, "&Models…", self.show_model_manager, "Ctrl+Shift+M")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -128,6 +129,19 @@ class MainWindow(QMainWindow):
         self._action(help_menu, "&Welcome / getting started", lambda: self.show_welcome())
         self._action(help_menu, "Model &licences", self.show_licences)
         self._action(help_menu, "&About Latent Studio", self.show_about)
+
+    def show_model_manager(self) -> None:
+        from studio.widgets.model_manager import ModelManagerDialog
+
+        def use(ref: str) -> None:
+            self.state.image.update({"backend": "", "model": ref})
+            for index in range(self.tabs.count()):
+                if getattr(self.tabs.widget(index), "modality", "") == "image":
+                    self.tabs.setCurrentIndex(index)
+
+        dialog = ModelManagerDialog(self.state.model_library, self, use_model=use)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
 
     def _action(self, menu, text: str, callback, shortcut=None) -> QAction:
         action = QAction(text, self)
@@ -458,6 +472,7 @@ def main(argv: list[str] | None = None, open_paths: list[Path] | None = None) ->
         window.worker.stop()  # not close(): a timing run must not overwrite the user's saved window and settings
         return 0
     QTimer.singleShot(0, window.welcome_if_first_run)
+    QTimer.singleShot(0, window.state.model_library.refresh)  # model folders, hub cache, online: off the GUI thread
     for path in open_paths or []:  # files the desktop asked us to open: their recipes, into their panels
         QTimer.singleShot(0, lambda path=path: window.load_recipe_file(path))
     return app.exec()

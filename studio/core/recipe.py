@@ -309,6 +309,11 @@ def a1111_parameters(recipe: Recipe, extra: Mapping[str, Any] | None = None) -> 
     for key in ("strength", "variation_seed", "variation_strength", "clip_skip"):
         if p.get(key) not in (None, ""):
             pairs.append((A1111_KEYS[key], _number_text(p[key])))
+    for key, read, label in (("loras", "lora_hashes", "Lora hashes"), ("embeddings", "ti_hashes", "TI hashes")):
+        recorded = p.get(read) if isinstance(p.get(read), dict) else {}  # read from a file, not regenerated yet
+        hashes = _hash_list(p.get(key)) or _hash_list([{"name": k, "hash": v} for k, v in recorded.items()])
+        if hashes:
+            pairs.append((label, hashes))
     written = {k for k, _v in pairs}
     pairs.extend((k, v) for k, v in extra.items() if k not in written and k != "Version")
     pairs.append(("Version", "Latent Studio"))
@@ -317,6 +322,29 @@ def a1111_parameters(recipe: Recipe, extra: Mapping[str, Any] | None = None) -> 
         lines.append(f"Negative prompt: {recipe.negative_prompt}")
     lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in pairs))
     return "\n".join(lines)
+
+
+def _hash_list(items: Any) -> str:
+    """A1111's `Lora hashes` / `TI hashes` value: "name: hash, name: hash" (names without ':' or ',')."""
+    if not isinstance(items, list):
+        return ""
+    parts = []
+    for item in items:
+        if isinstance(item, dict) and item.get("name") and item.get("hash"):
+            name = str(item["name"]).replace(":", "").replace(",", "")
+            parts.append(f"{name}: {item['hash']}")
+    return ", ".join(parts)
+
+
+def _read_hash_list(value: str) -> dict[str, str]:
+    found = {}
+    for part in value.split(","):
+        name, _, digest = part.rpartition(":")
+        if name.strip() and digest.strip():
+            found[name.strip()] = digest.strip()
+    if not found:
+        raise ValueError(value)
+    return found
 
 
 @dataclass(frozen=True)
@@ -409,6 +437,8 @@ def _recipe_from_pairs(prompt: str, negative: str, pairs: dict[str, str]) -> Par
                 model = _model_name_in(value)
             elif key == "Model hash":
                 model_hash = value
+            elif key in ("Lora hashes", "TI hashes"):  # the prompt's <lora:…> tags and embedding names say the rest
+                params["lora_hashes" if key == "Lora hashes" else "ti_hashes"] = _read_hash_list(value)
             elif key in _SEED_KEYS:
                 params[reverse[key]] = parse_seed(value)
             elif key in reverse:

@@ -25,6 +25,7 @@ from studio.core.jobs import Job
 from studio.core.recipe import RecipeError
 from studio.library.export import read_image_parameters
 from studio.state import State
+from studio.widgets.adapter_picker import AdapterPicker
 from studio.widgets.controls import (
     ColumnSplitter,
     ParamSlider,
@@ -38,6 +39,7 @@ from studio.widgets.controls import (
 )
 from studio.widgets.image_view import ImageView, ThumbnailStrip, pil_to_pixmap
 from studio.widgets.mask_painter import MaskPainter
+from studio.widgets.model_fit import SizeFit, apply_model_defaults
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.progress import GenerateBar
 
@@ -52,9 +54,9 @@ SCHEDULERS = [
     ("DDIM", "ddim"),
     ("UniPC", "unipc"),
     ("LCM (LCM models only)", "lcm"),
+    ("Euler (flow: SD 3, FLUX)", "flow_euler"),
 ]
 MODES = [("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint", "inpaint")]
-SIZE_PRESETS = [(64, 64), (128, 128), (512, 512), (768, 768), (1024, 1024), (512, 768), (768, 512)]
 IMAGE_FILES = "Images (*.png *.jpg *.jpeg *.webp)"
 # What an X/Y plot may vary (the engine checks the same list: studio.engine.image.generate.XY_AXES).
 XY_AXES = ["seed", "steps", "guidance", "scheduler", "prompt", "negative_prompt", "width", "height", "strength",
@@ -102,6 +104,7 @@ class ImagePanel(QWidget):
         self.prompt.submitted.connect(self.generate)
         self.negative.submitted.connect(self.generate)
         self.model = ModelPicker(v)
+        self.model.picked.connect(lambda ref: apply_model_defaults(v, ref))  # its native size, steps, CFG, sampler
 
         prompt_box = QGroupBox("Prompt")
         prompt_layout = QVBoxLayout(prompt_box)
@@ -109,7 +112,9 @@ class ImagePanel(QWidget):
         prompt_layout.addWidget(self.prompt)
         prompt_layout.addWidget(self.negative)
         self.recent = RecentPrompts(v, self.recent_prompts)
+        self.adapters = AdapterPicker(v.model_library, self.prompt)
         recent_row = QHBoxLayout()
+        recent_row.addWidget(self.adapters)
         recent_row.addStretch(1)
         recent_row.addWidget(self.recent)
         prompt_layout.addLayout(recent_row)
@@ -123,7 +128,8 @@ class ImagePanel(QWidget):
         form.addWidget(row("Scheduler", bound_combo(v, "scheduler", SCHEDULERS, "The sampler that walks from noise to image")))
         form.addWidget(ParamSlider(v, "width", "Width", 64, 2048, 8, tooltip="Snapped to the model's multiple when generating."))
         form.addWidget(ParamSlider(v, "height", "Height", 64, 2048, 8, tooltip="Snapped to the model's multiple when generating."))
-        form.addWidget(row("Size preset", self._size_presets()))
+        self.size_fit = SizeFit(v)  # presets at the model's native size; a warning when far from it
+        form.addWidget(row("Size preset", self.size_fit))
         form.addWidget(SeedBox(v))
         form.addWidget(ParamSlider(v, "batch_count", "Batch count", 1, 16, tooltip="How many images, seeds seed, seed+1, …"))
         form.addWidget(ParamSlider(v, "clip_skip", "CLIP skip", 1, 4,
@@ -190,18 +196,6 @@ class ImagePanel(QWidget):
         recipe = self.values.recipe()
         self.values.last_seed = recipe.seed
         self.state.submit(Job("image.xy_plot", recipe, args=args))
-
-    def _size_presets(self) -> QWidget:
-        holder = QWidget()
-        layout = QHBoxLayout(holder)
-        layout.setContentsMargins(0, 0, 0, 0)
-        for width, height in SIZE_PRESETS[:5]:
-            button = QPushButton(f"{width}" if width == height else f"{width}×{height}")
-            button.setToolTip(f"{width}×{height}")
-            button.setObjectName("chip")
-            button.clicked.connect(lambda _=False, w=width, h=height: self.values.update({"width": w, "height": h}))
-            layout.addWidget(button)
-        return holder
 
     def recent_prompts(self, history=None) -> list[dict]:
         history = history if history is not None else self.history

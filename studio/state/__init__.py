@@ -21,6 +21,7 @@ from studio.state.compare import CompareState
 from studio.state.explorer import ExplorerState
 from studio.state.live import LiveImage
 from studio.state.loom import LoomState
+from studio.state.model_library import ModelLibrary
 from studio.state.models import BackendModels, model_is_here
 
 # Each panel's values and their defaults come from its medium's settings class (named in studio/media.py).
@@ -35,10 +36,11 @@ class PanelState(QObject):
     last_seed_changed = Signal(object)  # the seed a generation really used (a random one is drawn at submit)
 
     def __init__(self, modality: str, defaults: dict[str, Any], parent: QObject | None = None,
-                 backend_models: BackendModels | None = None) -> None:
+                 backend_models: BackendModels | None = None, model_library: ModelLibrary | None = None) -> None:
         super().__init__(parent)
         self.modality = modality
         self.backend_models = backend_models or BackendModels(self)  # what servers offer (the model picker lists)
+        self.model_library = model_library or ModelLibrary(self)  # what this computer has (the pickers list it)
         self._defaults = dict(defaults)
         self._values = dict(defaults)
         self.last_seed: int | None = None  # the seed the last generation really used
@@ -157,8 +159,9 @@ class State(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.backend_models = BackendModels(self)  # models the servers can see, for every panel's picker
-        self.panels = {name: PanelState(name, media.panel_defaults(name), self, self.backend_models)
-                       for name in media.MEDIA}
+        self.model_library = ModelLibrary(self)  # models this computer has or can download (the model manager)
+        self.panels = {name: PanelState(name, media.panel_defaults(name), self, self.backend_models,
+                                        self.model_library) for name in media.MEDIA}
         self.jobs: dict[int, JobInfo] = {}
         self.device_label = "device: not chosen yet (picked at the first job)"
         self._busy = False

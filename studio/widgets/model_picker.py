@@ -1,12 +1,15 @@
-"""Model picker: built-ins, the catalog's hub models, recently used models, and "Add…" (file, folder, hub id)."""
+"""Model picker: the model list this computer has (built-ins, model folders, the Hugging Face cache, catalog models
+to download — each marked when not ready), recently used models, servers' models, and "…" (add a file, folder or
+hub id; open the model manager)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QMenu, QToolButton, QWidget
 
 from studio import paths
 from studio.core.catalog import read_catalog
+from studio.core.model_library import READY, ModelEntry, size_text
 from studio.state import PanelState
 
 RECENT_LIMIT = 8
@@ -19,7 +22,18 @@ def _builtin_installed(model_id: str) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
+def entry_label(entry: ModelEntry) -> str:
+    """How the picker names a model: not-ready ones say why in a word or two."""
+    if entry.status == READY:
+        return entry.name + (f"  ({entry.family_text})" if entry.family and entry.kind != "builtin" else "")
+    why = {"not downloaded": f"not downloaded, {size_text(entry.size)}", "needs files": "needs files",
+           "not installed": "not installed yet"}.get(entry.status, entry.status)
+    return f"{entry.name}  ({why})"
+
+
 class ModelPicker(QWidget):
+    picked = Signal(str)  # the user chose a model (not a restore): the panel may fit its settings to it
+
     def __init__(self, state: PanelState, modality: str | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
@@ -39,6 +53,8 @@ class ModelPicker(QWidget):
         menu.addAction("A Hugging Face id…", self.add_hub_id)
         if self.modality == "text":  # LM Studio's, Ollama's, KoboldCpp's models: run by llama.cpp
             menu.addAction("A GGUF file (llama.cpp)…", self.add_gguf)
+        menu.addSeparator()
+        menu.addAction("Model manager…", self.open_manager)
         self.browse.setMenu(menu)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -48,6 +64,7 @@ class ModelPicker(QWidget):
         self.combo.currentIndexChanged.connect(self._on_pick)
         state.value_changed.connect(lambda name, value: self.refill() if name in ("model", "backend") else None)
         state.backend_models.changed.connect(self.refill)
+        state.model_library.changed.connect(self.refill)
 
     def _settings_key(self) -> str:
         return f"models/recent_{self.state.modality}"
@@ -64,16 +81,21 @@ class ModelPicker(QWidget):
         current, where = self.state.get("model"), self.state.get("backend") or ""
         self.combo.blockSignals(True)
         self.combo.clear()
-        catalog = [model for model in read_catalog() if model.get("modality") == self.modality]
-        for model in catalog:
-            if model.get("builtin"):
-                installed = _builtin_installed(model["id"])
-                label = model["name"] + ("" if installed else "  (not installed yet)")
-                self.combo.addItem(label, model["id"])
-        for model in catalog:  # well-known hub models: from the user's HF cache, or downloaded when online
-            if not model.get("builtin"):
-                self.combo.addItem(f"{model['name']} (Hugging Face, {model.get('size_mb', '?')} MB)", model["id"])
-                self.combo.setItemData(self.combo.count() - 1, model.get("about", ""), Qt.ItemDataRole.ToolTipRole)
+        library = self.state.model_library
+        if library.loaded:
+            for entry in library.for_medium(self.modality):
+                self._add_local(entry.ref, entry_label(entry), entry.note or entry.location)
+        else:  # before the first listing: the catalog alone
+            for model in read_catalog():
+                if model.get("modality") != self.modality:
+                    continue
+                if model.get("builtin"):
+                    installed = _builtin_installed(model["id"])
+                    self._add_local(model["id"], model["name"] + ("" if installed else "  (not installed yet)"),
+                                    model.get("about", ""))
+                else:
+                    self._add_local(model["id"], f"{model['name']} (Hugging Face, {model.get('size_mb', '?')} MB)",
+                                    model.get("about", ""))
         for ref in self.recent():
             if self._index_of(ref, "") < 0:
                 self.combo.addItem(ref, ref)
@@ -86,6 +108,12 @@ class ModelPicker(QWidget):
                 self.combo.addItem(current, current)
         self.combo.setCurrentIndex(max(0, self._index_of(current, where)))
         self.combo.blockSignals(False)
+
+    def _add_local(self, ref: str, label: str, tip: str) -> None:
+        if self._index_of(ref, "") >= 0:
+            return
+        self.combo.addItem(label, ref)
+        self.combo.setItemData(self.combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
 
     def _add_remote(self, ref: str, where: str, label: str, ready: bool, note: str) -> None:
         self.combo.addItem(f"{label} — on {where}" + ("" if ready else " (not ready)"), ref)
@@ -103,6 +131,15 @@ class ModelPicker(QWidget):
         if ref:
             self.state.set("backend", self.combo.itemData(index, BACKEND_ROLE) or "")
             self.state.set("model", ref)
+            self.picked.emit(ref)
+
+    def open_manager(self) -> None:
+        from studio.widgets.model_manager import ModelManagerDialog
+
+        dialog = ModelManagerDialog(self.state.model_library, self.window(), use_model=self.use)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        dialog.select_ref(str(self.state.get("model", "")))
 
     def add_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a .safetensors checkpoint", "",
@@ -129,3 +166,4 @@ class ModelPicker(QWidget):
             self.remember(ref)
             self.state.set("backend", "")  # a file, folder or hub id runs on this computer
             self.state.set("model", ref)
+            self.picked.emit(ref)

@@ -97,7 +97,8 @@ def test_prompts_negative_and_unknown_keys_are_kept():
     assert fooocus.unknown["Fooocus V2 Expansion"] == "forest"  # value ran to the next comma
     assert fooocus.unknown["Sharpness"] == "2"
     lora = parse_a1111_parameters(REAL_WORLD[4][0])
-    assert lora.unknown["Lora hashes"] == "detail: 62b1e0b1, style: 1a2b3c4d"
+    assert lora.recipe.params["lora_hashes"] == {"detail": "62b1e0b1", "style": "1a2b3c4d"}
+    assert 'Lora hashes: "detail: 62b1e0b1, style: 1a2b3c4d"' in a1111_parameters(lora.recipe)  # written back
 
 
 def test_multiline_negative_prompt():

@@ -30,10 +30,11 @@ from studio.core.gan_model import load_gan
 from studio.core.interpolate import slerp
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import MAX_SEED, SEED_LIMIT, Recipe
-from studio.engine.image import gan, translate
+from studio.engine.image import families, gan, translate
 from studio.engine.image.pipelines import ImageBundle, adapt_memory_to_size, load_image_pipeline
 from studio.engine.image.preview import StepWatcher, decode_latents
-from studio.engine.image.schedulers import available_schedulers, model_default_scheduler, set_scheduler
+from studio.engine.image.prompt_plan import PromptPlan, prepare, text_kwargs
+from studio.engine.image.schedulers import FLOW_ALIASES, available_schedulers, model_default_scheduler, set_scheduler
 from studio.engine.image.settings import DEFAULT_MODEL, INPAINT_STRENGTH, ImageSettings
 
 MODES = ("txt2img", "img2img", "inpaint", "translate")
@@ -95,6 +96,8 @@ def resolve_settings(bundle: ImageBundle, recipe: Recipe) -> dict[str, Any]:
     height = snap_size(height or bundle.native_size, multiple)
     schedulers = available_schedulers(bundle.pipe)
     scheduler = p.get("scheduler") or model_default_scheduler(bundle.base_scheduler_config, schedulers)
+    if scheduler not in schedulers and FLOW_ALIASES.get(scheduler) in schedulers:
+        scheduler = FLOW_ALIASES[scheduler]
     if scheduler not in schedulers:
         raise UserError(f"the scheduler {scheduler!r} does not fit this model; choose one of {', '.join(schedulers)}")
     steps = int(p.get("steps", DEFAULTS.steps))
@@ -154,38 +157,32 @@ def initial_noise(seed: int, shape, variation_seed: int | None = None, variation
 # --- one image -----------------------------------------------------------------------------
 
 
-def _clip_skip_embeddings(pipe, text: str, skip: int):
-    """CLIP embeddings taken `skip` layers before the last, through the final layer norm (as SD1 models expect)."""
-    import torch
+def _call_parameters(pipe) -> set[str]:
+    import inspect
 
-    tokens = pipe.tokenizer(
-        text, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    )
-    with torch.inference_mode():
-        out = pipe.text_encoder(tokens.input_ids.to(pipe._execution_device), output_hidden_states=True)
-        # transformers >= 5.6 flattened CLIPTextModel (no .text_model), which breaks diffusers' own clip_skip
-        final_norm = getattr(pipe.text_encoder, "text_model", pipe.text_encoder).final_layer_norm
-        return final_norm(out.hidden_states[-(skip + 1)])
+    return set(inspect.signature(pipe.__call__).parameters)
 
 
-def _apply_clip_skip(pipe, kwargs: dict, skip: int) -> None:
-    if hasattr(pipe, "text_encoder_2"):
-        kwargs["clip_skip"] = skip  # SDXL's own path takes raw hidden states and works
-        return
-    kwargs["prompt_embeds"] = _clip_skip_embeddings(pipe, kwargs.pop("prompt"), skip)
-    kwargs["negative_prompt_embeds"] = _clip_skip_embeddings(pipe, kwargs.pop("negative_prompt") or "", skip)
+def _our_noise_fits(bundle, mode: str, strength: float) -> bool:
+    """Where the pipeline starts from the latents we pass: text-to-image; SD/SDXL inpainting at full strength."""
+    if mode == "txt2img":
+        return True
+    return strength >= 1.0 and families.architecture(bundle.family) in ("sd", "sdxl") and (
+        mode == "inpaint" or bundle.inpaint_only)
 
 
-def pipeline_kwargs(bundle, recipe: Recipe, settings: dict, seed: int, variation_seed: int | None) -> dict:
+def pipeline_kwargs(bundle, recipe: Recipe, settings: dict, seed: int, variation_seed: int | None,
+                    plan: PromptPlan | None = None, notes: list[str] | None = None) -> dict:
     import torch
     from PIL import Image
 
     mode = settings["mode"]
     pipe = bundle.pipeline_for(mode)
     size = (settings["width"], settings["height"])
+    plan = plan or PromptPlan(recipe.prompt, recipe.negative_prompt)
+    notes = [] if notes is None else notes
     kwargs: dict[str, Any] = {
-        "prompt": recipe.prompt,
-        "negative_prompt": recipe.negative_prompt or None,
+        **text_kwargs(bundle, pipe, plan, settings.get("clip_skip", 1), notes),
         "num_inference_steps": settings["steps"],
         "guidance_scale": settings["guidance"],
         "width": size[0],
@@ -194,41 +191,30 @@ def pipeline_kwargs(bundle, recipe: Recipe, settings: dict, seed: int, variation
         "generator": torch.Generator("cpu").manual_seed(seed),
         "output_type": "latent",
     }
-    if settings.get("clip_skip", 1) > 1:
-        _apply_clip_skip(pipe, kwargs, settings["clip_skip"] - 1)  # A1111's "Clip skip: 1" means no skip
-    latent_shape = (
-        1,
-        pipe.vae.config.latent_channels,
-        size[1] // pipe.vae_scale_factor,
-        size[0] // pipe.vae_scale_factor,
-    )
+    factor = families.vae_factor(pipe)
+    latent_shape = (1, families.latent_channels(pipe), size[1] // factor, size[0] // factor)
     noise = initial_noise(seed, latent_shape, variation_seed, settings["variation_strength"])
-    dtype = pipe.unet.dtype
+    noise = families.pack(pipe, noise.to(families.denoiser(pipe).dtype))  # FLUX takes its latents packed
+    strength = settings.get("strength", 1.0)
     if bundle.inpaint_only and mode == "txt2img":
-        # a 9-channel inpainting model draws from nothing by repainting a blank canvas
+        # an inpainting model draws from nothing by repainting a blank canvas
         kwargs.update(image=Image.new("RGB", size, (127, 127, 127)), mask_image=Image.new("L", size, 255), strength=1.0)
-        kwargs["latents"] = noise.to(dtype)
-    elif mode == "txt2img":
-        kwargs["latents"] = noise.to(dtype)
-    else:
+    elif mode != "txt2img":
         kwargs["image"] = _load_picture(settings["init_image"], "RGB", size)
-        kwargs["strength"] = settings["strength"]
+        kwargs["strength"] = strength
         mask = settings.get("mask_image") if mode == "inpaint" else None
         if mode == "img2img" and bundle.inpaint_only:
             mask = Image.new("L", size, 255)
         if mask is not None:
             kwargs["mask_image"] = _load_picture(mask, "L", size)
-            if settings["strength"] >= 1.0:
-                kwargs["latents"] = noise.to(dtype)  # full-strength inpainting starts from our noise
-    if mode == "img2img" and not bundle.inpaint_only:
-        kwargs.pop("width")
-        kwargs.pop("height")
-    return kwargs
+    if _our_noise_fits(bundle, mode, strength):
+        kwargs["latents"] = noise
+    accepted = _call_parameters(pipe)  # e.g. SD's img2img takes no size, FLUX no negative prompt without true CFG
+    return {k: v for k, v in kwargs.items() if k in accepted}
 
 
 def _uses_our_noise(bundle, settings) -> bool:
-    mode = settings["mode"]
-    return mode == "txt2img" or (settings["strength"] >= 1.0 and (mode == "inpaint" or bundle.inpaint_only))
+    return _our_noise_fits(bundle, settings["mode"], settings.get("strength", 1.0))
 
 
 def generate_one(
@@ -241,6 +227,8 @@ def generate_one(
     count: int,
     report: Report = None,
     cancelled: IsCancelled = None,
+    plan: PromptPlan | None = None,
+    notes: list[str] | None = None,
 ):
     """One image: returns (PIL image, info dict). Raises Cancelled."""
     from PIL import Image
@@ -248,18 +236,19 @@ def generate_one(
     adapt_memory_to_size(bundle, settings["width"], settings["height"])
     pipe = bundle.pipeline_for(settings["mode"])
     set_scheduler(pipe, settings["scheduler"], bundle.base_scheduler_config)
-    kwargs = pipeline_kwargs(bundle, recipe, settings, seed, variation_seed)
-    watcher = StepWatcher(bundle, report, cancelled, index, count)
+    kwargs = pipeline_kwargs(bundle, recipe, settings, seed, variation_seed, plan, notes)
+    size = (settings["width"], settings["height"])
+    watcher = StepWatcher(bundle, report, cancelled, index, count, size)
     kwargs.update(callback_on_step_end=watcher, callback_on_step_end_tensor_inputs=["latents"])
     latents = pipe(**kwargs).images
     if watcher.interrupted or (cancelled is not None and cancelled()):
         raise Cancelled()
     denoise_seconds = watcher.last_step_at - watcher.started
     began = time.perf_counter()
-    image = decode_latents(bundle, pipe, latents)[0]
+    image = decode_latents(bundle, pipe, families.unpack(pipe, latents, *size))[0]
     if settings["mode"] == "inpaint":
         # Like A1111: pixels outside the mask stay exactly as they were (the VAE round trip would blur them).
-        image = Image.composite(image, kwargs["image"], kwargs["mask_image"])
+        image = Image.composite(image, kwargs["image"], kwargs["mask_image"].resize(image.size))
     info = {
         "it_per_s": watcher.steps_seen / denoise_seconds if denoise_seconds > 0 else None,
         "steps_run": watcher.steps_seen,
@@ -270,9 +259,14 @@ def generate_one(
     return image, info
 
 
-def _output_recipe(bundle: ImageBundle, recipe: Recipe, settings: dict, seed: int, variation_seed) -> Recipe:
+def _output_recipe(bundle: ImageBundle, recipe: Recipe, settings: dict, seed: int, variation_seed,
+                   plan: PromptPlan | None = None) -> Recipe:
     params = dict(recipe.params)
     params.update({k: v for k, v in settings.items() if v is not None})
+    for key in ("loras", "embeddings", "lora_hashes", "ti_hashes"):  # replaced by what this run used
+        params.pop(key, None)
+    if plan is not None:
+        params.update(plan.recipe_params())
     params["batch_count"] = 1  # this recipe makes exactly this image
     params.pop("truncation", None)  # a GAN's knob (engine/image/gan.py): means nothing to a diffusion model
     unused = {"txt2img": ("strength", "init_image", "mask_image"), "img2img": ("mask_image",), "inpaint": ()}
@@ -308,7 +302,8 @@ def generate_artifacts(
     variation_base = settings["variation_seed"]
     if settings["variation_strength"] > 0 and (variation_base is None or int(variation_base) < 0):
         variation_base = random_seed()
-    notes = []
+    plan = prepare(bundle, recipe)  # LoRAs found and fused (kept when unchanged), embeddings loaded
+    notes = list(plan.notes)
     if settings["variation_strength"] > 0 and not _uses_our_noise(bundle, settings):
         notes.append("Variation seeds apply to text-to-image and full-strength inpainting; ignored here.")
     artifacts = []
@@ -321,12 +316,13 @@ def generate_artifacts(
         seed = (int(base_seed) + index) % (SEED_LIMIT + 1)
         variation_seed = None if variation_base is None else (int(variation_base) + index) % (SEED_LIMIT + 1)
         try:
-            image, info = generate_one(bundle, recipe, settings, seed, variation_seed, index, count, report, cancelled)
+            image, info = generate_one(bundle, recipe, settings, seed, variation_seed, index, count, report, cancelled,
+                                       plan, notes)
         except Cancelled as stop:
             raise Cancelled(partial=artifacts) from stop  # the finished images of the batch are kept
-        info.update(fallbacks=list(bundle.fallbacks), notes=notes, batch_index=index)
+        info.update(fallbacks=list(bundle.fallbacks), notes=list(dict.fromkeys(notes)), batch_index=index)
         artifacts.append(
-            Artifact("image", _output_recipe(bundle, recipe, settings, seed, variation_seed), image, info=info)
+            Artifact("image", _output_recipe(bundle, recipe, settings, seed, variation_seed, plan), image, info=info)
         )
         if output is not None:
             output(artifacts[-1])

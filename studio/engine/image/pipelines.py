@@ -1,8 +1,9 @@
 """Loading Stable Diffusion-family image models from any source, within the memory there is.
 
 Sources (catalog.ModelSource): a diffusers folder (the built-in models are such folders), a
-single-file .safetensors checkpoint (A1111 / Civitai layout, SD1.x, SD2.x, SDXL), or a Hugging
-Face id (the user's hub cache; downloaded only when online). Weights load from safetensors only.
+single-file .safetensors checkpoint (A1111 / ComfyUI / Civitai layout: SD 1.x, 2.x, SDXL, SD 3/3.5, FLUX.1;
+configured offline from shipped configs, `single_file.py`), or a Hugging Face id (the user's hub cache;
+downloaded only when online). Weights load from safetensors only. Families: `families.py`.
 
 Memory: the model's size is estimated from its parameters and compared with the free GPU
 memory; the cheapest fallback that fits is taken (attention/VAE slicing and tiling, then model
@@ -14,7 +15,6 @@ torch and diffusers are imported inside functions: the app starts without them.
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,19 +23,12 @@ from studio.core import catalog
 from studio.core.catalog import CorruptModelError, ModelSource, UnsafeModelError
 from studio.core.hub import hub_snapshot
 from studio.core.jobs import Progress, UserError
+from studio.core.model_files import checkpoint_facts
+from studio.engine.image import families
+from studio.engine.image.lora import LoraState
+from studio.engine.image.single_file import load_single_file
 
 GiB = 2**30
-
-# Checkpoint families we can run, and the diffusers repo whose config matches each one
-# (diffusers' own DIFFUSERS_DEFAULT_PIPELINE_PATHS).
-FAMILY_CONFIG_REPOS = {
-    "sd1": "stable-diffusion-v1-5/stable-diffusion-v1-5",
-    "sd1_inpaint": "stable-diffusion-v1-5/stable-diffusion-inpainting",
-    "sd2": "stabilityai/stable-diffusion-2-1",
-    "sd2_inpaint": "stabilityai/stable-diffusion-2-inpainting",
-    "sdxl": "stabilityai/stable-diffusion-xl-base-1.0",
-    "sdxl_inpaint": "diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
-}
 
 # --- memory plan -----------------------------------------------------------------------------
 
@@ -145,8 +138,8 @@ class ImageBundle:
     pipe: Any  # the model's main diffusers pipeline (text-to-image, or inpainting for inpaint-only models)
     source: ModelSource
     device: str
-    dtype: str  # the dtype the UNet runs in
-    family: str  # single files: "sd1", "sd2", "sdxl", "sd1_inpaint", ...; folders: "sd", "sdxl", "sd_inpaint", ...
+    dtype: str  # the dtype the UNet / transformer runs in
+    family: str  # "sd1", "sd2_inpaint", "sdxl", "sd3", "sd35_large", "flux_dev", … (core/model_files.FAMILY_LABELS)
     model_hash: str
     fallbacks: list[str] = field(default_factory=list)  # human sentences for the UI
     memory: MemoryPlan = field(default_factory=MemoryPlan)
@@ -155,59 +148,42 @@ class ImageBundle:
     largest_component_bytes: int = 0
     decode_vae_in_fp32: bool = False  # set once a half-precision decode gave NaNs (the black-image bug)
     preview_factors: Any = None  # (weight 4x3, bias 3) torch tensors, fitted or known; see image.py
+    lora: LoraState = field(default_factory=LoraState)  # the LoRAs fused into the weights now (lora.py)
+    embeddings_cache: dict = field(default_factory=dict)  # textual-inversion files loaded for this model
     _derived: dict = field(default_factory=dict)
 
     @property
     def inpaint_only(self) -> bool:
-        """A 9-channel inpainting model: every mode runs through the inpainting pipeline."""
-        return self.pipe.unet.config.in_channels == 9
+        """A 9-channel inpainting model or FLUX Fill: every mode runs through the inpainting pipeline."""
+        return families.inpaint_only(self.family)
 
     @property
     def size_multiple(self) -> int:
-        """Width and height must be multiples of this: the VAE factor times the UNet's downsamplings."""
-        vae_factor = int(getattr(self.pipe, "vae_scale_factor", 8))
-        downs = len(self.pipe.unet.config.block_out_channels) - 1
-        return math.lcm(max(8, vae_factor * 2**downs), 8)  # the pipelines also require a multiple of 8
+        """Width and height must be multiples of this."""
+        return families.size_multiple(self.pipe)
 
     @property
     def native_size(self) -> int:
-        return int(self.pipe.unet.config.sample_size) * int(getattr(self.pipe, "vae_scale_factor", 8))
+        return families.native_size(self.pipe)
 
     def pipeline_for(self, mode: str):
         """The pipeline for "txt2img" | "img2img" | "inpaint", sharing the loaded weights (no reload)."""
         if mode not in ("txt2img", "img2img", "inpaint"):
             raise UserError(f"unknown image mode {mode!r}")
         task = "inpaint" if self.inpaint_only else mode
-        if task == "txt2img":
+        if type(self.pipe).__name__ == families.PIPELINES[families.architecture(self.family)].get(task):
             return self.pipe
         if task not in self._derived:
-            self._derived[task] = derive_pipeline(self.pipe, task)
+            self._derived[task] = derive_pipeline(self.pipe, families.pipeline_class(self.family, task))
         return self._derived[task]
 
 
-def _pipeline_classes(pipe) -> dict[str, Any]:
-    import diffusers
-
-    if "XL" in type(pipe).__name__:
-        return {
-            "txt2img": diffusers.StableDiffusionXLPipeline,
-            "img2img": diffusers.StableDiffusionXLImg2ImgPipeline,
-            "inpaint": diffusers.StableDiffusionXLInpaintPipeline,
-        }
-    return {
-        "txt2img": diffusers.StableDiffusionPipeline,
-        "img2img": diffusers.StableDiffusionImg2ImgPipeline,
-        "inpaint": diffusers.StableDiffusionInpaintPipeline,
-    }
-
-
-def derive_pipeline(pipe, task: str):
-    """Build the img2img / inpaint pipeline from the same component objects.
+def derive_pipeline(pipe, cls):
+    """Build the img2img / inpaint pipeline `cls` from the same component objects.
 
     Not `from_pipe`: it ends with `.to(dtype)` (float32 by default), which would cast the shared
     half-precision modules in place, and `.to` on an offloaded pipeline is refused.
     """
-    cls = _pipeline_classes(pipe)[task]
     accepted = inspect.signature(cls.__init__).parameters
     kwargs = {k: v for k, v in pipe.components.items() if k in accepted}
     if "requires_safety_checker" in accepted:
@@ -220,80 +196,18 @@ def derive_pipeline(pipe, task: str):
 # --- sources -------------------------------------------------------------------------------
 
 
-class _HeaderKeys:
-    """A safetensors header seen as {key: object with .shape}: enough for family detection."""
-
-    def __init__(self, header: dict):
-        self._header = header
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._header
-
-    def shape(self, key: str) -> list[int]:
-        return self._header[key]["shape"]
-
-    def keys(self):
-        return self._header.keys()
-
-
-def read_safetensors_header(path: Path) -> dict:
-    """The tensors a checkpoint declares, its header checked in full first (catalog.read_safetensors_header)."""
-    return catalog.read_safetensors_header(path)
-
-
-def detect_checkpoint_family(path: Path) -> str:
-    """SD1 / SD2 / SDXL (and their inpainting variants) from key names and shapes in the header."""
-    keys = _HeaderKeys(read_safetensors_header(path))
-    conv_in = "model.diffusion_model.input_blocks.0.0.weight"
-    if conv_in not in keys:
-        raise UserError(
-            f"{Path(path).name} is not a Stable Diffusion checkpoint (no UNet in the original layout). "
-            "LoRAs, VAEs and embeddings are not models on their own."
-        )
-    inpaint = keys.shape(conv_in)[1:2] == [9]
-    if "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias" in keys:
-        return "sdxl_inpaint" if inpaint else "sdxl"
-    if "conditioner.embedders.0.model.transformer.resblocks.9.mlp.c_proj.bias" in keys:
-        raise UserError(f"{Path(path).name} is an SDXL refiner: it refines SDXL images and cannot start one.")
-    cross = "model.diffusion_model.input_blocks.2.1.transformer_blocks.0.attn2.to_k.weight"
-    if cross in keys and keys.shape(cross)[-1] == 1024:
-        return "sd2_inpaint" if inpaint else "sd2"
-    return "sd1_inpaint" if inpaint else "sd1"
-
-
-def _folder_family(folder: Path) -> str:
-    index = catalog.read_json(folder / "model_index.json")
-    unet_config = folder / "unet" / "config.json"
-    if not unet_config.exists():
-        raise UserError(
-            f"{folder.name} is a {index.get('_class_name', 'diffusers')} model; Latent Studio runs UNet-based "
-            "Stable Diffusion models (SD1.x, SD2.x, SDXL and the built-in models)."
-        )
-    in_channels = catalog.read_json(unet_config).get("in_channels", 4)
-    xl = "text_encoder_2" in index
-    base = "sdxl" if xl else "sd"
-    return f"{base}_inpaint" if in_channels == 9 else base
-
-
 def _weights_variant(folder: Path) -> str | None:
-    """'fp16' when the UNet exists only as an fp16 variant file (some hub repos ship just that)."""
-    unet = folder / "unet"
-    if (unet / "diffusion_pytorch_model.safetensors").exists() or not unet.is_dir():
+    """'fp16' when the UNet / transformer exists only as fp16 variant files (some hub repos ship just that)."""
+    net = folder / "unet" if (folder / "unet").is_dir() else folder / "transformer"
+    if not net.is_dir() or any(p for p in net.glob("*.safetensors") if ".fp16." not in p.name):
         return None
-    return "fp16" if any(unet.glob("*.fp16.safetensors")) else None
+    return "fp16" if any(net.glob("*.fp16*.safetensors")) else None
 
 
 def _load_folder(folder: Path, torch_dtype):
-    import diffusers
-
     catalog.check_model_folder(folder, "diffusers")  # no custom code, known classes, sound safetensors
-    family = _folder_family(folder)
-    cls = {
-        "sd": diffusers.StableDiffusionPipeline,
-        "sd_inpaint": diffusers.StableDiffusionInpaintPipeline,
-        "sdxl": diffusers.StableDiffusionXLPipeline,
-        "sdxl_inpaint": diffusers.StableDiffusionXLInpaintPipeline,
-    }[family]
+    family = families.folder_family(folder)
+    cls = families.main_pipeline_class(family)
     kwargs: dict[str, Any] = {
         "torch_dtype": torch_dtype,
         "use_safetensors": True,
@@ -315,49 +229,31 @@ def _load_folder(folder: Path, torch_dtype):
         raise CorruptModelError(f"{folder}: could not load the model ({exc})") from exc
 
 
-def _config_for_single_file(family: str, config: str | Path | None, report, hub_cache: Path | None) -> Path:
-    if config:
-        folder = Path(config).expanduser()
-        if folder.is_dir() and (folder / "model_index.json").exists():
-            return folder
-        return hub_snapshot(
-            str(config), report, hub_cache, patterns=["model_index.json", "*/*.json", "*/*.txt", "*/*.model"]
-        )
-    repo = FAMILY_CONFIG_REPOS[family]
-    try:
-        return hub_snapshot(repo, report, hub_cache, patterns=["model_index.json", "*/*.json", "*/*.txt", "*/*.model"])
-    except UserError as exc:
-        raise UserError(
-            f"This {family.upper().replace('_', ' ')} checkpoint needs the matching diffusers configuration "
-            f"(from {repo}), which is not in the Hugging Face cache. Connect once to fetch it (a few kB), or "
-            "choose a local diffusers folder of the same family as its configuration."
-        ) from exc
+def _config_folder(config: str | Path, report, hub_cache: Path | None) -> Path:
+    """A diffusers folder (or hub id) whose configs and tokenizers to use instead of the shipped ones."""
+    folder = Path(config).expanduser()
+    if folder.is_dir() and (folder / "model_index.json").exists():
+        return folder
+    return hub_snapshot(str(config), report, hub_cache, patterns=["model_index.json", "*/*.json", "*/*.txt", "*/*.model"])
 
 
-def _load_single_file(path: Path, torch_dtype, config, report, hub_cache):
-    import diffusers
-
+def _load_single_file(path: Path, torch_dtype, config, report, hub_cache) -> tuple:
+    """(pipeline, family, notes). Configured offline from the shipped family configs, unless `config` names a
+    diffusers folder (or hub id) of the same model whose configs and tokenizers to use instead."""
     catalog.check_weights_file(path)
-    family = detect_checkpoint_family(path)
-    config_folder = _config_for_single_file(family, config, report, hub_cache)
+    if not config:
+        return load_single_file(path, torch_dtype)
+    family = checkpoint_facts(path).family
+    config_folder = _config_folder(config, report, hub_cache)
     catalog.check_model_folder(config_folder, "diffusers")  # its model_index.json names the component classes
-    cls = {
-        "sd1": diffusers.StableDiffusionPipeline,
-        "sd2": diffusers.StableDiffusionPipeline,
-        "sd1_inpaint": diffusers.StableDiffusionInpaintPipeline,
-        "sd2_inpaint": diffusers.StableDiffusionInpaintPipeline,
-        "sdxl": diffusers.StableDiffusionXLPipeline,
-        "sdxl_inpaint": diffusers.StableDiffusionXLInpaintPipeline,
-    }[family]
+    cls = families.main_pipeline_class(family)
     try:
-        pipe = cls.from_single_file(
-            str(path), config=str(config_folder), torch_dtype=torch_dtype, local_files_only=True
-        )
+        pipe = cls.from_single_file(str(path), config=str(config_folder), torch_dtype=torch_dtype, local_files_only=True)
     except Exception as exc:  # diffusers raises many kinds; the user needs one clear sentence
         if isinstance(exc, UserError):
             raise
         raise CorruptModelError(f"{path}: could not load the checkpoint ({exc})") from exc
-    return pipe, family
+    return pipe, family, []
 
 
 # --- load ----------------------------------------------------------------------------------
@@ -417,7 +313,7 @@ def load_image_pipeline(
     """Load an image model from a folder, single file or hub id onto `device` (a DeviceChoice).
 
     `config`: for single-file checkpoints, a local diffusers folder (or hub id) of the same
-    family whose configs to use; without it the family's config is taken from the hub cache.
+    model whose configs and tokenizers to use; without it the shipped family configs are used (no network).
     Raises UserError (and its UnsafeModelError / CorruptModelError) with a clear message.
     """
     import torch
@@ -431,7 +327,8 @@ def load_image_pipeline(
         report(Progress(0, 0, message=f"Loading {source.name}…"))
 
     if source.kind == "single_file":
-        pipe, family = _load_single_file(Path(source.path), torch_dtype, config, report, hub_cache)
+        pipe, family, notes = _load_single_file(Path(source.path), torch_dtype, config, report, hub_cache)
+        fallbacks.extend(notes)
         weights_path = Path(source.path)
     elif source.kind in ("diffusers", "builtin"):
         pipe, family = _load_folder(Path(source.path), torch_dtype)
@@ -444,7 +341,7 @@ def load_image_pipeline(
 
     pipe.set_progress_bar_config(disable=True)
     sizes = component_bytes(pipe, torch.tensor([], dtype=torch_dtype).element_size())
-    native = int(pipe.unet.config.sample_size) * int(getattr(pipe, "vae_scale_factor", 8))
+    native = families.native_size(pipe)
     plan = plan_memory(
         sum(sizes.values()),
         max(sizes.values(), default=0),
@@ -522,7 +419,6 @@ __all__ = [
     "UnsafeModelError",
     "adapt_memory_to_size",
     "derive_pipeline",
-    "detect_checkpoint_family",
     "hub_snapshot",
     "load_image_pipeline",
     "plan_memory",

@@ -11,6 +11,7 @@ import math
 import time
 
 from studio.core.jobs import Progress
+from studio.engine.image import families
 from studio.engine.image.pipelines import ImageBundle
 
 # Latent -> RGB in [-1, 1] for the Stable Diffusion VAEs, on the scaled latents the UNet sees
@@ -217,8 +218,9 @@ def decode_latents(bundle: ImageBundle, pipe, latents) -> list:
 class StepWatcher:
     """The `callback_on_step_end` hook: progress + preview each step, and the cancel switch."""
 
-    def __init__(self, bundle, report, cancelled, image_index: int, image_count: int):
+    def __init__(self, bundle, report, cancelled, image_index: int, image_count: int, size=(0, 0)):
         self.bundle, self.report, self.cancelled = bundle, report, cancelled
+        self.size = size  # (width, height): FLUX's packed latents are unpacked for the preview
         self.image_index, self.image_count = image_index, image_count
         self.steps_seen = 0
         self.interrupted = False
@@ -236,7 +238,8 @@ class StepWatcher:
             if clean is not None:
                 preview = latent_preview(clean, preview_factors(self.bundle))
             else:
-                preview = latent_preview(tensors["latents"], preview_factors(self.bundle), _noise_scale(pipe.scheduler))
+                latents = families.unpack(pipe, tensors["latents"], *self.size)
+                preview = latent_preview(latents, preview_factors(self.bundle), _noise_scale(pipe.scheduler))
             self.preview_seconds += time.perf_counter() - began
             self.report(
                 Progress(

@@ -30,7 +30,11 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any], str]] = {
     "pndm": ("PNDMScheduler", {"skip_prk_steps": True}, "PLMS"),
     "heun": ("HeunDiscreteScheduler", {}, "Heun"),
     "lms": ("LMSDiscreteScheduler", {}, "LMS"),
+    # SD 3 and FLUX are flow-matching models: their Euler walks a straight path from noise to picture
+    "flow_euler": ("FlowMatchEulerDiscreteScheduler", {}, "Euler (flow matching)"),
 }
+# Forge and ComfyUI write "Euler" for FLUX and SD 3 pictures: on a flow-matching model that name means this one.
+FLOW_ALIASES = {"euler": "flow_euler", "euler_a": "flow_euler"}
 
 DEFAULT_SCHEDULER = "euler_a"
 

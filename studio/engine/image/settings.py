@@ -54,3 +54,79 @@ class ImageSettings:
     kept: dict = field(default_factory=dict)
     init_image: str = ""  # img2img / inpaint: the starting picture's path
     mask_image: str = ""  # inpaint: the mask's path (white = repaint)
+
+
+# --- what fits each model -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FamilyDefaults:
+    """The settings a family's models are made for (the values their makers publish or the tools' defaults)."""
+
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    scheduler: str
+    clip_skip: int = 1
+
+    def values(self) -> dict:
+        return {"width": self.width, "height": self.height, "steps": self.steps, "guidance": self.guidance,
+                "scheduler": self.scheduler, "clip_skip": self.clip_skip}
+
+
+_SD1 = FamilyDefaults(512, 512, 25, 7.0, "dpmpp_2m_karras")  # A1111's CFG 7; DPM++ 2M Karras, the usual choice
+_SDXL = FamilyDefaults(1024, 1024, 30, 6.0, "dpmpp_2m_karras")  # trained at 1024²; CFG 5-7 is the common range
+FAMILY_DEFAULTS = {
+    "sd1": _SD1,
+    "sd1_inpaint": _SD1,
+    "sd2": FamilyDefaults(768, 768, 25, 7.0, "dpmpp_2m_karras"),  # SD 2.1's 768-v model
+    "sd2_inpaint": FamilyDefaults(512, 512, 25, 7.0, "dpmpp_2m_karras"),  # the inpainting model is the 512 base
+    "sdxl": _SDXL,
+    "sdxl_inpaint": _SDXL,
+    "sd3": FamilyDefaults(1024, 1024, 28, 7.0, "flow_euler"),  # Stability's card: 28 steps, CFG 7
+    "sd35_medium": FamilyDefaults(1024, 1024, 40, 4.5, "flow_euler"),  # card: 40 steps, CFG 4.5
+    "sd35_large": FamilyDefaults(1024, 1024, 28, 3.5, "flow_euler"),  # card: 28 steps, CFG 3.5
+    "flux_dev": FamilyDefaults(1024, 1024, 28, 3.5, "flow_euler"),  # BFL: guidance 3.5 (distilled, not CFG)
+    "flux_schnell": FamilyDefaults(1024, 1024, 4, 0.0, "flow_euler"),  # 1-4 steps, no guidance
+    "flux_fill": FamilyDefaults(1024, 1024, 28, 30.0, "flow_euler"),  # BFL's Fill example: guidance 30
+}
+# A size this far from the native one gives repeated subjects (larger) or mush (smaller): the panel warns.
+FAR_AREA = (0.3, 2.25)  # 768² on an SD 1.x model (2.25x) still works; 1024² (4x) repeats
+FAR_SIDE = 2.0  # a side over twice the native side (512x1536 on SD 1.x) stretches as badly
+ASPECTS = ((1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16))
+
+
+def model_defaults(family: str, catalog_defaults: dict | None = None) -> dict:
+    """The panel values a model of this family (and catalog entry) starts with."""
+    values = FAMILY_DEFAULTS[family].values() if family in FAMILY_DEFAULTS else {}
+    values.update({k: v for k, v in (catalog_defaults or {}).items() if k in _FITTED})
+    return values
+
+
+_FITTED = ("width", "height", "steps", "guidance", "scheduler", "clip_skip")  # what a model's defaults may set
+
+
+def native_size(family: str, catalog_defaults: dict | None = None) -> tuple[int, int] | None:
+    values = model_defaults(family, catalog_defaults)
+    return (int(values["width"]), int(values["height"])) if "width" in values else None
+
+
+def size_presets(native: tuple[int, int]) -> list[tuple[int, int]]:
+    """Sizes at the model's native area in the usual aspect ratios (snapped to 64, or 8 for small models)."""
+    import math
+
+    area = native[0] * native[1]
+    step = 64 if min(native) >= 512 else 8
+    found = []
+    for a, b in ASPECTS:
+        width = max(step, round(math.sqrt(area * a / b) / step) * step)
+        height = max(step, round(area / width / step) * step)
+        if (width, height) not in found:
+            found.append((width, height))
+    return found
+
+
+def size_is_far(width: int, height: int, native: tuple[int, int]) -> bool:
+    ratio = (width * height) / (native[0] * native[1])
+    return not FAR_AREA[0] <= ratio <= FAR_AREA[1] or max(width / native[0], height / native[1]) > FAR_SIDE
