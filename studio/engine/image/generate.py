@@ -31,6 +31,7 @@ from studio.core.interpolate import slerp
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import MAX_SEED, SEED_LIMIT, Recipe
 from studio.engine.image import gan
+from studio.engine.image.adapters import apply_adapters
 from studio.engine.image.pipelines import ImageBundle, adapt_memory_to_size, load_image_pipeline
 from studio.engine.image.preview import StepWatcher, decode_latents
 from studio.engine.image.schedulers import available_schedulers, model_default_scheduler, set_scheduler
@@ -304,6 +305,8 @@ def generate_artifacts(
     """All images of a recipe, one Artifact each with the complete recipe that remakes it. `output` receives each
     image the moment it is finished (the engine saves it then: a kill later in the batch loses nothing)."""
     settings = resolve_settings(bundle, recipe)
+    used = apply_adapters(bundle.pipe, recipe.param("adapters") or [])  # the Train tab's LoRAs, with their hashes
+    recipe = recipe.with_params(adapters=used) if used else recipe
     base_seed = recipe.seed if recipe.seed is not None and int(recipe.seed) >= 0 else random_seed()
     variation_base = settings["variation_seed"]
     if settings["variation_strength"] > 0 and (variation_base is None or int(variation_base) < 0):

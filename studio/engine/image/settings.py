@@ -47,3 +47,5 @@ class ImageSettings:
     truncation: float = 0.7
     init_image: str = ""  # img2img / inpaint: the starting picture's path
     mask_image: str = ""  # inpaint: the mask's path (white = repaint)
+    # LoRA adapters trained in the Train tab: [{"path", "weight"}]; the output's recipe records each with its hash.
+    adapters: tuple[dict, ...] = ()

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from studio.core import adapters as lora
 from studio.core import catalog
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import Recipe
@@ -197,13 +198,15 @@ def generate_task(job: Job, ctx: TaskContext) -> Result:
         raise UserError("text generation needs a recipe")
     settings = TextSettings.from_params(dict(recipe.params))
     source = catalog.resolve(recipe.model or DEFAULT_MODEL)
+    adapters = lora.resolve(settings.adapters, "text")  # checked, with their hashes: the recipe records them
+    settings = replace(settings, adapters=tuple(adapters))
     device = recipe.device or ctx.device.device
     # fp16 matmuls on CPU are slow and not always available: CPU always computes in fp32.
     dtype = "float32" if device == "cpu" else (recipe.dtype or ctx.device.dtype)
     model = ctx.models.get(
         "text",
-        model_key(source, device, dtype),
-        lambda: load_text_model(source, device, dtype, online=bool(job.args.get("online"))),
+        model_key(source, device, dtype) + lora.cache_key(adapters),
+        lambda: load_text_model(source, device, dtype, online=bool(job.args.get("online")), adapters=adapters),
     )
     seed = resolve_seed(recipe.seed)
     result = generate(model, recipe.prompt, settings, seed, report=ctx.report, cancelled=ctx.cancelled)

@@ -59,6 +59,9 @@ class TextSettings:
     messages: tuple[dict, ...] = ()
     # Record the top-10 candidates before/after the filters for every token (the token inspector).
     inspect: bool = False
+    # LoRA adapters trained in the Train tab, merged into the model: [{"path", "weight"}]; the output's recipe
+    # records each with its hash (core/adapters.py). Empty: the model as it is.
+    adapters: tuple[dict, ...] = ()
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TextSettings:
@@ -69,6 +72,8 @@ class TextSettings:
             known["stop"] = tuple(s for s in ([stop] if isinstance(stop, str) else stop) if s)
         if "messages" in known:
             known["messages"] = tuple(dict(m) for m in known["messages"])
+        if "adapters" in known:
+            known["adapters"] = tuple(dict(a) for a in known["adapters"])
         settings = cls(**known)
         settings.validate()
         return settings
@@ -77,6 +82,7 @@ class TextSettings:
         params = {k: v for k, v in asdict(self).items() if k not in RECIPE_FIELDS}
         params["stop"] = list(self.stop)
         params["messages"] = [dict(m) for m in self.messages]
+        params["adapters"] = [dict(a) for a in self.adapters]
         return params
 
     def validate(self) -> None:
