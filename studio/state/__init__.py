@@ -20,6 +20,7 @@ from studio.core.values import clean_values
 from studio.state.compare import CompareState
 from studio.state.explorer import ExplorerState
 from studio.state.models import BackendModels, model_is_here
+from studio.state.train import TrainState
 
 # Each panel's values and their defaults come from its medium's settings class (named in studio/media.py).
 
@@ -157,6 +158,7 @@ class State(QObject):
         self._busy = False
         self.explorer = ExplorerState(self)  # the Latent Explorer's map, picks, walk and jobs
         self.compare = CompareState(self)  # Compare families (Text and Music): three models side by side
+        self.training = TrainState(self)  # the Train tab: the folder read, the run, its checkpoints
 
     @property
     def image(self) -> PanelState:

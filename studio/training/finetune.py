@@ -3,6 +3,7 @@
     train.run   job.args {"settings": TrainSettings as a dict, "items": the Data step's items (captions edited),
                 "run_dir": optional} -> trains (or resumes) in <user data>/training/<name>/, reporting every step
     train.save  job.args {"run_dir", "step", "name"} -> the checkpoint at `step` saved as an adapter with its card
+                (finetune_card.save_task)
 
 The loop is the same for the three media; each medium's trainer (finetune_image/_text/_music.py) says how to load
 its base model with a LoRA, what one step's loss is, how to score a checkpoint and how to draw its samples.
@@ -300,20 +301,3 @@ def train_task(job, ctx) -> Result:
     folder.start(record)
     state = run_training(folder, trainer, record, ctx.report, ctx.cancelled)
     return Result(value={"run_dir": str(folder.dir), "state": state})
-
-
-def save_task(job, ctx) -> Result:
-    """Engine job "train.save": the checkpoint at job.args["step"] as an adapter (folder, card, other formats)."""
-    from studio.training.finetune_card import save_adapter
-
-    folder = RunFolder(Path(job.args["run_dir"]))
-    if not folder.exists():
-        raise UserError(f"{folder.dir} is not a training run")
-    step = int(job.args.get("step") or folder.state()["step"])
-    checkpoint = folder.checkpoint_dir(step)
-    if not (checkpoint / "lora.safetensors").exists():
-        raise UserError(f"the run has no checkpoint at step {step}")
-    record = folder.read()
-    target = save_adapter(folder, record, step, str(job.args.get("name") or record["name"]),
-                          job.args.get("out") and Path(job.args["out"]))
-    return Result(value={"adapter": str(target), "medium": record["settings"]["medium"]})

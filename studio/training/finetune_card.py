@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from studio.core import adapters as lora
+from studio.core.jobs import Result, UserError
 from studio.training import run as run_files
 from studio.training.finetune import STATE_FILE, RunFolder, slug
 
@@ -167,3 +168,18 @@ def save_adapter(folder: RunFolder, record: dict, step: int, name: str, out: Pat
     (target / lora.ADAPTER_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
     run_files.replace_folder(target, final)
     return final
+
+
+def save_task(job, ctx) -> Result:
+    """Engine job "train.save": the checkpoint at job.args["step"] as an adapter (folder, card, other formats)."""
+    folder = RunFolder(Path(job.args["run_dir"]))
+    if not folder.exists():
+        raise UserError(f"{folder.dir} is not a training run")
+    step = int(job.args.get("step") or folder.state()["step"])
+    checkpoint = folder.checkpoint_dir(step)
+    if not (checkpoint / "lora.safetensors").exists():
+        raise UserError(f"the run has no checkpoint at step {step}")
+    record = folder.read()
+    target = save_adapter(folder, record, step, str(job.args.get("name") or record["name"]),
+                          job.args.get("out") and Path(job.args["out"]))
+    return Result(value={"adapter": str(target), "medium": record["settings"]["medium"]})

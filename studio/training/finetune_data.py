@@ -323,7 +323,7 @@ def scan_music(folder: Path, files: list[Path], size: int, check) -> dict:
         problems.append(("warning", f"{len(left_out)} pieces are left out: {_names(left_out)}"))
     needed = sum(p.stat().st_size for p in files) * MUSIC_MEMORY_FACTOR // max(1, len(files))
     return {"items": items, "skipped": skipped, "duplicates": duplicates, "problems": problems,
-            "needed": needed + len(items) * 200_000, "unit": "pieces"}
+            "needed": needed + len(items) * 200_000, "unit": "pieces", "styles": list(STYLES)}
 
 
 SCANNERS = {"image": scan_images, "text": scan_texts, "music": scan_music}
@@ -400,7 +400,8 @@ def _verdict(medium: str, found: dict, other: list[Path], budget: int, kinds: st
     summary = f"{len(items)} {unit}"
     if other:
         summary += f"; {len(other)} other files ignored"
-    return {"items": items, "skipped": skipped, "problems": problems, "summary": summary}
+    return {"items": items, "skipped": skipped, "problems": problems, "summary": summary,
+            "styles": found.get("styles", [])}
 
 
 def can_train(report: dict) -> bool:

@@ -13,7 +13,7 @@ from studio.core.devices import DeviceChoice
 from studio.core.jobs import Cancelled, Job, TaskContext, UserError
 from studio.core.model_cache import ModelCache
 from studio.core.recipe import Recipe
-from studio.training import finetune, finetune_image
+from studio.training import finetune, finetune_card, finetune_image
 from studio.training.finetune_data import scan_folder
 from tests.engine.finetune_fixtures import (
     abc_folder,
@@ -129,7 +129,7 @@ def test_the_saved_adapter_has_its_card_and_loads_through_the_generation_task(me
     from studio.core import adapters
 
     run = finetune.train_task(Job("train.run", args=train_args(medium, bases, folders, tmp_path / "run")), context())
-    saved = finetune.save_task(Job("train.save", args={"run_dir": run.value["run_dir"], "step": 3,
+    saved = finetune_card.save_task(Job("train.save", args={"run_dir": run.value["run_dir"], "step": 3,
                                                        "name": f"My {medium} style"}), context()).value
     folder = Path(saved["adapter"])
     assert folder.parent == adapters.adapters_dir() and folder.name == f"my-{medium}-style"
@@ -161,7 +161,7 @@ def test_the_kohya_file_gives_the_same_picture_as_the_diffusers_file(bases, fold
     from diffusers import StableDiffusionPipeline
 
     run = finetune.train_task(Job("train.run", args=train_args("image", bases, folders, tmp_path / "run")), context())
-    folder = Path(finetune.save_task(Job("train.save", args={"run_dir": run.value["run_dir"]}), context())
+    folder = Path(finetune_card.save_task(Job("train.save", args={"run_dir": run.value["run_dir"]}), context())
                   .value["adapter"])
     info = json.loads((folder / "adapter.json").read_text())
     assert info["kohya"].endswith(".safetensors") and info["kohya"] != info["weights"]
@@ -185,7 +185,7 @@ def test_an_adapter_for_another_medium_or_a_missing_one_is_refused_in_words(base
     from studio.core import adapters
 
     run = finetune.train_task(Job("train.run", args=train_args("text", bases, folders, tmp_path / "run")), context())
-    folder = finetune.save_task(Job("train.save", args={"run_dir": run.value["run_dir"]}), context()).value["adapter"]
+    folder = finetune_card.save_task(Job("train.save", args={"run_dir": run.value["run_dir"]}), context()).value["adapter"]
     with pytest.raises(UserError, match="is for text, not music"):
         adapters.resolve([{"path": folder}], "music")
     with pytest.raises(UserError, match="not on this computer"):
