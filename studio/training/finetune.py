@@ -196,6 +196,7 @@ class Session:
     def step(self) -> float:
         import torch
 
+        began = time.monotonic()
         step = self.state["step"]
         seed = seed_step(int(self.record["settings"]["seed"]), step)
         torch.manual_seed(seed)  # dropout and anything else drawn from torch's global generator
@@ -205,18 +206,20 @@ class Session:
         value = float(loss.detach())
         self.state["step"] = step + 1
         self.state["history"].append([step + 1, value])
+        # the steps alone, without grids and scores: what the presets' minutes are measured from
+        self.state["train_seconds"] = self.state.get("train_seconds", 0.0) + time.monotonic() - began
         return value
 
     def checkpoint(self, with_samples: bool) -> dict:
         """Save where training stands; with a sample grid and a score when `with_samples`. Returns its entry."""
         step = self.state["step"]
-        entry = {"step": step, "folder": str(self.folder.checkpoint_dir(step))}
+        self.state["seconds"] = self.seconds_before + time.monotonic() - self.started
+        entry = {"step": step, "folder": str(self.folder.checkpoint_dir(step)), "seconds": round(self.state["seconds"], 1)}
         samples = None
         if with_samples:
             entry["score"] = self.trainer.score()
             samples = self.trainer.samples(seed_step(int(self.record["settings"]["seed"]), 0))
         self.state["checkpoints"] = [c for c in self.state["checkpoints"] if c["step"] != step] + [entry]
-        self.state["seconds"] = self.seconds_before + time.monotonic() - self.started
         self.folder.write_checkpoint(step, self.trainer.lora_state(), self.optimizer, self.state, samples)
         self.last_checkpoint = time.monotonic()
         if samples is not None:

@@ -382,8 +382,10 @@ def _verdict(medium: str, found: dict, other: list[Path], budget: int, kinds: st
     problems = [{"level": level, "text": text} for level, text in found["problems"]]
     if skipped:
         level = "warning" if items else "error"
-        problems.insert(0, {"level": level, "text": f"{len(skipped)} of {len(skipped) + len(items)} files can't be "
-                                                    f"read and are left out: {_names([s['file'] for s in skipped])}"})
+        empty = sum(1 for s in skipped if s["why"] == "empty")
+        what = "can't be read" if not empty else "are empty" if empty == len(skipped) else "can't be read or are empty"
+        problems.insert(0, {"level": level, "text": f"{len(skipped)} of {len(skipped) + len(items)} files {what} "
+                                                    f"and are left out: {_names([s['file'] for s in skipped])}"})
     if found["duplicates"]:
         problems.append({"level": "warning", "text": f"{len(found['duplicates'])} duplicates are used once: "
                                                      f"{_names(found['duplicates'])}"})
