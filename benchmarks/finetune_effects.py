@@ -187,6 +187,10 @@ def train(medium: str, folder: Path, minutes: float, work: Path, **settings) -> 
 
     report = scan_folder(folder, medium)
     print(f"{medium}: {report['summary']}; problems: {report['problems']}", flush=True)
+    done = finetune.RunFolder(work / "run")
+    if done.exists() and done.state().get("finished"):  # --work of a run that finished: measure it again only
+        state = done.state()
+        return report, state, state["train_seconds"] / state["step"]
     base = {"medium": medium, "folder": str(folder), "seed": 0, "checkpoint_minutes": 60, **settings}
     probe = finetune.train_task(Job("train.run", args={"settings": {**base, "steps": 6, "sample_every": 6},
                                                        "items": report["items"], "run_dir": str(work / "probe")}),
@@ -271,7 +275,7 @@ def measure_music(args, work: Path) -> dict:
 def measure_image(args, work: Path) -> dict:
     from PIL import Image
 
-    data, kept, unseen = pixel_folder(work / "pixel", args.pictures)
+    data, kept, unseen = pixel_folder(work / "pixel", args.pictures)  # the same folder again for a --work rerun
     folder_score = sum(pixelation(Image.open(p)) for p in sorted((work / "pixel").glob("*.png"))) / len(kept)
     from studio.data import emoji as data_emoji
 
@@ -281,14 +285,18 @@ def measure_image(args, work: Path) -> dict:
     source = data_emoji.load_dataset()
     originals = [Image.fromarray(source.images[source.names.index(n)]) for n in kept]
     figures = {"folder": folder_score, "emoji_originals": sum(map(pixelation, originals)) / len(originals)}
+    from studio.core import catalog
+    from studio.core.devices import DeviceChoice
     from studio.core.recipe import Recipe
     from studio.engine.image.generate import generate
+    from studio.engine.image.pipelines import load_image_pipeline
 
+    bundle = load_image_pipeline(catalog.resolve("builtin:emoji-ldm"), DeviceChoice("cpu", "float32", "CPU"))
     for names, where in ((kept[:8], "in_folder"), (unseen[:8], "not_in_folder")):
         for label, adapters in (("built-in", []), ("adapted", [{"path": adapter, "weight": 1.0}])):
             made = [a.payload for name in names for seed in range(2)
                     for a in generate(Recipe("image", prompt=f"{TRIGGER}, {name}", model="builtin:emoji-ldm",
-                                             seed=seed, params={"steps": 20, "adapters": adapters}))]
+                                             seed=seed, params={"steps": 20, "adapters": adapters}), bundle=bundle)]
             figures[f"{where}/{label}"] = sum(map(pixelation, made)) / len(made)
             sheet = Image.new("RGB", (64 * 8, 64 * 2), "white")
             for index, picture in enumerate(made[:16]):

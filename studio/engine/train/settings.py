@@ -36,9 +36,10 @@ class Preset:
     about: str  # one line for the tooltip
 
 
-# Seconds per training step of each built-in on 2 CPU cores at the default batch and rank, with nothing else
-# running, from benchmarks/finetune_effects.py (results/finetune_effects.json, "seconds_per_step").
-SECONDS_PER_STEP = {"builtin:emoji-ldm": 0.55, "builtin:text-gpt": 0.30, "builtin:music-gpt": 0.45}
+# Seconds per training step of each built-in on this project's 2-core machine at the default batch and rank, from
+# benchmarks/finetune_effects.py (results/finetune_<medium>.json, "seconds_per_step"), measured on one torch thread
+# while three other jobs ran beside it (load ~7): on a quiet machine steps are faster, so the presets err long.
+SECONDS_PER_STEP = {"builtin:emoji-ldm": 0.94, "builtin:text-gpt": 3.75, "builtin:music-gpt": 2.80}
 PRESETS = (
     Preset("quick", 5, "A first look: enough for the style to show, not to settle."),
     Preset("better", 20, "The style settles and the samples steady; the usual choice."),
