@@ -303,8 +303,29 @@ def measure_image(args, work: Path) -> dict:
                 sheet.paste(picture, ((index // 2) * 64, (index % 2) * 64))
             sheet.save(work / f"{where}-{label}.png")
     return {"data": data, "items": len(report["items"]), "steps": state["step"], "seconds_per_step": per_step,
-            "pixelation": figures, "curve": curve(state), "trigger": TRIGGER, "adapter": adapter,
+            "pixelation": figures, "curve": curve(state), "grid_pixelation": grid_curve(work / "run"),
+            "trigger": TRIGGER, "adapter": adapter,
             "sheets": str(work)}
+
+
+def grid_curve(run_dir: Path) -> list[dict]:
+    """The pixel-art measure of each checkpoint's sample grid (fixed seeds, the folder's captions with the trigger):
+    the style arriving, step by step and minute by minute."""
+    import json
+
+    from PIL import Image
+
+    out = []
+    for folder in sorted((run_dir / "checkpoints").glob("step-*")):
+        state = json.loads((folder / "state.json").read_text())
+        if not (folder / "samples.png").exists():
+            continue
+        grid = Image.open(folder / "samples.png").convert("RGB")
+        cells = [grid.crop((x, y, x + 64, y + 64)) for y in range(0, grid.height, 64) for x in range(0, grid.width, 64)]
+        entry = next(c for c in state["checkpoints"] if c["step"] == state["step"])
+        out.append({"step": state["step"], "minutes": round(entry.get("seconds", 0) / 60, 2),
+                    "pixelation": sum(map(pixelation, cells)) / len(cells)})
+    return out
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The Train tab's live loss plot: each step's training loss, its running mean, and a line at every checkpoint.
 
-pyqtgraph draws it (QtCharts is not in PySide6-Essentials; pyqtgraph imports in a fraction of a second and draws
+pyqtgraph draws it (QtCharts is not in PySide6-Essentials; pyqtgraph is pure Python and draws
 offscreen: benchmarks/plot_widget.py). The points come from TrainState, so the plot holds nothing of its own.
 """
 

@@ -63,6 +63,7 @@ class ItemTable(QTableWidget):
             for column, cell in enumerate((name, text, detail)):
                 self.setItem(row, column, cell)
         self.resizeColumnToContents(0)
+        self.setColumnWidth(0, min(self.columnWidth(0), self.viewport().width() // 3 or 120))  # room for captions
         self._filling = False
 
     def _edited(self, cell: QTableWidgetItem) -> None:
@@ -86,6 +87,7 @@ class CheckpointView(QWidget):
         super().__init__(parent)
         self.train = train
         self.list = QListWidget()
+        self.list.setMinimumWidth(150)
         self.list.setMaximumWidth(190)
         self.list.setToolTip("Every checkpoint with its sample grid. ★ marks the best score; click one to look at "
                              "its samples and pick it.")
@@ -104,6 +106,7 @@ class CheckpointView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list)
         layout.addWidget(self.stage, 1)
+        self._shown: dict | None = None  # the checkpoint on show (redrawn to fit when the view is resized)
         self.list.currentRowChanged.connect(self._clicked)
         train.checkpoints_changed.connect(self.refill)
         train.picked_changed.connect(self._show_picked)
@@ -138,7 +141,13 @@ class CheckpointView(QWidget):
         if entry is not None:
             self._show(entry)
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if self._shown is not None and self.stage.currentWidget() is self.picture:
+            self._show(self._shown)
+
     def _show(self, entry: dict) -> None:
+        self._shown = entry
         samples = entry.get("samples") or checkpoint_samples(entry)
         if not samples:
             self.picture.setText(f"Step {entry['step']}: a checkpoint to resume from (no samples at this step).")
@@ -148,8 +157,9 @@ class CheckpointView(QWidget):
         if samples.get("png"):
             pixmap = QPixmap()
             pixmap.loadFromData(samples["png"])
-            scale = max(1, min(4, 360 // max(1, pixmap.width())))  # small emoji grids drawn big, pixels kept sharp
-            self.picture.setPixmap(pixmap.scaled(pixmap.width() * scale, pixmap.height() * scale,
+            room = self.stage.size()  # the whole grid in view, small emoji drawn big, their pixels kept sharp
+            scale = max(0.25, min(4.0, room.width() / max(1, pixmap.width()), room.height() / max(1, pixmap.height())))
+            self.picture.setPixmap(pixmap.scaled(int(pixmap.width() * scale), int(pixmap.height() * scale),
                                                  Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
             self.picture.setToolTip(f"Step {entry['step']}. Rows: {prompts}. Columns: fixed seeds.")
             self.stage.setCurrentWidget(self.picture)
