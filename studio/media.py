@@ -115,6 +115,12 @@ MEDIA: dict[str, Medium] = {medium.name: medium for medium in (
         outputs=(Output("animation", "Animations", f"{EXPORT}:write_animation_files",
                         {".gif": f"{EXPORT}:read_gif_recipe", ".mp4": f"{EXPORT}:read_mp4_recipe"}),),
     ),
+    Medium(  # fine-tuning on the user's own folder: its jobs train and save adapters (LoRAs), they make no outputs
+        "train", "Train", "studio.panels.train:TrainPanel", "studio.engine.train.settings:TrainSettings",
+        tasks={"train.scan": "studio.training.finetune_data:scan_task", "train.run": "studio.training.finetune:train_task",
+               "train.save": "studio.training.finetune_card:save_task"},
+        titles={"train.scan": "read a training folder", "train.run": "train an adapter", "train.save": "save an adapter"},
+    ),
 )}
 
 

@@ -110,6 +110,20 @@ def runs_root() -> Path:
     return Path(override) if override else install_root() / "runs"
 
 
+def adapters_dir() -> Path:
+    """Adapters (LoRAs) the user trained in the Train tab: one folder each, with its card."""
+    path = user_data_dir() / "adapters"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def training_dir() -> Path:
+    """The Train tab's run folders (checkpoints, sample grids, logs): kept so a run resumes after a restart."""
+    path = user_data_dir() / "training"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def logs_dir() -> Path:
     path = user_data_dir() / "logs"
     path.mkdir(parents=True, exist_ok=True)

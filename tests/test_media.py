@@ -100,9 +100,9 @@ def test_a_toy_medium_is_a_tab_with_its_panel_and_its_defaults(qtbot, tmp_path, 
     qtbot.addWidget(window)
     try:
         labels = [window.tabs.tabText(i) for i in range(window.tabs.count())]
-        assert labels == ["Image", "Text", "Music", "Latent Explorer", "Toy", "Gallery"]
+        assert labels == ["Image", "Text", "Music", "Latent Explorer", "Train", "Toy", "Gallery"]
         panel = window.panel("toy")
-        assert type(panel).__name__ == "ToyPanel" and window.tabs.indexOf(panel) == 4
+        assert type(panel).__name__ == "ToyPanel" and window.tabs.indexOf(panel) == 5
         assert panel.values.values() == {"prompt": "", "model": "", "seed": -1, "dots": 3, "loud": False}
         assert "*.toy" in open_filter()  # File › Open
         gallery = window.panel("gallery")
@@ -174,7 +174,7 @@ def test_the_table_names_code_that_exists():
 
 def test_settings_and_the_table_import_nothing_heavy():
     code = ("import sys, studio.media, studio.engine.image.settings, studio.engine.text.settings, "
-            "studio.engine.music.settings, studio.engine.latent.settings; "
+            "studio.engine.music.settings, studio.engine.latent.settings, studio.engine.train.settings; "
             "print(sorted(m for m in ('torch', 'numpy', 'PIL', 'PySide6', 'diffusers', 'transformers') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "[]", result.stderr

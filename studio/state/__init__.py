@@ -23,6 +23,7 @@ from studio.state.live import LiveImage
 from studio.state.loom import LoomState
 from studio.state.model_library import ModelLibrary
 from studio.state.models import BackendModels, model_is_here
+from studio.state.train import TrainState
 
 # Each panel's values and their defaults come from its medium's settings class (named in studio/media.py).
 
@@ -169,6 +170,7 @@ class State(QObject):
         self.compare = CompareState(self)  # Compare families (Text and Music): three models side by side
         self.live = LiveImage(self, JOB_KINDS.get("image", "image.generate"))  # the Image panel's Live mode
         self.loom = LoomState(self)  # the Text panel's tree of branches: every text generation grows it
+        self.training = TrainState(self)  # the Train tab: the folder read, the run, its checkpoints
 
     @property
     def image(self) -> PanelState:

@@ -152,17 +152,20 @@ def psnr(recon: torch.Tensor, images: torch.Tensor) -> float:
 
 
 def ldm_loss(unet, text_encoder, scheduler, latents, input_ids, generator=None, snr_gamma: float = 5.0):
-    """v-prediction loss with min-SNR-gamma weighting (Hang et al. 2023), latents already scaled."""
-    noise = torch.randn(latents.shape, generator=generator)
+    """Denoising loss with min-SNR-gamma weighting (Hang et al. 2023), latents already scaled. The target follows
+    the scheduler's prediction type: v-prediction (the built-in) or epsilon (SD 1.x and most fine-tunes)."""
+    noise = torch.randn(latents.shape, generator=generator).to(latents.device, latents.dtype)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator)
     noisy = scheduler.add_noise(latents, noise, t)
-    target = scheduler.get_velocity(latents, noise, t)
-    text = text_encoder(input_ids)[0]
-    pred = unet(noisy, t, encoder_hidden_states=text).sample
-    alpha_bar = scheduler.alphas_cumprod[t]
+    text = text_encoder(input_ids.to(latents.device))[0]
+    pred = unet(noisy, t.to(latents.device), encoder_hidden_states=text).sample
+    alpha_bar = scheduler.alphas_cumprod[t].to(latents.device)
     snr = alpha_bar / (1 - alpha_bar)
-    weight = torch.clamp(snr, max=snr_gamma) / (snr + 1)  # for v-prediction
-    per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=(1, 2, 3))
+    if scheduler.config.prediction_type == "epsilon":
+        target, weight = noise, torch.clamp(snr, max=snr_gamma) / snr
+    else:
+        target, weight = scheduler.get_velocity(latents, noise, t), torch.clamp(snr, max=snr_gamma) / (snr + 1)
+    per_sample = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
     return (per_sample * weight).mean()
 
 

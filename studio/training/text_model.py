@@ -62,11 +62,16 @@ def learning_rate(step: int, peak: float, warmup: int, max_steps: int) -> float:
     return run_files.learning_rate(step, peak, warmup, max_steps, floor=peak / 10)
 
 
+def next_token_loss(model, batch: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy over a batch of windows, in nats/token."""
+    logits = model(batch[:, :-1]).logits
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+
 def train_step(model, optimizer, batch: torch.Tensor, lr: float) -> float:
     """One optimiser step on a batch of windows (next-token cross-entropy); returns the loss in nats/token."""
     run_files.set_learning_rate(optimizer, lr)
-    logits = model(batch[:, :-1]).logits
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+    loss = next_token_loss(model, batch)
     run_files.optimise(optimizer, loss)
     return loss.item()
 

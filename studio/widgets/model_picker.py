@@ -8,11 +8,14 @@ from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QMenu, QToolButton, QWidget
 
 from studio import paths
+from studio.core import adapters as lora
 from studio.core.catalog import read_catalog
 from studio.core.model_library import READY, ModelEntry, size_text
+from studio.core.jobs import UserError
 from studio.state import PanelState
 
 RECENT_LIMIT = 8
+ADAPTER_PREFIX = "adapter:"  # an item that is a base model + one of the Train tab's adapters
 BACKEND_ROLE = Qt.ItemDataRole.UserRole + 1  # the server an item runs on ("" = this computer)
 
 
@@ -62,7 +65,8 @@ class ModelPicker(QWidget):
         layout.addWidget(self.browse)
         self.refill()
         self.combo.currentIndexChanged.connect(self._on_pick)
-        state.value_changed.connect(lambda name, value: self.refill() if name in ("model", "backend") else None)
+        state.value_changed.connect(
+            lambda name, value: self.refill() if name in ("model", "backend", "adapters") else None)
         state.backend_models.changed.connect(self.refill)
         state.model_library.changed.connect(self.refill)
 
@@ -101,7 +105,11 @@ class ModelPicker(QWidget):
                 self.combo.addItem(ref, ref)
         for model in self.state.backend_models.for_medium(self.modality):  # servers' models: "sd15 — on gpu-box"
             self._add_remote(model.ref, model.where, model.label, model.ready, model.note)
-        if current and self._index_of(current, where) < 0:
+        self._add_adapters(catalog)
+        chosen = self._chosen_adapter()
+        if chosen is not None and self._index_of(chosen, "") >= 0:
+            current, where = chosen, ""
+        elif current and self._index_of(current, where) < 0:
             if where:  # a recipe made on a server that is not connected now
                 self._add_remote(current, where, current, False, f"{where} is not connected")
             else:
@@ -114,6 +122,28 @@ class ModelPicker(QWidget):
             return
         self.combo.addItem(label, ref)
         self.combo.setItemData(self.combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+    def _takes_adapters(self) -> bool:
+        return "adapters" in self.state.values() and self.modality == self.state.modality
+
+    def _add_adapters(self, catalog: list[dict]) -> None:
+        """The Train tab's adapters for this medium, each as "<base model> + <adapter>" (the base is set with it)."""
+        if not self._takes_adapters():
+            return
+        names = {model["id"]: model["name"].replace(" (built-in)", "") for model in catalog}
+        for info in lora.list_adapters(self.modality):
+            base = names.get(info["base_model"], info["base_model"].replace("\\", "/").rsplit("/", 1)[-1])
+            self.combo.addItem(f"{base} + {info.get('name', '?')}", ADAPTER_PREFIX + info["path"])
+            tip = f"Your adapter (trained in the Train tab) on {info['base_model']}"
+            if info.get("trigger"):
+                tip += f"; put “{info['trigger']}” in the prompt"
+            self.combo.setItemData(self.combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+
+    def _chosen_adapter(self) -> str | None:
+        """The item of the one adapter the panel uses now, if it uses exactly one."""
+        chosen = self.state.get("adapters") or [] if self._takes_adapters() else []
+        if len(chosen) == 1 and isinstance(chosen[0], dict) and chosen[0].get("path"):
+            return ADAPTER_PREFIX + str(chosen[0]["path"])
+        return None
 
     def _add_remote(self, ref: str, where: str, label: str, ready: bool, note: str) -> None:
         self.combo.addItem(f"{label} — on {where}" + ("" if ready else " (not ready)"), ref)
@@ -128,7 +158,11 @@ class ModelPicker(QWidget):
 
     def _on_pick(self, index: int) -> None:
         ref = self.combo.currentData()
-        if ref:
+        if ref and ref.startswith(ADAPTER_PREFIX):
+            self.use_adapter(ref[len(ADAPTER_PREFIX):])
+        elif ref:
+            if self._takes_adapters() and self.state.get("adapters"):
+                self.state.set("adapters", [])
             self.state.set("backend", self.combo.itemData(index, BACKEND_ROLE) or "")
             self.state.set("model", ref)
             self.picked.emit(ref)
@@ -140,6 +174,17 @@ class ModelPicker(QWidget):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         dialog.select_ref(str(self.state.get("model", "")))
+
+    def use_adapter(self, folder: str, weight: float = 1.0) -> None:
+        """The adapter's base model with the adapter on it (its hash is recorded when the job runs)."""
+        try:
+            info = lora.read_adapter(folder)
+        except UserError as exc:
+            self.combo.setToolTip(str(exc))
+            return
+        self.state.set("adapters", [{"path": info["path"], "weight": weight}])
+        self.state.set("backend", "")
+        self.state.set("model", info["base_model"])
 
     def add_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a .safetensors checkpoint", "",
@@ -164,6 +209,8 @@ class ModelPicker(QWidget):
         """Select a model reference; problems with it are reported when it is loaded, by the worker."""
         if ref:
             self.remember(ref)
+            if self._takes_adapters() and self.state.get("adapters"):
+                self.state.set("adapters", [])
             self.state.set("backend", "")  # a file, folder or hub id runs on this computer
             self.state.set("model", ref)
             self.picked.emit(ref)

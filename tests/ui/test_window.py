@@ -26,9 +26,9 @@ def window(qtbot, tmp_path):
     win.worker.stop()
 
 
-def test_window_has_the_five_panels(window):
+def test_window_has_the_six_panels(window):
     labels = [window.tabs.tabText(i) for i in range(window.tabs.count())]
-    assert labels == ["Image", "Text", "Music", "Latent Explorer", "Gallery"]
+    assert labels == ["Image", "Text", "Music", "Latent Explorer", "Train", "Gallery"]
     assert window.device_label.text()
     assert window.menuBar().actions()[0].text() == "&File"
 

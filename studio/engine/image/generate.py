@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from studio.core import adapters as trained_adapters
 from studio.core import catalog
 from studio.core.gan_model import load_gan
 from studio.core.interpolate import slerp
@@ -298,11 +299,13 @@ def generate_artifacts(
     """All images of a recipe, one Artifact each with the complete recipe that remakes it. `output` receives each
     image the moment it is finished (the engine saves it then: a kill later in the batch loses nothing)."""
     settings = resolve_settings(bundle, recipe)
+    used = trained_adapters.resolve(recipe.param("adapters") or [], "image")  # the Train tab's LoRAs, checked, hashed
+    recipe = recipe.with_params(adapters=used) if used else recipe
     base_seed = recipe.seed if recipe.seed is not None and int(recipe.seed) >= 0 else random_seed()
     variation_base = settings["variation_seed"]
     if settings["variation_strength"] > 0 and (variation_base is None or int(variation_base) < 0):
         variation_base = random_seed()
-    plan = prepare(bundle, recipe)  # LoRAs found and fused (kept when unchanged), embeddings loaded
+    plan = prepare(bundle, recipe, used)  # LoRAs and adapters fused (kept when unchanged), embeddings loaded
     notes = list(plan.notes)
     if settings["variation_strength"] > 0 and not _uses_our_noise(bundle, settings):
         notes.append("Variation seeds apply to text-to-image and full-strength inpainting; ignored here.")

@@ -23,7 +23,8 @@ from studio.engine.image.prompts import extract_loras, plain_text, uses_syntax
 class PromptPlan:
     prompt: str  # without LoRA tags
     negative: str
-    loras: list[LoraSpec] = field(default_factory=list)
+    loras: list[LoraSpec] = field(default_factory=list)  # from <lora:…> tags in the prompt
+    adapters: list[LoraSpec] = field(default_factory=list)  # the Train tab's, from the recipe's `adapters`
     embeddings: dict[str, Embedding] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -66,7 +67,18 @@ def _resolve_loras(tags, recorded: dict, notes: list[str]) -> list[LoraSpec]:
     return specs
 
 
-def plan_prompt(bundle, recipe: Recipe) -> PromptPlan:
+def adapter_specs(adapters: list[dict]) -> list[LoraSpec]:
+    """The Train tab's adapters (core/adapters.resolve entries) as LoRAs like any other: one loading and fusing
+    path for every LoRA, so a tag and an adapter on one model add up instead of fighting over its layers."""
+    from pathlib import Path
+
+    from studio.core.adapters import read_adapter
+
+    return [LoraSpec(item["name"], Path(item["path"]) / read_adapter(item["path"])["weights"], float(item["weight"]),
+                     item["sha256"]) for item in adapters]
+
+
+def plan_prompt(bundle, recipe: Recipe, adapters: list[dict] | None = None) -> PromptPlan:
     prompt, tags, notes = extract_loras(recipe.prompt)
     negative, negative_tags, _ = extract_loras(recipe.negative_prompt)
     if negative_tags:
@@ -74,15 +86,17 @@ def plan_prompt(bundle, recipe: Recipe) -> PromptPlan:
     recorded = recipe.param("lora_hashes") or {}
     plan = PromptPlan(" ".join(prompt.split()), " ".join(negative.split()), notes=notes)
     plan.loras = _resolve_loras(tags, recorded if isinstance(recorded, dict) else {}, plan.notes)
+    plan.adapters = adapter_specs(adapters or [])
     if families.architecture(bundle.family) in ("sd", "sdxl"):
         plan.embeddings = embeddings_for([plan.prompt, plan.negative], bundle.embeddings_cache)
     return plan
 
 
-def prepare(bundle, recipe: Recipe) -> PromptPlan:
-    """Plan the prompt and put its LoRAs on the model (reused when unchanged since the last job)."""
-    plan = plan_prompt(bundle, recipe)
-    apply_loras(bundle, plan.loras)
+def prepare(bundle, recipe: Recipe, adapters: list[dict] | None = None) -> PromptPlan:
+    """Plan the prompt and put its LoRAs and the recipe's adapters on the model (reused when unchanged since the
+    last job)."""
+    plan = plan_prompt(bundle, recipe, adapters)
+    apply_loras(bundle, plan.loras + plan.adapters)
     return plan
 
 

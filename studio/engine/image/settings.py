@@ -54,6 +54,8 @@ class ImageSettings:
     kept: dict = field(default_factory=dict)
     init_image: str = ""  # img2img / inpaint: the starting picture's path
     mask_image: str = ""  # inpaint: the mask's path (white = repaint)
+    # LoRA adapters trained in the Train tab: [{"path", "weight"}]; the output's recipe records each with its hash.
+    adapters: tuple[dict, ...] = ()
 
 
 # --- what fits each model -------------------------------------------------------------------------------------

@@ -265,6 +265,7 @@ def load_prefix(job_args: dict, recipe: Recipe) -> MusicPiece | None:
 
 def generate_task(job, ctx) -> Result:
     """Worker entry point: compose or continue by job.recipe, reporting notes as they come."""
+    from studio.core import adapters as lora
     from studio.core import catalog
     from studio.engine.music import musicgen
 
@@ -276,8 +277,12 @@ def generate_task(job, ctx) -> Result:
     if musicgen.is_musicgen(source):  # text-to-audio: another backend behind the same panel
         return musicgen.generate_task(job, ctx, source)
     recipe = replace(recipe, params={k: v for k, v in recipe.params.items() if k not in musicgen.OWN_PARAMS})
+    adapters = lora.resolve(recipe.param("adapters"), "music")  # checked, with their hashes: the recipe records them
+    if adapters:
+        recipe = recipe.with_params(adapters=adapters)
     device = "cpu"  # the built-in models are tiny: the CPU is faster than a round trip to a GPU
-    model = ctx.models.get("music", (ref, device), lambda: load_music_model(source, device))
+    model = ctx.models.get("music", (ref, device) + lora.cache_key(adapters),
+                           lambda: load_music_model(source, device, adapters))
     prefix = load_prefix(job.args, recipe)
     result = generate(model, replace(recipe, model=ref), report=ctx.report, cancelled=ctx.cancelled, prefix=prefix)
     info = {"understood": list(result.understood), "ignored": list(result.ignored), "seconds": result.seconds,

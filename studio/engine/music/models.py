@@ -276,13 +276,17 @@ class FastGPT2:
         return self.head @ last
 
 
-def load_music_model(source: Any, device: str = "cpu") -> MusicModel:
-    """Load a built-in or user music model: a ModelSource, 'builtin:NAME', or a folder path."""
+def load_music_model(source: Any, device: str = "cpu", adapters: list[dict] | None = None) -> MusicModel:
+    """Load a built-in or user music model: a ModelSource, 'builtin:NAME', or a folder path; `adapters`
+    (core/adapters.py entries) are merged into a GPT's weights."""
+    from studio.core import adapters as lora
     from studio.core import catalog
 
     if isinstance(source, str):
         source = catalog.resolve(source)
     folder = Path(source.path)
+    if adapters and source.kind in ("markov", "rnn"):
+        raise UserError(f"{source.name} is a {source.kind} model: adapters fit the GPT (transformers) music models")
     if source.kind == "markov":
         tokenizer = MusicTokenizer.load(folder)
         return MusicModel("markov", tokenizer, MusicNGram.load(folder), folder)
@@ -298,6 +302,7 @@ def load_music_model(source: Any, device: str = "cpu") -> MusicModel:
     net = AutoModelForCausalLM.from_pretrained(
         str(folder), dtype=torch.float32, local_files_only=True, trust_remote_code=False
     )
+    net = lora.merge_into(net, adapters or [])  # merged: FastGPT2 reads the adapted weights
     net.to(device).eval()
     return MusicModel("gpt", tokenizer, net, folder, device, int(getattr(net.config, "n_positions", 512)))
 

@@ -40,6 +40,9 @@ class MusicSettings:
     voices: int = 0  # 0: the style's usual texture (a chorale four voices, a folk tune one), at most four
     instrument: str = "piano"  # the synth's timbre for the WAV, and the General MIDI program in the .mid
     continue_from: str = ""  # a MIDI file whose piece is extended by `bars`; "": compose from the start
+    # Note models only: LoRA adapters trained in the Train tab, merged into the GPT: [{"path", "weight"}]; the
+    # output's recipe records each with its hash (core/adapters.py).
+    adapters: tuple[dict, ...] = ()
     # MusicGen only. Its released generation_config.json says guidance 3.
     guidance: float = 3.0  # classifier-free guidance: how closely the audio follows the text
     duration: float = 8.0  # seconds of audio: a first listen a CPU finishes in reasonable time

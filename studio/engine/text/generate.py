@@ -15,11 +15,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from studio.core import adapters as lora
 from studio.core import catalog
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import Recipe
 from studio.engine.text.chain import SamplerChain
-from studio.engine.text.llama import choose_runtime, load_for_runtime
+from studio.engine.text.llama import choose_runtime, load_for_runtime, runtime_for_adapters
 from studio.engine.text.models import TextModel, load_text_model  # noqa: F401 - load_text_model re-exported
 from studio.engine.text.sampling import Candidates, inspect_candidates
 from studio.engine.text.settings import DEFAULT_MODEL, PRESET_KEYS, PRESETS, TextSettings  # noqa: F401 - re-exported
@@ -271,14 +272,16 @@ def generate_task(job: Job, ctx: TaskContext) -> Result:
         raise UserError("text generation needs a recipe")
     settings = TextSettings.from_params(dict(recipe.params))
     source = catalog.resolve(recipe.model or DEFAULT_MODEL)
+    adapters = lora.resolve(settings.adapters, "text")  # checked, with their hashes: the recipe records them
+    settings = replace(settings, adapters=tuple(adapters))
     device = recipe.device or ctx.device.device
     # fp16 matmuls on CPU are slow and not always available: CPU always computes in fp32.
     dtype = "float32" if device == "cpu" else (recipe.dtype or ctx.device.dtype)
-    runtime = choose_runtime(source, settings.runtime)
+    runtime = choose_runtime(source, runtime_for_adapters(settings.runtime, adapters))
     model = ctx.models.get(
         "text",
-        model_key(source, device, dtype, runtime),
-        lambda: load_for_runtime(source, device, dtype, bool(job.args.get("online")), runtime),
+        model_key(source, device, dtype, runtime) + lora.cache_key(adapters),
+        lambda: load_for_runtime(source, device, dtype, bool(job.args.get("online")), runtime, adapters),
     )
     seed = resolve_seed(recipe.seed)
     result = generate(model, recipe.prompt, settings, seed, report=ctx.report, cancelled=ctx.cancelled)

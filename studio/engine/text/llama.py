@@ -230,10 +230,21 @@ def load_gguf(path: Path, device: str = "cpu", name: str = "") -> LlamaTextModel
     return LlamaTextModel(llm, name or Path(path).stem, gpu=layers != 0)
 
 
-def load_for_runtime(source: catalog.ModelSource, device: str, dtype: str, online: bool, runtime: str) -> TextModel:
+def runtime_for_adapters(wanted: str, adapters: list) -> str:
+    """The Train tab's adapters are PEFT weights merged into a transformers model: with any, "auto" means
+    transformers, and llama.cpp asked for by name is an error."""
+    if not adapters:
+        return wanted
+    if wanted == "llama.cpp":
+        raise UserError("Adapters trained in the Train tab run on the transformers runtime: choose Auto or transformers")
+    return "transformers" if wanted == "auto" else wanted
+
+
+def load_for_runtime(source: catalog.ModelSource, device: str, dtype: str, online: bool, runtime: str,
+                     adapters: list | None = None) -> TextModel:
     """The model as `choose_runtime` decided: a GGUF (a file, or the one a built-in ships) through llama.cpp, else
-    the loaders of models.py."""
+    the loaders of models.py (which merge `adapters`)."""
     if runtime == "llama.cpp":
         path = source.path if source.kind == "gguf" else builtin_gguf(source.path)
         return load_gguf(Path(path), device, source.name)
-    return load_text_model(source, device, dtype, online=online)
+    return load_text_model(source, device, dtype, online=online, adapters=adapters)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from studio.core import adapters as lora
 from studio.core import catalog
 from studio.core.jobs import UserError
 
@@ -201,10 +202,14 @@ def _load_rnn(source: catalog.ModelSource, device: str, dtype: str) -> RNNTextMo
 
 
 def load_text_model(
-    source: catalog.ModelSource, device: str = "cpu", dtype: str = "float32", online: bool = False
+    source: catalog.ModelSource, device: str = "cpu", dtype: str = "float32", online: bool = False,
+    adapters: list[dict] | None = None,
 ) -> TextModel:
-    """A TextModel for a built-in/transformers folder, a hub id (from the local cache), a Markov or an RNN folder.
-    (GGUF files: llama.py.)"""
+    """A TextModel for a built-in/transformers folder, a hub id (from the local cache), a Markov or an RNN folder
+    (GGUF files: llama.py);
+    `adapters` (core/adapters.py entries) are merged into a transformers model's weights."""
+    if adapters and source.kind in ("rnn", "markov"):
+        raise UserError(f"{source.name} is a {source.kind} model: adapters fit the GPT-style (transformers) models")
     if source.kind == "rnn":
         return _load_rnn(source, device, dtype)
     if source.kind == "markov":
@@ -255,6 +260,7 @@ def load_text_model(
         raise UserError(f"cannot load the language model {source.ref}: {exc}") from exc
     except SafetensorError as exc:  # checked above for local folders; a download can still be damaged
         raise catalog.CorruptModelError(f"{location}: damaged safetensors weights ({exc})") from exc
+    model = lora.merge_into(model, adapters or [])
     model.to(device).eval()
     return HFTextModel(model, tokenizer, source.name)
 

@@ -118,6 +118,9 @@ class TextSettings:
     # Record the top-10 candidates before/after the controls for every token: the token inspector, and the loom's
     # forks (hover a token, click a candidate). On by default since the loom needs it; off saves ~5 % of the time.
     inspect: bool = True
+    # LoRA adapters trained in the Train tab, merged into the model: [{"path", "weight"}]; the output's recipe
+    # records each with its hash (core/adapters.py). Empty: the model as it is.
+    adapters: tuple[dict, ...] = ()
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TextSettings:
@@ -138,6 +141,8 @@ class TextSettings:
             known["logit_bias"] = parse_logit_bias(known["logit_bias"])
         if "sampler_order" in known:
             known["sampler_order"] = complete_order(known["sampler_order"])
+        if "adapters" in known:
+            known["adapters"] = tuple(dict(a) for a in known["adapters"])
         settings = cls(**known)
         settings.validate()
         return settings
@@ -149,6 +154,7 @@ class TextSettings:
         for name in ("dry_sequence_breakers", "banned_strings", "sampler_order"):
             params[name] = list(getattr(self, name))
         params["logit_bias"] = [[text, bias] for text, bias in self.logit_bias]
+        params["adapters"] = [dict(a) for a in self.adapters]
         return params
 
     def validate(self) -> None:
