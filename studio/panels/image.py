@@ -38,10 +38,12 @@ from studio.widgets.controls import (
     scroll_column,
 )
 from studio.widgets.image_view import ImageView, ThumbnailStrip, pil_to_pixmap
+from studio.widgets.live import LiveSwitch
 from studio.widgets.mask_painter import MaskPainter
 from studio.widgets.model_fit import SizeFit, apply_model_defaults
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.progress import GenerateBar
+from studio.widgets.sketch_pad import SketchPad
 
 if TYPE_CHECKING:
     from studio.library.history import History
@@ -56,7 +58,8 @@ SCHEDULERS = [
     ("LCM (LCM models only)", "lcm"),
     ("Euler (flow: SD 3, FLUX)", "flow_euler"),
 ]
-MODES = [("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint", "inpaint")]
+MODES = [("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint", "inpaint"),
+         ("Sketch to picture", "translate")]
 IMAGE_FILES = "Images (*.png *.jpg *.jpeg *.webp)"
 # What an X/Y plot may vary (the engine checks the same list: studio.engine.image.generate.XY_AXES).
 XY_AXES = ["seed", "steps", "guidance", "scheduler", "prompt", "negative_prompt", "width", "height", "strength",
@@ -82,6 +85,7 @@ class ImagePanel(QWidget):
         self.state, self.history = state, history  # the history gives the recent prompts
         self.values = state.image
         self._mask_version = 0
+        self._sketch_version = 0
         self.setAcceptDrops(True)
         splitter = ColumnSplitter(self._controls(), self._canvas())
         layout = QVBoxLayout(self)
@@ -90,6 +94,7 @@ class ImagePanel(QWidget):
         state.preview_changed.connect(self._on_preview)
         state.output_added.connect(self._on_output)
         state.output_restored.connect(self._on_output_restored)
+        state.live.picture_arrived.connect(self._on_live_picture)
         # "Also in the file" belongs to the last dropped PNG: any other restore makes it stale
         state.restore_requested.connect(lambda name: self.unknown.hide() if name == "image" else None)
 
@@ -121,7 +126,10 @@ class ImagePanel(QWidget):
 
         sampling = QGroupBox("Sampling")
         form = QVBoxLayout(sampling)
-        form.addWidget(row("Mode", bound_combo(v, "mode", MODES, "Start from noise, from an image, or repaint a masked area")))
+        form.addWidget(row("Mode", bound_combo(v, "mode", MODES, "Start from noise, from an image, repaint a masked "
+                                                              "area, or turn a drawing into a picture")))
+        self.live = LiveSwitch(self.state.live)
+        form.addWidget(row("", self.live))
         form.addWidget(ParamSlider(v, "steps", "Steps", 1, 150, tooltip="Denoising steps: more is slower and usually cleaner."))
         form.addWidget(ParamSlider(v, "guidance", "Guidance (CFG)", 0, 20, 0.5, 1,
                                    tooltip="How strongly the prompt steers. Too high looks burnt; 0–1 ignores the prompt."))
@@ -219,6 +227,9 @@ class ImagePanel(QWidget):
         self.stage = QTabWidget()
         self.stage.addTab(self.view, "Result")
         self.stage.addTab(self.mask, "Input and mask")
+        self.sketch = SketchPad()
+        self.sketch.canvas.committed.connect(self._save_sketch)
+        self.stage.addTab(self.sketch, "Sketch")
         self.values.value_changed.connect(self._on_value)
         canvas = QWidget()
         layout = QVBoxLayout(canvas)
@@ -245,6 +256,12 @@ class ImagePanel(QWidget):
         self.results.add(pil_to_pixmap(artifact.payload), artifact, artifact.recipe.prompt)
         self.results.show()
 
+    def _on_live_picture(self, artifact) -> None:
+        """A Live picture: shown where results go, but not one of them (not saved; Generate saves)."""
+        self.stage.setCurrentWidget(self.view)
+        self.view.set_image(artifact.payload)
+        self.caption.setText(f"Live · seed {artifact.recipe.seed} · not saved (Generate saves it)")
+
     def _show_artifact(self, artifact) -> None:
         self.stage.setCurrentWidget(self.view)
         self.view.set_image(artifact.payload)
@@ -260,6 +277,8 @@ class ImagePanel(QWidget):
         self.caption.setText(caption + "".join(f"\n⚠ {line}" for line in dict.fromkeys(said)))
 
     def _on_value(self, name: str, value) -> None:
+        if name == "init_image" and self.values.get("mode") == "translate":
+            return  # the sketch being drawn: it stays on the Sketch tab
         if name == "init_image" and value and self.mask.canvas.set_image(str(value)):
             self.stage.setCurrentWidget(self.mask)
             if self.values.get("mask_image"):  # the canvas shows the mask the next generation will use
@@ -268,6 +287,11 @@ class ImagePanel(QWidget):
             self.mask.canvas.load_mask(str(value))
         elif name == "mode" and value in ("img2img", "inpaint") and self.values.get("init_image"):
             self.stage.setCurrentWidget(self.mask)
+        elif name == "mode" and value == "translate":
+            self.stage.setCurrentWidget(self.sketch)
+            if self.values.get("init_image") and not self._sketch_version:
+                self.sketch.canvas.load(str(self.values.get("init_image")))  # a restored or chosen drawing
+            self._save_sketch()
 
     def _save_mask(self) -> None:
         """The painted mask becomes a file the recipe can name; one file per panel session."""
@@ -280,6 +304,18 @@ class ImagePanel(QWidget):
         self.values.set("mask_image", str(path))
         if self.values.get("mode") == "txt2img":
             self.values.set("mode", "inpaint")
+
+    def _save_sketch(self) -> None:
+        """The drawing becomes the input picture a Translate recipe names (and Live redraws from)."""
+        if self.values.get("mode") != "translate":
+            return
+        from studio import paths
+
+        folder = paths.user_data_dir() / "sketches"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = self.sketch.canvas.save(folder / f"sketch-{id(self):x}-{self._sketch_version}.png")
+        self._sketch_version += 1
+        self.values.set("init_image", str(path))
 
     def _open_init_image(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Input image", "", IMAGE_FILES)

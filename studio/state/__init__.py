@@ -19,7 +19,7 @@ from studio.core.recipe import MAX_SEED, RANDOM_SEED, Recipe  # noqa: F401 - the
 from studio.core.values import clean_values
 from studio.state.compare import CompareState
 from studio.state.explorer import ExplorerState
-from studio.state.live import LiveImage
+from studio.state.live import LIVE_KEY, LiveImage
 from studio.state.loom import LoomState
 from studio.state.model_library import ModelLibrary
 from studio.state.models import BackendModels, model_is_here
@@ -301,8 +301,11 @@ class State(QObject):
         if job.kind in ("device.warmup", "worker.reset_device") and result.value is not None:
             self.device_label = result.value.label
             self.device_changed.emit(self.device_label)
-        for artifact in result.artifacts[already_shown:]:
-            self.output_added.emit(artifact)
+        if job.supersede_key == LIVE_KEY:  # a Live picture: shown by the Image panel, not one of the outputs
+            self.live.arrived(result)
+        else:
+            for artifact in result.artifacts[already_shown:]:
+                self.output_added.emit(artifact)
         self.result_ready.emit(job, result)
 
     def _update_busy(self) -> None:

@@ -18,11 +18,13 @@ from studio.core.recipe import MAX_SEED, RANDOM_SEED
 LIVE_KEY = "image.live"
 # The values whose change redraws the picture (the rest: mode, init image, batch count… are not live).
 LIVE_VALUES = frozenset({"prompt", "negative_prompt", "model", "seed", "steps", "guidance", "scheduler", "width",
-                         "height", "variation_seed", "variation_strength", "clip_skip", "truncation"})
+                         "height", "variation_seed", "variation_strength", "clip_skip", "truncation",
+                         "init_image"})  # Translate mode: each saved stroke of the sketch
 
 
 class LiveImage(QObject):
     enabled_changed = Signal(bool)
+    picture_arrived = Signal(object)  # the newest live Artifact (unsaved)
 
     def __init__(self, state: QObject, kind: str = "image.generate") -> None:
         """`state` is the State that owns this (typed loosely: this module must not import studio.state's
@@ -51,11 +53,18 @@ class LiveImage(QObject):
 
     def request(self) -> Job | None:
         """Draw the panel's values now (unsaved); a newer request replaces this one while it waits."""
-        if not self.enabled or not str(self.values.get("prompt", "")).strip():
+        translating = self.values.get("mode") == "translate"
+        if not self.enabled or not (str(self.values.get("prompt", "")).strip() or translating):
             return None
-        recipe = self.values.recipe(seed=self._seed()).with_params(batch_count=1, mode="txt2img")
+        # Live draws from text, or from the sketch in Translate mode (image-to-image waits for Generate)
+        mode = "translate" if self.values.get("mode") == "translate" else "txt2img"
+        recipe = self.values.recipe(seed=self._seed()).with_params(batch_count=1, mode=mode)
         self.submitted += 1
         return self.state.submit(Job(self.kind, recipe, save=False, supersede_key=LIVE_KEY))
+
+    def arrived(self, result) -> None:
+        if result is not None and result.artifacts:
+            self.picture_arrived.emit(result.artifacts[-1])
 
     def _seed(self) -> int:
         seed = int(self.values.get("seed", RANDOM_SEED))

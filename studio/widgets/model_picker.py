@@ -10,8 +10,8 @@ from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QInputDialog,
 from studio import paths
 from studio.core import adapters as lora
 from studio.core.catalog import read_catalog
-from studio.core.model_library import READY, ModelEntry, size_text
 from studio.core.jobs import UserError
+from studio.core.model_library import READY, ModelEntry, size_text
 from studio.state import PanelState
 
 RECENT_LIMIT = 8
@@ -105,7 +105,7 @@ class ModelPicker(QWidget):
                 self.combo.addItem(ref, ref)
         for model in self.state.backend_models.for_medium(self.modality):  # servers' models: "sd15 — on gpu-box"
             self._add_remote(model.ref, model.where, model.label, model.ready, model.note)
-        self._add_adapters(catalog)
+        self._add_adapters([model for model in read_catalog() if model.get("modality") == self.modality])
         chosen = self._chosen_adapter()
         if chosen is not None and self._index_of(chosen, "") >= 0:
             current, where = chosen, ""

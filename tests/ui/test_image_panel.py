@@ -198,3 +198,51 @@ def test_an_xy_plot_caption_names_its_axes_not_one_value_of_them(qtbot):
     state.output_added.emit(Artifact("image", Recipe("image", prompt="x", seed=4, params={"steps": 10, "xy_plot": plot}),
                                      Image.new("RGB", (32, 32))))
     assert "steps × guidance" in panel.caption.text() and "10 steps" not in panel.caption.text()
+
+
+def test_drawing_in_translate_mode_saves_the_sketch_as_the_input_and_live_draws_from_it(qtbot, monkeypatch):
+    from studio.core.jobs import Job
+
+    state = State()
+    panel = ImagePanel(state)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 700)
+    panel.show()
+    state.image.set("mode", "translate")
+    assert panel.stage.currentWidget() is panel.sketch
+    blank = state.image.get("init_image")
+    with Image.open(blank) as paper:
+        assert paper.convert("L").getextrema() == (255, 255)  # empty paper: white
+    canvas = panel.sketch.canvas
+    centre = canvas.rect().center()
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=centre)
+    qtbot.mouseMove(canvas, centre + QPoint(40, 0))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=centre + QPoint(40, 0))
+    drawn = state.image.get("init_image")
+    assert drawn != blank and panel.stage.currentWidget() is panel.sketch  # a new file; the Sketch tab stays
+    with Image.open(drawn) as sketch:
+        dark = sum(1 for p in sketch.convert("L").getdata() if p < 128)
+    assert 0 < dark < sketch.width * sketch.height // 10  # a line, not a filled page
+    submitted: list[Job] = []
+    monkeypatch.setattr(state, "submit", lambda job: submitted.append(job) or job)
+    state.image.set("prompt", "")  # Translate needs no words: the drawing is the input
+    state.live.set_enabled(True)
+    (job,) = submitted
+    assert job.recipe.param("mode") == "translate" and job.recipe.param("init_image") == drawn and not job.save
+
+
+def test_a_live_picture_is_shown_but_not_added_to_the_results(qtbot):
+    from studio.core.jobs import Artifact, Job, JobEvent, JobMessage, Result
+    from studio.core.recipe import Recipe
+    from studio.state.live import LIVE_KEY
+
+    state = State()
+    panel = ImagePanel(state)
+    qtbot.addWidget(panel)
+    recipe = Recipe("image", prompt="a red heart", seed=7, params={"steps": 4})
+    job = Job("image.generate", recipe, save=False, supersede_key=LIVE_KEY)
+    state.handle_message(JobMessage(JobEvent.QUEUED, job))
+    picture = Image.new("RGB", (32, 32), "red")
+    state.handle_message(JobMessage(JobEvent.FINISHED, job, result=Result([Artifact("image", recipe, picture)])))
+    assert "Live" in panel.caption.text() and "not saved" in panel.caption.text()
+    assert panel.results.isHidden()  # the strip holds what was made and saved, not every live frame
