@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
 
 from studio.core.jobs import Job
 from studio.core.recipe import RecipeError
+from studio.engine.image.schedulers import SCHEDULERS as SCHEDULER_TABLE
+from studio.engine.image.schedulers import scheduler_label
 from studio.library.export import read_image_parameters
 from studio.state import State
 from studio.widgets.adapter_picker import AdapterPicker
@@ -40,7 +42,7 @@ from studio.widgets.controls import (
 from studio.widgets.image_view import ImageView, ThumbnailStrip, pil_to_pixmap
 from studio.widgets.live import LiveSwitch
 from studio.widgets.mask_painter import MaskPainter
-from studio.widgets.model_fit import SizeFit, apply_model_defaults
+from studio.widgets.model_fit import SizeFit, apply_model_defaults, fit_schedulers
 from studio.widgets.model_picker import ModelPicker
 from studio.widgets.progress import GenerateBar
 from studio.widgets.sketch_pad import SketchPad
@@ -48,16 +50,8 @@ from studio.widgets.sketch_pad import SketchPad
 if TYPE_CHECKING:
     from studio.library.history import History
 
-SCHEDULERS = [
-    ("DPM++ 2M", "dpmpp_2m"),
-    ("DPM++ 2M Karras", "dpmpp_2m_karras"),
-    ("Euler", "euler"),
-    ("Euler a", "euler_a"),
-    ("DDIM", "ddim"),
-    ("UniPC", "unipc"),
-    ("LCM (LCM models only)", "lcm"),
-    ("Euler (flow: SD 3, FLUX)", "flow_euler"),
-]
+# One list: the engine's table (the CLI takes the same names); the panel shows those that fit the picked model.
+SCHEDULERS = [(scheduler_label(name), name) for name in SCHEDULER_TABLE]
 MODES = [("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint", "inpaint"),
          ("Sketch to picture", "translate")]
 IMAGE_FILES = "Images (*.png *.jpg *.jpeg *.webp)"
@@ -133,7 +127,10 @@ class ImagePanel(QWidget):
         form.addWidget(ParamSlider(v, "steps", "Steps", 1, 150, tooltip="Denoising steps: more is slower and usually cleaner."))
         form.addWidget(ParamSlider(v, "guidance", "Guidance (CFG)", 0, 20, 0.5, 1,
                                    tooltip="How strongly the prompt steers. Too high looks burnt; 0–1 ignores the prompt."))
-        form.addWidget(row("Scheduler", bound_combo(v, "scheduler", SCHEDULERS, "The sampler that walks from noise to image")))
+        schedulers = bound_combo(v, "scheduler", SCHEDULERS, "The sampler that walks from noise to image (those "
+                                                              "that fit the picked model)")
+        fit_schedulers(schedulers, v)
+        form.addWidget(row("Scheduler", schedulers))
         form.addWidget(ParamSlider(v, "width", "Width", 64, 2048, 8, tooltip="Snapped to the model's multiple when generating."))
         form.addWidget(ParamSlider(v, "height", "Height", 64, 2048, 8, tooltip="Snapped to the model's multiple when generating."))
         self.size_fit = SizeFit(v)  # presets at the model's native size; a warning when far from it

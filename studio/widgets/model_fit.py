@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QHBoxLayout, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from studio.core import catalog
 from studio.engine.image.settings import model_defaults, native_size, size_is_far, size_presets
@@ -48,6 +48,26 @@ def apply_model_defaults(values: PanelState, ref: str) -> None:
     fitted = model_defaults(family, defaults)
     if fitted:
         values.update(fitted)
+
+
+def fit_schedulers(combo: QComboBox, values: PanelState) -> None:
+    """Show only the samplers the picked model can use (one list for the GUI and the CLI: the engine's table);
+    kept in step with the model. A restored recipe's sampler stays visible even when it doesn't fit: the engine
+    then says why."""
+    from studio.engine.image.schedulers import schedulers_for
+
+    def refit() -> None:
+        family, defaults = model_fit(str(values.get("model", "")), getattr(values, "model_library", None))
+        offered = set(schedulers_for(family, defaults)) | {values.get("scheduler")}
+        view = combo.view()
+        for row in range(combo.count()):
+            view.setRowHidden(row, combo.itemData(row) not in offered)
+
+    values.value_changed.connect(lambda name, _value: refit() if name in ("model", "scheduler") else None)
+    library = getattr(values, "model_library", None)
+    if library is not None:
+        library.changed.connect(refit)
+    refit()
 
 
 class SizeFit(QWidget):

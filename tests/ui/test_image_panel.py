@@ -246,3 +246,26 @@ def test_a_live_picture_is_shown_but_not_added_to_the_results(qtbot):
     state.handle_message(JobMessage(JobEvent.FINISHED, job, result=Result([Artifact("image", recipe, picture)])))
     assert "Live" in panel.caption.text() and "not saved" in panel.caption.text()
     assert panel.results.isHidden()  # the strip holds what was made and saved, not every live frame
+
+
+def test_the_sampler_list_is_the_engines_and_shows_what_the_picked_model_can_use(qtbot, monkeypatch):
+    from studio.engine.image.schedulers import SCHEDULERS as ENGINE_TABLE
+    from studio.widgets import model_fit
+
+    fits = {"sd-file": ("sd1", {}), "flux-file": ("flux_dev", {}), "lcm-folder": ("", {"scheduler": "lcm"})}
+    monkeypatch.setattr(model_fit, "model_fit", lambda ref, library=None: fits.get(ref, ("", {})))
+    state = State()
+    panel = ImagePanel(state)
+    qtbot.addWidget(panel)
+    combo = next(c for c in panel.findChildren(type(panel.model.combo)) if c.findData("dpmpp_2m") >= 0)
+    assert [combo.itemData(i) for i in range(combo.count())] == list(ENGINE_TABLE)  # the CLI's names, all of them
+
+    def offered() -> set:
+        return {combo.itemData(i) for i in range(combo.count()) if not combo.view().isRowHidden(i)}
+
+    state.image.update({"model": "sd-file", "scheduler": "euler"})
+    assert {"pndm", "heun", "euler_a"} <= offered() and not {"lcm", "flow_euler"} & offered()
+    state.image.update({"model": "flux-file", "scheduler": "flow_euler"})
+    assert offered() == {"flow_euler"}
+    state.image.update({"model": "lcm-folder", "scheduler": "lcm"})
+    assert "lcm" in offered() and "flow_euler" not in offered()

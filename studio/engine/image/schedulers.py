@@ -91,6 +91,23 @@ def available_schedulers(pipe) -> list[str]:
     return names
 
 
+def schedulers_for(family: str = "", defaults: Mapping[str, Any] | None = None) -> list[str]:
+    """The samplers to offer for a model known by its family and catalog defaults only (no weights loaded: the
+    Image panel's list). Flow-matching families (SD 3, FLUX) take the flow Euler; LCM only a model made for it
+    (its defaults name it); the rest every discrete sampler. The engine checks again on the loaded pipeline
+    (`available_schedulers`), so a hand-written recipe still gets a clear error."""
+    flow = family.startswith(("sd3", "sd35", "flux"))
+    lcm = (defaults or {}).get("scheduler") == "lcm"
+    names = []
+    for name, (class_name, _extra, _label) in SCHEDULERS.items():
+        if flow != (class_name == "FlowMatchEulerDiscreteScheduler"):
+            continue
+        if (name == "lcm" and not lcm) or (name == "lms" and not _scipy_available()):
+            continue
+        names.append(name)
+    return names
+
+
 def model_default_scheduler(scheduler_config: Mapping[str, Any], available: list[str]) -> str:
     """The sampler the model ships with (its authors chose it), else DEFAULT_SCHEDULER, else the first that fits."""
     class_name = scheduler_config.get("_class_name", "")
