@@ -437,7 +437,7 @@ def test_an_unmapped_schedule_from_a_dropped_file_is_written_back_by_what_is_mad
     dropped = tmp_path / "a1111.png"
     info = PngInfo()
     info.add_text("parameters", "a cat\nSteps: 2, Sampler: DPM++ 2M, Schedule type: Exponential, CFG scale: 7, "
-                                "Seed: 3, Size: 64x64, Lora hashes: \"x: abc\"")
+                                "Seed: 3, Size: 64x64, ADetailer model: face_yolov8n.pt, Lora hashes: \"x: abc\"")
     Image.new("RGB", (64, 64)).save(dropped, pnginfo=info)
     recipe = read_image_parameters(dropped).recipe
     assert recipe.params["kept"]["Schedule type"] == "Exponential"
@@ -446,4 +446,6 @@ def test_an_unmapped_schedule_from_a_dropped_file_is_written_back_by_what_is_mad
     assert panel.get("kept")["Schedule type"] == "Exponential"
     made = generate_artifacts(tiny_bundle, panel.recipe(seed=3))[0]
     written = Image.open(io.BytesIO(png_bytes(made.payload, made.recipe))).text["parameters"]
-    assert "Schedule type: Exponential" in written and 'Lora hashes: "x: abc"' in written
+    assert "Schedule type: Exponential" in written and "ADetailer model: face_yolov8n.pt" in written
+    # a LoRA hash is read as what the file's LoRAs were (to find them), not kept: this picture used no LoRA
+    assert "Lora hashes" not in written
