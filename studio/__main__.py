@@ -32,7 +32,7 @@ def _at_least(minimum: int):
 
 
 def _scheduler(name: str) -> str:
-    from studio.engine.image.schedulers import SCHEDULERS  # names only: diffusers is not imported here
+    from studio.engine.image.settings import SCHEDULERS  # names only: diffusers is not imported here
 
     if name not in SCHEDULERS:
         raise argparse.ArgumentTypeError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QStackedWidget,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -23,8 +24,8 @@ from PySide6.QtWidgets import (
 
 from studio.core.jobs import Job
 from studio.core.recipe import RecipeError
-from studio.engine.image.schedulers import SCHEDULERS as SCHEDULER_TABLE
-from studio.engine.image.schedulers import scheduler_label
+from studio.engine.image.settings import SCHEDULERS as SCHEDULER_TABLE
+from studio.engine.image.settings import scheduler_label
 from studio.library.export import read_image_parameters
 from studio.state import State
 from studio.widgets.adapter_picker import AdapterPicker
@@ -223,10 +224,15 @@ class ImagePanel(QWidget):
         self.mask.canvas.committed.connect(self._save_mask)
         self.stage = QTabWidget()
         self.stage.addTab(self.view, "Result")
-        self.stage.addTab(self.mask, "Input and mask")
         self.sketch = SketchPad()
         self.sketch.canvas.committed.connect(self._save_sketch)
-        self.stage.addTab(self.sketch, "Sketch")
+        # one input tab: the picture and its mask, or in Sketch to picture mode the drawing pad (two tabs, not three,
+        # so the tab bar fits the canvas at 960 px)
+        self.inputs = QStackedWidget()
+        self.inputs.addWidget(self.mask)
+        self.inputs.addWidget(self.sketch)
+        self.stage.addTab(self.inputs, "Input and mask")
+        self._show_input(self.values.get("mode"))
         self.values.value_changed.connect(self._on_value)
         canvas = QWidget()
         layout = QVBoxLayout(canvas)
@@ -277,15 +283,17 @@ class ImagePanel(QWidget):
         if name == "init_image" and self.values.get("mode") == "translate":
             return  # the sketch being drawn: it stays on the Sketch tab
         if name == "init_image" and value and self.mask.canvas.set_image(str(value)):
-            self.stage.setCurrentWidget(self.mask)
+            self.stage.setCurrentWidget(self.inputs)
             if self.values.get("mask_image"):  # the canvas shows the mask the next generation will use
                 self.mask.canvas.load_mask(str(self.values.get("mask_image")))
         elif name == "mask_image" and value:
             self.mask.canvas.load_mask(str(value))
-        elif name == "mode" and value in ("img2img", "inpaint") and self.values.get("init_image"):
-            self.stage.setCurrentWidget(self.mask)
+        if name == "mode":
+            self._show_input(value)
+        if name == "mode" and value in ("img2img", "inpaint") and self.values.get("init_image"):
+            self.stage.setCurrentWidget(self.inputs)
         elif name == "mode" and value == "translate":
-            self.stage.setCurrentWidget(self.sketch)
+            self.stage.setCurrentWidget(self.inputs)
             if self.values.get("init_image") and not self._sketch_version:
                 self.sketch.canvas.load(str(self.values.get("init_image")))  # a restored or chosen drawing
             self._save_sketch()
@@ -301,6 +309,11 @@ class ImagePanel(QWidget):
         self.values.set("mask_image", str(path))
         if self.values.get("mode") == "txt2img":
             self.values.set("mode", "inpaint")
+
+    def _show_input(self, mode) -> None:
+        sketching = mode == "translate"
+        self.inputs.setCurrentWidget(self.sketch if sketching else self.mask)
+        self.stage.setTabText(self.stage.indexOf(self.inputs), "Sketch" if sketching else "Input and mask")
 
     def _save_sketch(self) -> None:
         """The drawing becomes the input picture a Translate recipe names (and Live redraws from)."""

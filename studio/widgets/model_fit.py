@@ -54,7 +54,7 @@ def fit_schedulers(combo: QComboBox, values: PanelState) -> None:
     """Show only the samplers the picked model can use (one list for the GUI and the CLI: the engine's table);
     kept in step with the model. A restored recipe's sampler stays visible even when it doesn't fit: the engine
     then says why."""
-    from studio.engine.image.schedulers import schedulers_for
+    from studio.engine.image.settings import schedulers_for
 
     def refit() -> None:
         family, defaults = model_fit(str(values.get("model", "")), getattr(values, "model_library", None))

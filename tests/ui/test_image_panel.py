@@ -16,7 +16,7 @@ def test_painting_a_mask_sets_mask_image_and_inpaint_mode(qtbot, tmp_path):
     source = tmp_path / "input.png"
     Image.new("RGB", (64, 64), "blue").save(source)
     state.image.set("init_image", str(source))
-    assert panel.stage.currentWidget() is panel.mask
+    assert panel.stage.currentWidget() is panel.inputs and panel.inputs.currentWidget() is panel.mask
     canvas = panel.mask.canvas
     centre = canvas.rect().center()
     qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=centre)
@@ -209,7 +209,8 @@ def test_drawing_in_translate_mode_saves_the_sketch_as_the_input_and_live_draws_
     panel.resize(1000, 700)
     panel.show()
     state.image.set("mode", "translate")
-    assert panel.stage.currentWidget() is panel.sketch
+    assert panel.stage.currentWidget() is panel.inputs and panel.inputs.currentWidget() is panel.sketch
+    assert panel.stage.tabText(1) == "Sketch"
     blank = state.image.get("init_image")
     with Image.open(blank) as paper:
         assert paper.convert("L").getextrema() == (255, 255)  # empty paper: white
@@ -219,7 +220,7 @@ def test_drawing_in_translate_mode_saves_the_sketch_as_the_input_and_live_draws_
     qtbot.mouseMove(canvas, centre + QPoint(40, 0))
     qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=centre + QPoint(40, 0))
     drawn = state.image.get("init_image")
-    assert drawn != blank and panel.stage.currentWidget() is panel.sketch  # a new file; the Sketch tab stays
+    assert drawn != blank and panel.inputs.currentWidget() is panel.sketch  # a new file; the Sketch tab stays
     with Image.open(drawn) as sketch:
         dark = sum(1 for p in sketch.convert("L").getdata() if p < 128)
     assert 0 < dark < sketch.width * sketch.height // 10  # a line, not a filled page

@@ -10,31 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# name -> (diffusers class name, extra config, what the picker shows)
-SCHEDULERS: dict[str, tuple[str, dict[str, Any], str]] = {
-    "ddim": ("DDIMScheduler", {}, "DDIM"),
-    "euler": ("EulerDiscreteScheduler", {}, "Euler"),
-    "euler_a": ("EulerAncestralDiscreteScheduler", {}, "Euler a"),
-    "dpmpp_2m": (
-        "DPMSolverMultistepScheduler",
-        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False},
-        "DPM++ 2M",
-    ),
-    "dpmpp_2m_karras": (
-        "DPMSolverMultistepScheduler",
-        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
-        "DPM++ 2M Karras",
-    ),
-    "unipc": ("UniPCMultistepScheduler", {}, "UniPC"),
-    "lcm": ("LCMScheduler", {}, "LCM"),
-    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}, "PLMS"),
-    "heun": ("HeunDiscreteScheduler", {}, "Heun"),
-    "lms": ("LMSDiscreteScheduler", {}, "LMS"),
-    # SD 3 and FLUX are flow-matching models: their Euler walks a straight path from noise to picture
-    "flow_euler": ("FlowMatchEulerDiscreteScheduler", {}, "Euler (flow matching)"),
-}
-# Forge and ComfyUI write "Euler" for FLUX and SD 3 pictures: on a flow-matching model that name means this one.
-FLOW_ALIASES = {"euler": "flow_euler", "euler_a": "flow_euler"}
+# the names live with the settings (the panel and the CLI read them there, without this module)
+from studio.engine.image.settings import FLOW_ALIASES, SCHEDULERS, scheduler_label, scipy_available  # noqa: F401
 
 DEFAULT_SCHEDULER = "euler_a"
 
@@ -45,19 +22,6 @@ _RESET_KEYS = ("use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas",
 
 class UnknownScheduler(ValueError):
     pass
-
-
-def scheduler_label(name: str) -> str:
-    return SCHEDULERS[name][2] if name in SCHEDULERS else name
-
-
-def _scipy_available() -> bool:
-    # LMS computes its coefficients with scipy.integrate; offer it only when scipy is installed.
-    try:
-        import scipy.integrate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def model_supports_lcm(scheduler_config: Mapping[str, Any], unet_config: Mapping[str, Any] | None = None) -> bool:
@@ -84,27 +48,10 @@ def available_schedulers(pipe) -> list[str]:
             if lcm_ok:
                 names.append(name)
             continue
-        if name == "lms" and not _scipy_available():
+        if name == "lms" and not scipy_available():
             continue
         if class_name in compatible:
             names.append(name)
-    return names
-
-
-def schedulers_for(family: str = "", defaults: Mapping[str, Any] | None = None) -> list[str]:
-    """The samplers to offer for a model known by its family and catalog defaults only (no weights loaded: the
-    Image panel's list). Flow-matching families (SD 3, FLUX) take the flow Euler; LCM only a model made for it
-    (its defaults name it); the rest every discrete sampler. The engine checks again on the loaded pipeline
-    (`available_schedulers`), so a hand-written recipe still gets a clear error."""
-    flow = family.startswith(("sd3", "sd35", "flux"))
-    lcm = (defaults or {}).get("scheduler") == "lcm"
-    names = []
-    for name, (class_name, _extra, _label) in SCHEDULERS.items():
-        if flow != (class_name == "FlowMatchEulerDiscreteScheduler"):
-            continue
-        if (name == "lcm" and not lcm) or (name == "lms" and not _scipy_available()):
-            continue
-        names.append(name)
     return names
 
 

@@ -5,7 +5,9 @@ Light on purpose, the only image module a panel may import: the standard library
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from studio.core.recipe import RANDOM_SEED
 
@@ -132,3 +134,60 @@ def size_presets(native: tuple[int, int]) -> list[tuple[int, int]]:
 def size_is_far(width: int, height: int, native: tuple[int, int]) -> bool:
     ratio = (width * height) / (native[0] * native[1])
     return not FAR_AREA[0] <= ratio <= FAR_AREA[1] or max(width / native[0], height / native[1]) > FAR_SIDE
+
+
+# --- samplers: the names a recipe, the CLI and the panel use -------------------------------------------------
+
+# name -> (diffusers class name, extra config, what the picker shows)
+SCHEDULERS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "ddim": ("DDIMScheduler", {}, "DDIM"),
+    "euler": ("EulerDiscreteScheduler", {}, "Euler"),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}, "Euler a"),
+    "dpmpp_2m": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": False},
+        "DPM++ 2M",
+    ),
+    "dpmpp_2m_karras": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+        "DPM++ 2M Karras",
+    ),
+    "unipc": ("UniPCMultistepScheduler", {}, "UniPC"),
+    "lcm": ("LCMScheduler", {}, "LCM"),
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}, "PLMS"),
+    "heun": ("HeunDiscreteScheduler", {}, "Heun"),
+    "lms": ("LMSDiscreteScheduler", {}, "LMS"),
+    # SD 3 and FLUX are flow-matching models: their Euler walks a straight path from noise to picture
+    "flow_euler": ("FlowMatchEulerDiscreteScheduler", {}, "Euler (flow matching)"),
+}
+# Forge and ComfyUI write "Euler" for FLUX and SD 3 pictures: on a flow-matching model that name means this one.
+FLOW_ALIASES = {"euler": "flow_euler", "euler_a": "flow_euler"}
+
+
+def scheduler_label(name: str) -> str:
+    return SCHEDULERS[name][2] if name in SCHEDULERS else name
+
+
+def scipy_available() -> bool:
+    # LMS computes its coefficients with scipy.integrate; offer it only when scipy is installed.
+    import importlib.util
+
+    return importlib.util.find_spec("scipy") is not None
+
+
+def schedulers_for(family: str = "", defaults: Mapping[str, Any] | None = None) -> list[str]:
+    """The samplers to offer for a model known by its family and catalog defaults only (no weights loaded: the
+    Image panel's list). Flow-matching families (SD 3, FLUX) take the flow Euler; LCM only a model made for it
+    (its defaults name it); the rest every discrete sampler. The engine checks again on the loaded pipeline
+    (`available_schedulers`), so a hand-written recipe still gets a clear error."""
+    flow = family.startswith(("sd3", "sd35", "flux"))
+    lcm = (defaults or {}).get("scheduler") == "lcm"
+    names = []
+    for name, (class_name, _extra, _label) in SCHEDULERS.items():
+        if flow != (class_name == "FlowMatchEulerDiscreteScheduler"):
+            continue
+        if (name == "lcm" and not lcm) or (name == "lms" and not scipy_available()):
+            continue
+        names.append(name)
+    return names
