@@ -36,3 +36,13 @@ def write_results(name: str, figures: dict) -> Path:
     path.write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
     return path
+
+
+def run_until(app, condition, timeout_s: float = 300.0) -> None:
+    """Turn the Qt event loop until `condition()` holds (a benchmark's own poll; tests wait on signals instead)."""
+    deadline = time.perf_counter() + timeout_s
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise SystemExit("timed out")
+        app.processEvents()
+        time.sleep(0.001)

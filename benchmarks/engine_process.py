@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from benchmarks._common import summary_ms, write_results  # noqa: E402
+from benchmarks._common import run_until, summary_ms, write_results  # noqa: E402
 
 
 def preview_task(job, ctx):
@@ -54,15 +54,6 @@ def quick_task(job, ctx):
 
 
 TASKS = {f"bench.{name}": f"benchmarks.engine_process:{name}_task" for name in ("preview", "crash", "quick")}
-
-
-def run_until(app, condition, timeout_s: float = 120.0) -> None:
-    deadline = time.perf_counter() + timeout_s
-    while not condition():
-        if time.perf_counter() > deadline:
-            raise SystemExit("timed out")
-        app.processEvents()
-        time.sleep(0.001)  # a benchmark's own poll of the event loop, not a test's wait
 
 
 def main() -> None:

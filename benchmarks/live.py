@@ -21,18 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import run_until, write_results  # noqa: E402
 
 PROMPT = "a red heart with golden wings and a smiling cat face"
-
-
-def run_until(app, condition, timeout_s: float = 300.0) -> None:
-    deadline = time.perf_counter() + timeout_s
-    while not condition():
-        if time.perf_counter() > deadline:
-            raise SystemExit("timed out")
-        app.processEvents()
-        time.sleep(0.001)  # a benchmark's own poll of the event loop, not a test's wait
 
 
 def measure(app, state, panel, model: str, seconds: float, cps: float) -> dict:

@@ -343,6 +343,25 @@ def evaluate_draw(draw, classifier, real: dict, per_class: int = 24, log=print) 
     return result, gen_x
 
 
+def reusable_scores(model_dir: Path, run_dir: Path, per_class: int, steps: int = 20, guidance: float = 4.0) -> dict | None:
+    """The diffusion model's scores from its own evaluation (<run dir>/eval.json), when they were made on the very
+    weights in `model_dir` with the same settings: the GAN's and the few-step model's evaluations set them beside
+    theirs without drawing the same 240 pictures again (the draws are seeded, so a rerun gives the same numbers)."""
+    from studio.core.catalog import content_hash
+
+    try:
+        saved = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same = (saved.get("model_hash") == content_hash(model_dir) and saved.get("images_per_class") == per_class
+            and saved.get("steps") == steps and saved.get("guidance_scale") == guidance)
+    if not same:
+        return None
+    keep = ("prompt_adherence", "paraphrase_adherence", "diversity_ratio", "frechet_distance_generated_vs_heldout",
+            "coverage", "edge_tint", "per_class")
+    return {k: saved[k] for k in keep if k in saved} | {"reused_from": str(run_dir / "eval.json")}
+
+
 def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, log=print) -> dict:
     classifier, real = real_reference(log)
     scores, gen_x = evaluate_draw(pipeline_draw(pipe, steps, guidance), classifier, real, per_class, log)
@@ -387,6 +406,10 @@ def main() -> None:
     torch.manual_seed(0)
     pipe = load_pipeline(args.model, args.run_dir)
     result, generated = evaluate(pipe, args.per_class, args.steps, args.guidance)
+    if args.model is not None:  # which weights these are: a later evaluation may reuse the scores (reusable_scores)
+        from studio.core.catalog import content_hash
+
+        result["model_hash"] = content_hash(args.model)
     out = args.out or args.run_dir / "eval.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")

@@ -178,8 +178,12 @@ def evaluate_models(run, ldm_dir: Path, per_class: int = 24) -> dict:
     pipe = StableDiffusionPipeline.from_pretrained(ldm_dir, dtype=torch.float32, local_files_only=True)
     draws = {"GAN (ψ 1)": gan_draw(run, 1.0), "GAN (ψ 0.7)": gan_draw(run, 0.7),
              "diffusion, 20 steps": eval_image.pipeline_draw(pipe, 20, 4.0)}
+    reused = eval_image.reusable_scores(ldm_dir, eval_image.default_run_dir(), per_class)
     for name, draw in draws.items():
-        scores, _ = eval_image.evaluate_draw(draw, classifier, real, per_class)
+        if name.startswith("diffusion") and reused is not None:
+            scores = dict(reused)
+        else:
+            scores, _ = eval_image.evaluate_draw(draw, classifier, real, per_class)
         draw(["red heart"], [0])
         began = time.perf_counter()
         for seed in range(5):

@@ -212,9 +212,13 @@ def evaluate(run: DistillRun, per_class: int = 24) -> dict:
     setups = {"teacher, 20 steps": (teacher, 20, 4.0), "few-step, 4 steps": (student, 4, 1.0),
               "few-step, 2 steps": (student, 2, 1.0)}
     models = {}
+    reused = eval_image.reusable_scores(run.teacher_dir, eval_image.default_run_dir(), per_class)
     for name, (pipe, steps, guidance) in setups.items():
-        scores, _ = eval_image.evaluate_draw(eval_image.pipeline_draw(pipe, steps, guidance), classifier, real,
-                                             per_class)
+        if name.startswith("teacher") and reused is not None:
+            scores = dict(reused)
+        else:
+            scores, _ = eval_image.evaluate_draw(eval_image.pipeline_draw(pipe, steps, guidance), classifier, real,
+                                                 per_class)
         scores.update(eval_image.timings(pipe, steps, guidance))
         models[name] = scores
     return {"models": models, "step": run.state["step"], "threads": torch.get_num_threads()}
