@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from benchmarks.text_speed import GGUF_PROMPT, SAMPLED, median, steady_rate
+from benchmarks._text import GGUF_PROMPT, SAMPLED, median, steady_rate
 
 _APPLICATION: list = []
 PERF = re.compile(r"(prompt eval|eval) time =\s*([\d.]+) ms /\s*(\d+) (?:tokens|runs)")

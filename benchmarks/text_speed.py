@@ -25,12 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import write_results  # noqa: E402
+from benchmarks._text import GGUF_PROMPT, SAMPLED, median, steady_rate  # noqa: E402
 
 PROMPT = "The meaning of life is"
-GGUF_PROMPT = "A hacker is"  # the built-in goes on for long from here (fewer runs cut short by an end of text)
-# The app's default controls, minus what llama.cpp's own sampler chain has no equal for (typical-p is off anyway)
-SAMPLED = {"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.0, "repetition_penalty": 1.1,
-           "repetition_window": 64}
 
 
 def card_figures(folder: Path) -> dict:
@@ -46,10 +43,6 @@ def card_figures(folder: Path) -> dict:
 
 def say(what: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
-
-
-def median(values: list[float], digits: int = 1) -> float:
-    return round(statistics.median(values), digits)
 
 
 def transformers_figures(args, device) -> dict:
@@ -87,12 +80,6 @@ def transformers_figures(args, device) -> dict:
     return {"bare_generate_tokens_per_s": median(bare_rates), "app_loop_tokens_per_s": median(our_rates),
             "ratio_app_vs_bare": round(statistics.median(our_rates) / statistics.median(bare_rates), 3),
             "first_token_ms": round(statistics.median(firsts) * 1000, 1), "goal_ratio": 0.97}
-
-
-def steady_rate(count: int, elapsed: float, first: float) -> float:
-    """Tokens per second after the first token (the prompt's reading and the setup left out), so a run that ends
-    early at an end of text compares fairly with one that doesn't."""
-    return (count - 1) / (elapsed - first) if count > 1 and elapsed > first else 0.0
 
 
 def llama_own_rate(llm, prompt_ids: list[int], tokens: int, seed: int, greedy: bool) -> float:

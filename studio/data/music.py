@@ -28,8 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-# The key maths (Krumhansl-Schmuckler profiles, scales) live with the notes in studio/engine/music/piece.py.
-from studio.engine.music.piece import (
+# The key maths (Krumhansl-Schmuckler profiles, scales): studio/core/keys.py, shared with the music engine.
+from studio.core.keys import (
     DEFAULT_VELOCITY,
     MAX_VOICES,
     key_of_histogram,
