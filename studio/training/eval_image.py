@@ -212,16 +212,18 @@ def coverage(classifier, draw, real: dict, count: int = 240, batch: int = 16, se
             "class_mix": {c: round(float(g), 3) for c, g in zip(CLASSES, generated, strict=True)}}
 
 
-def edge_tint(images: np.ndarray, column: int = 62) -> dict[str, float]:
-    """The cyan column, measured: how much bluer-green than red the near-white background is in `column` (x = 62,
-    where round 1's pictures had a faint cyan line) against the background of the inner columns. 0 = no tint."""
+def edge_tint(images: np.ndarray, column: int = 62, reference: int = 60) -> dict[str, float]:
+    """The cyan column, measured: how much bluer-green than red `column` (x = 62, where round 1's pictures had a
+    faint cyan line) is on the rows where the `reference` column two pixels in is white background, against the
+    reference column itself on those rows. 0 = no line. (A tinted pixel is no longer "white", so only the reference
+    column may decide which rows are background.)"""
     pixels = images.astype(np.float32)
     cyan = (pixels[..., 1] + pixels[..., 2]) / 2 - pixels[..., 0]  # (N, H, W)
-    background = pixels.min(axis=-1) > 200
-    at = cyan[:, :, column][background[:, :, column]]
-    inner = cyan[:, :, 4:-4][background[:, :, 4:-4]]
-    return {"column": column, "tint_at_column": round(float(at.mean()), 2) if at.size else 0.0,
-            "tint_inner_background": round(float(inner.mean()), 2) if inner.size else 0.0}
+    rows = pixels[:, :, reference].min(axis=-1) > 230
+    if not rows.any():
+        return {"column": column, "tint_at_column": 0.0, "tint_at_reference": 0.0}
+    return {"column": column, "tint_at_column": round(float(cyan[:, :, column][rows].mean()), 2),
+            "tint_at_reference": round(float(cyan[:, :, reference][rows].mean()), 2)}
 
 
 def mean_pairwise_distance(features: np.ndarray) -> float:

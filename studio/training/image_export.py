@@ -174,8 +174,9 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
         lines += [f"- {k}: {v}" for k, v in evaluation.items() if not isinstance(v, (dict, list))]
         if "edge_tint" in evaluation:
             tint = evaluation["edge_tint"]
-            lines.append(f"- cyan tint at x = {tint['column']} (background (G+B)/2 - R, 0-255): {tint['tint_at_column']}"
-                         f" (inner background: {tint['tint_inner_background']})")
+            lines.append(f"- cyan line at x = {tint['column']} ((G+B)/2 - R on rows whose x = 60 is white, 0-255): "
+                         f"{tint['tint_at_column']} (x = 60 on the same rows: {tint.get('tint_at_reference', '?')})"
+                         + (f"; {tint['measured_on']}" if tint.get("measured_on") else ""))
         if "per_class" in evaluation:
             lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences | diversity / real |",
                       "| --- | --- | --- | --- | --- |"]
