@@ -138,6 +138,12 @@ class ImagePanel(QWidget):
         form.addWidget(row("Size preset", self.size_fit))
         form.addWidget(SeedBox(v))
         form.addWidget(ParamSlider(v, "batch_count", "Batch count", 1, 16, tooltip="How many images, seeds seed, seed+1, …"))
+        # a GAN's own knob (StyleGAN's ψ), shown only when the picked model is a GAN
+        self.truncation = ParamSlider(v, "truncation", "Truncation ψ", 0, 1.5, 0.05, 2,
+                                      tooltip="GAN models: 1 = as sampled, most variety; lower pulls each picture "
+                                              "towards the prompt's typical one (cleaner, less varied).")
+        form.addWidget(self.truncation)
+        self._show_model_controls()
         form.addWidget(ParamSlider(v, "clip_skip", "CLIP skip", 1, 4,
                                    tooltip="Read the prompt from an earlier layer of the text encoder (A1111's Clip skip; "
                                            "many anime models want 2). 1 = the last layer."))
@@ -290,6 +296,8 @@ class ImagePanel(QWidget):
             self.mask.canvas.load_mask(str(value))
         if name == "mode":
             self._show_input(value)
+        elif name == "model":
+            self._show_model_controls()
         if name == "mode" and value in ("img2img", "inpaint") and self.values.get("init_image"):
             self.stage.setCurrentWidget(self.inputs)
         elif name == "mode" and value == "translate":
@@ -309,6 +317,11 @@ class ImagePanel(QWidget):
         self.values.set("mask_image", str(path))
         if self.values.get("mode") == "txt2img":
             self.values.set("mode", "inpaint")
+
+    def _show_model_controls(self) -> None:
+        from studio.state.models import model_kind
+
+        self.truncation.setVisible(model_kind(str(self.values.get("model", ""))) == "gan")
 
     def _show_input(self, mode) -> None:
         sketching = mode == "translate"

@@ -61,3 +61,17 @@ def test_gan_pictures_directions_strips_and_mixing_through_the_worker(qtbot, liv
         explorer.gan_mix()
     cells, size = grid.args
     assert size == 3 and len(cells) == 9  # B's two seeds on top, A's two down the side, four mixes
+
+
+def test_the_image_panel_shows_truncation_only_for_a_gan(qtbot, gan_folder):
+    from studio.panels.image import ImagePanel
+    from studio.state import State
+
+    state = State()
+    panel = ImagePanel(state)
+    qtbot.addWidget(panel)
+    assert panel.truncation.isHidden()  # the built-in diffusion model has no ψ
+    state.image.set("model", str(gan_folder))
+    assert not panel.truncation.isHidden()
+    state.image.set("model", "builtin:emoji-ldm")
+    assert panel.truncation.isHidden()
