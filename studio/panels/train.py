@@ -34,6 +34,7 @@ from studio.widgets.controls import (
     bound_check,
     bound_combo,
     bound_line,
+    compact_combo,
     row,
     scroll_column,
 )
@@ -134,7 +135,7 @@ class TrainPanel(QWidget):
     def _model_step(self) -> QWidget:
         box = QGroupBox("3 · Model and length")
         layout = QVBoxLayout(box)
-        self.model = QComboBox()
+        self.model = compact_combo(QComboBox())  # a long model or adapter name must not widen the panel
         self.model.setToolTip(HELP["model"])
         self.model.activated.connect(self._on_model_picked)
         layout.addWidget(row("Base model", self.model, HELP["model"]))
@@ -198,7 +199,7 @@ class TrainPanel(QWidget):
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop after the current step; the last checkpoint is kept and Resume goes on from it")
         self.stop_button.clicked.connect(self.train.cancel)
-        self.runs = QComboBox()
+        self.runs = compact_combo(QComboBox())
         self.runs.setToolTip("Runs that were stopped or interrupted (also by closing the app): pick one to resume")
         self.resume_button = QPushButton("Resume")
         self.resume_button.setToolTip("Go on from the run's last checkpoint, with the very same data and settings")

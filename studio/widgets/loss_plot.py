@@ -21,20 +21,25 @@ def running_mean(values: list[float], weight: float = SMOOTHING) -> list[float]:
     return out
 
 
+# the dark theme's colours (assets/theme.qss: the input background, the muted text, the violet accent): pyqtgraph
+# draws with its own, and a white plot glared in the dark window
+PLOT_COLOURS = {"background": "#15171c", "text": "#9aa0ac", "raw": "#4d5262", "mean": "#8b7cf6", "checkpoint": "#e0a040"}
+
+
 class LossPlot(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        pg.setConfigOptions(antialias=True, background="w", foreground="#444")
+        pg.setConfigOptions(antialias=True, background=PLOT_COLOURS["background"], foreground=PLOT_COLOURS["text"])
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(150)
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "training loss")
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.setToolTip("The training loss of each step (pale) and its running mean (dark). It should fall, then "
+        self.plot.setToolTip("The training loss of each step (faint) and its running mean (bright). It should fall, then "
                              "flatten; dashed lines are checkpoints, the picked one is solid.")
-        self.raw = self.plot.plot([], [], pen=pg.mkPen("#9ab", width=1))
-        self.mean = self.plot.plot([], [], pen=pg.mkPen("#135", width=2))
+        self.raw = self.plot.plot([], [], pen=pg.mkPen(PLOT_COLOURS["raw"], width=1))
+        self.mean = self.plot.plot([], [], pen=pg.mkPen(PLOT_COLOURS["mean"], width=2))
         self.marks: list[pg.InfiniteLine] = []
         self.steps: list[float] = []
         self.losses: list[float] = []
@@ -57,7 +62,9 @@ class LossPlot(QWidget):
             self.plot.removeItem(mark)
         self.marks = []
         for step in steps:
-            style = pg.mkPen("#c60", width=2) if step == picked else pg.mkPen("#c60", width=1, style=pg.QtCore.Qt.PenStyle.DashLine)
+            dashed = pg.QtCore.Qt.PenStyle.DashLine
+            style = (pg.mkPen(PLOT_COLOURS["checkpoint"], width=2) if step == picked
+                     else pg.mkPen(PLOT_COLOURS["checkpoint"], width=1, style=dashed))
             mark = pg.InfiniteLine(pos=step, angle=90, pen=style)
             self.plot.addItem(mark)
             self.marks.append(mark)

@@ -36,6 +36,7 @@ class ItemTable(QTableWidget):
         self.verticalHeader().setVisible(False)
         self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         self.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.setHorizontalHeaderLabels(["File", "Caption", "Read from it"])  # before any folder: not "1 2 3"
         self._filling = False
         self.itemChanged.connect(self._edited)
         train.report_changed.connect(self.refill)

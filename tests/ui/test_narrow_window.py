@@ -5,7 +5,7 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QLabel, QWidget
 
-from studio.app import create_window
+from studio.app import create_window, tab_list
 from studio.core.jobs import Job, JobEvent
 from studio.state import JobInfo
 from studio.widgets.labels import MessageLabel, breakable
@@ -49,7 +49,7 @@ def _clipped(root: QWidget) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("tab", ["image", "text", "music", "latent", "gallery"])
+@pytest.mark.parametrize("tab", [name for name, _label in tab_list()])  # every tab, new ones too
 def test_every_panel_works_at_960_px_with_the_jobs_dock(qtbot, window, tab):
     index = window.tab_names.index(tab)
     window.tabs.setCurrentIndex(index)
