@@ -95,9 +95,9 @@ def _image_flags(image: argparse.ArgumentParser, defaults) -> None:
     image.add_argument("--init-image", default=defaults.init_image)
     image.add_argument("--mask-image", default=defaults.mask_image)
     image.add_argument("--strength", type=float, default=defaults.strength)
-    image.add_argument("--mode", choices=("txt2img", "img2img", "inpaint", "translate"), default=None,
-                       help="default: from --init-image/--mask-image; translate: --init-image is a sketch "
-                            "(the built-in sketch model turns it into a picture)")
+    image.add_argument("--mode", choices=("txt2img", "img2img", "inpaint", "translate"), default=defaults.mode,
+                       help="with --init-image/--mask-image and no --mode: image-to-image/inpaint; translate: "
+                            "--init-image is a sketch (the built-in sketch model turns it into a picture)")
     image.add_argument("--truncation", type=float, default=defaults.truncation, help="GAN models: StyleGAN's psi")
 
 
@@ -153,7 +153,9 @@ def recipe_from_args(args: argparse.Namespace):
 
     from studio.core.recipe import MAX_SEED, Recipe
 
-    params = {k: v for k, v in vars(args).items() if k not in NOT_PARAMS and not (k == "mode" and v is None)}
+    params = {k: v for k, v in vars(args).items() if k not in NOT_PARAMS}
+    if params.get("mode") == "txt2img" and (params.get("init_image") or params.get("mask_image")):
+        del params["mode"]  # the default mode with an input picture: the engine tells img2img/inpaint from the files
     if args.modality == "text":
         params["stop"] = list(args.stop)
     seed = args.seed if args.seed is not None else random.randint(0, MAX_SEED)
