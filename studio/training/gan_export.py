@@ -107,7 +107,7 @@ def model_card(run, evaluation: dict | None, size_bytes: int) -> str:
         "- Non-saturating logistic loss, lazy R1 (γ 0.5, every 16 steps), DiffAugment (translation, cutout) on",
         "  everything D sees, EMA of G (half-life 10k images), style mixing in half the batches, batch 32, Adam 0.0025.",
         f"- {s['step']:,} steps ({s['images_seen']:,} images shown), {s['seconds'] / 3600:.2f} CPU hours on one core.",
-        "- Rebuild: `python -m studio.training.gan train`, then `python -m studio.training.gan_export evaluate`, then",
+        "- Rebuild: `python -m studio.training.gan train`, then `python -m studio.training.gan evaluate`, then",
         "  `python -m studio.training.gan export`.",
         "",
         "![losses](loss_curve.png)",
@@ -123,7 +123,7 @@ def model_card(run, evaluation: dict | None, size_bytes: int) -> str:
 
 def evaluation_lines(evaluation: dict | None) -> list[str]:
     if not evaluation:
-        return ["## Evaluation", "", "Not run yet: `python -m studio.training.gan_export evaluate`."]
+        return ["## Evaluation", "", "Not run yet: `python -m studio.training.gan evaluate`."]
     models = evaluation["models"]
     names = list(models)
     lines = ["## Evaluation: mode collapse, measured (the project's classifier, eval_image.py)", "",
