@@ -26,7 +26,7 @@ from benchmarks._common import run_until, write_results  # noqa: E402
 PROMPT = "a red heart with golden wings and a smiling cat face"
 
 
-def measure(app, state, panel, model: str, seconds: float, cps: float) -> dict:
+def measure(app, state, panel, model: str, seconds: float, cps: float, steps: int | None = None) -> dict:
     from studio.core.jobs import JobEvent
     from studio.state.live import LIVE_KEY
     from studio.widgets.model_fit import apply_model_defaults
@@ -34,6 +34,8 @@ def measure(app, state, panel, model: str, seconds: float, cps: float) -> dict:
     values = state.image
     values.update({"model": model, "seed": 7, "prompt": "a"})
     apply_model_defaults(values, model)  # steps/guidance/scheduler the model is made for (LCM: 4 steps, CFG 1)
+    if steps:
+        values.set("steps", steps)
     arrivals: list[tuple[float, str]] = []
 
     def on_result(job, _result) -> None:
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--cps", type=float, default=30, help="keystrokes a second (faster than any typist, so the "
                                                                    "model, not the typing, sets the rate)")
+    parser.add_argument("--steps", type=int, default=None, help="instead of each model's own default")
     parser.add_argument("--models", nargs="*", default=["builtin:emoji-gan", "builtin:emoji-lcm", "builtin:emoji-ldm"])
     args = parser.parse_args()
     os.environ["LATENT_STUDIO_HOME"] = tempfile.mkdtemp()
@@ -101,10 +104,10 @@ def main() -> None:
         if not paths.builtin_model_dir(model.removeprefix("builtin:")).is_dir():
             print(f"skipped {model}: not installed")
             continue
-        rows.append(measure(app, state, panel, model, args.seconds, args.cps))
+        rows.append(measure(app, state, panel, model, args.seconds, args.cps, args.steps))
         print(rows[-1])
     engine.stop()
-    write_results("live", {"typing": rows, "seconds": args.seconds, "keystrokes_per_s": args.cps,
+    write_results("live" if not args.steps else f"live-{args.steps}-steps", {"typing": rows, "seconds": args.seconds, "keystrokes_per_s": args.cps,
                            "goal": {"pictures_per_s": 8}})
 
 
