@@ -272,6 +272,9 @@ class State(QObject):
             # One output of a batch, finished and saved while the job goes on: shown now. The job's final result
             # lists it again first; `outputs_shown` keeps it from being shown twice.
             info.outputs_shown += len(message.result.artifacts)
+            if message.job.supersede_key == LIVE_KEY:  # a Live picture: the Image panel shows it, unsaved
+                self.live.arrived(message.result)
+                return
             for artifact in message.result.artifacts:
                 self.output_added.emit(artifact)
             return
@@ -302,7 +305,8 @@ class State(QObject):
             self.device_label = result.value.label
             self.device_changed.emit(self.device_label)
         if job.supersede_key == LIVE_KEY:  # a Live picture: shown by the Image panel, not one of the outputs
-            self.live.arrived(result)
+            if result.artifacts[already_shown:]:
+                self.live.arrived(result)
         else:
             for artifact in result.artifacts[already_shown:]:
                 self.output_added.emit(artifact)

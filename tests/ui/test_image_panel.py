@@ -270,3 +270,23 @@ def test_the_sampler_list_is_the_engines_and_shows_what_the_picked_model_can_use
     assert offered() == {"flow_euler"}
     state.image.update({"model": "lcm-folder", "scheduler": "lcm"})
     assert "lcm" in offered() and "flow_euler" not in offered()
+
+
+def test_a_live_picture_announced_while_its_job_runs_stays_out_of_the_results(qtbot):
+    """One-pass models (the GAN, the sketch translator) announce each picture as it is made (JobEvent.OUTPUT)."""
+    from studio.core.jobs import Artifact, Job, JobEvent, JobMessage, Result
+    from studio.core.recipe import Recipe
+    from studio.state.live import LIVE_KEY
+
+    state = State()
+    panel = ImagePanel(state)
+    qtbot.addWidget(panel)
+    recipe = Recipe("image", prompt="", seed=3, params={"mode": "translate"})
+    job = Job("image.generate", recipe, save=False, supersede_key=LIVE_KEY)
+    state.handle_message(JobMessage(JobEvent.QUEUED, job))
+    made = Result([Artifact("image", recipe, Image.new("RGB", (32, 32), "red"))])
+    shown = []
+    state.live.picture_arrived.connect(shown.append)
+    state.handle_message(JobMessage(JobEvent.OUTPUT, job, result=made))
+    state.handle_message(JobMessage(JobEvent.FINISHED, job, result=made))
+    assert len(shown) == 1 and panel.results.isHidden() and "not saved" in panel.caption.text()
