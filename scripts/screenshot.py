@@ -22,6 +22,20 @@ from studio.app import create_window, tab_list  # noqa: E402
 PROMPTS = {"image": "grinning face with big eyes", "text": "The meaning of life is", "music": "slow chorale in D minor"}
 
 
+def open_window(width: int, out: Path):
+    """The real window in a throw-away user folder, `width` wide, shown at the screen's corner."""
+    os.environ.setdefault("LATENT_STUDIO_HOME", tempfile.mkdtemp())
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication([])
+    app.setOrganizationName("LatentStudioScreenshots")
+    app.setApplicationName("screenshots")
+    window = create_window(app, warm_up=True)
+    window.resize(width, 860)
+    window.move(0, 0)
+    window.show()
+    return app, window
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--generate", action="store_true")
@@ -29,16 +43,8 @@ def main() -> None:
     parser.add_argument("--panels", default=",".join(name for name, _ in tab_list()))
     parser.add_argument("--width", type=int, default=1360, help="window width (960: half a 1080p screen)")
     args = parser.parse_args()
-    os.environ.setdefault("LATENT_STUDIO_HOME", tempfile.mkdtemp())
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    app = QApplication([])
-    app.setOrganizationName("LatentStudioScreenshots")
-    app.setApplicationName("screenshots")
-    window = create_window(app, warm_up=True)
-    window.resize(args.width, 860)
-    window.move(0, 0)
-    window.show()
+    app, window = open_window(args.width, out)
     names = args.panels.split(",")
     todo = list(names)
 

@@ -12,7 +12,6 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
@@ -20,7 +19,7 @@ from PySide6.QtGui import QColor, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from studio.app import create_window  # noqa: E402
+from scripts.screenshot import open_window  # noqa: E402
 
 
 def heart_points(centre: QPoint, size: float, count: int = 60) -> list[QPointF]:
@@ -53,16 +52,8 @@ def main() -> None:
     parser.add_argument("--out", default="docs")
     parser.add_argument("--width", type=int, default=1360)
     args = parser.parse_args()
-    os.environ.setdefault("LATENT_STUDIO_HOME", tempfile.mkdtemp())
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    app = QApplication([])
-    app.setOrganizationName("LatentStudioScreenshots")
-    app.setApplicationName("screenshots")
-    window = create_window(app, warm_up=True)
-    window.resize(args.width, 860)
-    window.move(0, 0)
-    window.show()
+    app, window = open_window(args.width, out)
     window.show_panel("image")
     panel = window.panel("image")
     values = window.state.image
