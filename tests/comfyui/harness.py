@@ -103,8 +103,19 @@ class ServerProcess:
                 with urllib.request.urlopen(request, timeout=2):
                     return
             except OSError:
-                time.sleep(0.1)
+                self._wait_while_running(0.1)
         raise TimeoutError(f"no answer from {self.url} in {timeout:.0f} s")
+
+    def _wait_while_running(self, seconds: float) -> None:
+        """Between two knocks on a starting server: wait on the process itself, so a server that dies while
+        starting is reported at once instead of after the whole timeout."""
+        if self.process is None:
+            return
+        try:
+            self.process.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return  # still starting
+        raise RuntimeError(f"the server exited: {(self.base / 'server.log').read_text()[-2000:]}")
 
     def _wait_for_port(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -113,7 +124,7 @@ class ServerProcess:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return
             except OSError:
-                time.sleep(0.1)
+                self._wait_while_running(0.1)
         raise TimeoutError(f"nothing listens on {self.port}")
 
     def kill(self) -> None:
