@@ -46,3 +46,15 @@ def run_until(app, condition, timeout_s: float = 300.0) -> None:
             raise SystemExit("timed out")
         app.processEvents()
         time.sleep(0.001)
+
+
+def finish_job(worker, loop, done: dict, job) -> None:
+    """Submit `job` to an engine client and turn `loop` until its end message is in `done` (filled by the caller's
+    message handler, which quits the loop); a failed job ends the benchmark with its message."""
+    from studio.core.jobs import JobEvent
+
+    worker.submit(job)
+    while job.id not in done:
+        loop.exec()
+    if done[job.id].event == JobEvent.FAILED:
+        raise SystemExit(done[job.id].error)

@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # (see README, LATENT_STUDIO_THREADS); set it to measure otherwise.
 os.environ.setdefault("LATENT_STUDIO_THREADS", "1")
 
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import finish_job, write_results  # noqa: E402
 
 
 def _median_time(fn, runs: int, clock=time.perf_counter) -> float:
@@ -190,11 +190,7 @@ def app_vs_bare(model: str, lora: Path, steps: int, runs: int) -> dict:
         job = Job("image.generate", recipe)
         engine_before, window_before = _process_cpu(worker._process.pid), time.process_time()
         started = time.perf_counter()
-        worker.submit(job)
-        while job.id not in done:
-            loop.exec()
-        if done[job.id].event == JobEvent.FAILED:
-            raise SystemExit(done[job.id].error)
+        finish_job(worker, loop, done, job)
         wall = time.perf_counter() - started
         if cpu is not None:
             cpu.append(_process_cpu(worker._process.pid) - engine_before + time.process_time() - window_before)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("LATENT_STUDIO_HOME", tempfile.mkdtemp())
 
-from benchmarks._common import write_results  # noqa: E402
+from benchmarks._common import finish_job, write_results  # noqa: E402
 
 
 def default_model() -> str:
@@ -82,11 +82,7 @@ def main() -> None:
 
     def app_run(job: Job) -> float:
         started = time.perf_counter()
-        worker.submit(job)
-        while job.id not in done:
-            loop.exec()
-        if done[job.id].event == JobEvent.FAILED:
-            raise SystemExit(done[job.id].error)
+        finish_job(worker, loop, done, job)
         return time.perf_counter() - started
 
     # the engine's own model cache holds its bundle; the bare path loads its own copy here
