@@ -125,13 +125,17 @@ class ImagePanel(QWidget):
                                                               "area, or turn a drawing into a picture")))
         self.live = LiveSwitch(self.state.live)
         form.addWidget(row("", self.live))
-        form.addWidget(ParamSlider(v, "steps", "Steps", 1, 150, tooltip="Denoising steps: more is slower and usually cleaner."))
-        form.addWidget(ParamSlider(v, "guidance", "Guidance (CFG)", 0, 20, 0.5, 1,
-                                   tooltip="How strongly the prompt steers. Too high looks burnt; 0–1 ignores the prompt."))
+        steps = ParamSlider(v, "steps", "Steps", 1, 150, tooltip="Denoising steps: more is slower and usually cleaner.")
+        guidance = ParamSlider(v, "guidance", "Guidance (CFG)", 0, 20, 0.5, 1,
+                               tooltip="How strongly the prompt steers. Too high looks burnt; 0–1 ignores the prompt.")
+        form.addWidget(steps)
+        form.addWidget(guidance)
         schedulers = bound_combo(v, "scheduler", SCHEDULERS, "The sampler that walks from noise to image (those "
                                                               "that fit the picked model)")
         fit_schedulers(schedulers, v)
-        form.addWidget(row("Scheduler", schedulers))
+        scheduler_row = row("Scheduler", schedulers)
+        form.addWidget(scheduler_row)
+        self.denoising = (steps, guidance, scheduler_row)  # what a one-pass sketch translation doesn't use
         form.addWidget(ParamSlider(v, "width", "Width", 64, 2048, 8, tooltip="Snapped to the model's multiple when generating."))
         form.addWidget(ParamSlider(v, "height", "Height", 64, 2048, 8, tooltip="Snapped to the model's multiple when generating."))
         self.size_fit = SizeFit(v)  # presets at the model's native size; a warning when far from it
@@ -325,6 +329,8 @@ class ImagePanel(QWidget):
 
     def _show_input(self, mode) -> None:
         sketching = mode == "translate"
+        for widget in self.denoising:
+            widget.setVisible(not sketching)
         self.inputs.setCurrentWidget(self.sketch if sketching else self.mask)
         self.stage.setTabText(self.stage.indexOf(self.inputs), "Sketch" if sketching else "Input and mask")
 

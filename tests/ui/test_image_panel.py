@@ -211,6 +211,7 @@ def test_drawing_in_translate_mode_saves_the_sketch_as_the_input_and_live_draws_
     state.image.set("mode", "translate")
     assert panel.stage.currentWidget() is panel.inputs and panel.inputs.currentWidget() is panel.sketch
     assert panel.stage.tabText(1) == "Sketch"
+    assert all(widget.isHidden() for widget in panel.denoising)  # one pass: no steps, guidance or sampler
     blank = state.image.get("init_image")
     with Image.open(blank) as paper:
         assert paper.convert("L").getextrema() == (255, 255)  # empty paper: white
