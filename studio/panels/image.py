@@ -95,7 +95,7 @@ class ImagePanel(QWidget):
 
     # --- building ----------------------------------------------------------------------------
 
-    def _controls(self) -> QWidget:
+    def _prompt_box(self) -> QGroupBox:
         v = self.values
         self.prompt = PromptEdit(v, "prompt", "Describe the picture… e.g. “red heart”, “smiling cat face”")
         self.prompt.setMaximumHeight(96)
@@ -118,7 +118,11 @@ class ImagePanel(QWidget):
         recent_row.addStretch(1)
         recent_row.addWidget(self.recent)
         prompt_layout.addLayout(recent_row)
+        return prompt_box
 
+    def _controls(self) -> QWidget:
+        v = self.values
+        prompt_box = self._prompt_box()
         sampling = QGroupBox("Sampling")
         form = QVBoxLayout(sampling)
         form.addWidget(row("Mode", bound_combo(v, "mode", MODES, "Start from noise, from an image, repaint a masked "
