@@ -15,6 +15,7 @@ its skin tone, so the skin-tone variants of one emoji always land on the same si
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import re
 from dataclasses import dataclass
@@ -169,6 +170,17 @@ class EmojiDataset:
 
     def classes(self) -> list[str | None]:
         return [eval_class(g, s) for g, s in zip(self.groups, self.subgroups, strict=False)]
+
+    def per_emoji_weights(self) -> np.ndarray:
+        """Sampling probabilities under which each emoji counts once, however many skin tones it comes in.
+
+        Drawn uniformly, the 1,610 skin-tone variants make People & Body 59 % of the training steps and leave a
+        plant 0.8 %; shared among its variants, one emoji's weight no longer depends on how many tones it has.
+        """
+        bases = [base_name(n) for n in self.names]
+        counts = collections.Counter(bases)
+        weights = np.array([1.0 / counts[b] for b in bases])
+        return weights / weights.sum()
 
     def split(self, held_out: bool) -> EmojiDataset:
         keep = np.flatnonzero(self.held_out == held_out)

@@ -40,7 +40,7 @@ from studio.training.image_stages import VAE_STEPS, train_decoder, train_ldm, tr
 
 
 def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_steps: int = VAE_STEPS,
-          lr: float = 4e-4, decay_to: float | None = None) -> None:
+          lr: float = 4e-4, decay_to: float | None = None, per_emoji: bool = False) -> None:
     torch.set_num_threads(threads)
     log = run_files.make_logger(run_dir)
     deadline = time.time() + minutes * 60 if minutes else float("inf")
@@ -61,7 +61,7 @@ def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_st
         train_decoder(run, deadline, on_samples=stage == "decoder-samples")
         return
     if stage in ("all", "ldm") and time.time() < deadline:
-        train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples)
+        train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples, per_emoji=per_emoji)
         save_samples(run)
 
 
@@ -81,11 +81,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=4e-4, help="the UNet and text encoder's peak learning rate")
     parser.add_argument("--decay-to", type=float, default=None,
                         help="cosine-decay the learning rate to this by the end of --minutes (default: constant)")
+    parser.add_argument("--per-emoji", action="store_true",
+                        help="draw each emoji once whatever its skin tones (round 3); default: every image alike")
     parser.add_argument("--run-dir", type=Path, default=default_run_dir())
     parser.add_argument("--model-dir", type=Path, default=default_model_dir())
     args = parser.parse_args()
     if args.command == "train":
-        train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to)
+        train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to, args.per_emoji)
     elif args.command == "export":
         torch.set_num_threads(args.threads)
         export(args.run_dir, args.model_dir)

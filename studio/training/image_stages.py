@@ -146,6 +146,16 @@ def train_decoder(run: Run, deadline: float, batch: int = 32, lr: float = 3e-4, 
     run.save()
 
 
+def draw_weights(run: Run, per_emoji: bool) -> np.ndarray | None:
+    """How training images are drawn: uniformly (rounds 1-2), or each emoji once whatever its skin tones (round 3
+    on; the step it began is kept in the state, so the card can say which steps saw which mix)."""
+    if not per_emoji:
+        return None
+    run.state.setdefault("per_emoji_from", run.state["ldm_step"])
+    run.log(f"drawing each emoji once whatever its skin tones, from ldm step {run.state['per_emoji_from']}")
+    return run.train.per_emoji_weights()
+
+
 def train_ldm(
     run: Run,
     deadline: float,
@@ -156,6 +166,7 @@ def train_ldm(
     seed: int = 0,
     on_checkpoint=None,
     decay_to: float | None = None,
+    per_emoji: bool = False,
 ) -> None:
     run.vae.eval().requires_grad_(False)
     if run.state["stage"] != "ldm":
@@ -173,10 +184,12 @@ def train_ldm(
     if not resumed:  # a fresh optimiser (a new round on exported weights) warms up again from here
         run.state["ldm_warm_from"] = step0
     warm_from = run.state.get("ldm_warm_from", 0)
+    weights = draw_weights(run, per_emoji)
     started = time.time()
     rng = np.random.default_rng(seed + step0)
     generator = torch.Generator().manual_seed(seed + step0)
     last_save = last_samples = last_time = time.time()
+    session_seconds = 0.0  # training time since this run resumed (the state's counter holds every session's)
     run.unet.train()
     run.text_encoder.train()
     recent = collections.deque(maxlen=50)
@@ -186,7 +199,8 @@ def train_ldm(
         if decay_to is not None and deadline != float("inf"):  # ... or down to decay_to by the deadline
             rate = run_files.cosine((time.time() - started) / (deadline - started), lr, decay_to) * rate / lr
         run_files.set_learning_rate(run.optimizer, rate)
-        idx = rng.integers(0, len(run.train), batch)
+        idx = rng.choice(len(run.train), batch, p=weights) if weights is not None else \
+            rng.integers(0, len(run.train), batch)
         latents = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator)) * scale
         ids = tokenize(run.tokenizer, [pick_caption(rng, captions[i], caption_drop) for i in idx])
         loss = ldm_loss(run.unet, run.text_encoder, scheduler, latents, ids, generator)
@@ -199,12 +213,13 @@ def train_ldm(
         recent.append(loss.item())
         now = time.time()
         run.state["seconds"]["ldm"] += now - last_time
+        session_seconds += now - last_time
         last_time = now
         if step % 50 == 0:
             avg = float(np.mean(recent))
             run.record("ldm", step, loss=avg)
             run.log(
-                f"ldm step {step} loss {avg:.4f} ({run.state['seconds']['ldm'] / max(step - step0 + 1, 1):.2f} "
+                f"ldm step {step} loss {avg:.4f} ({session_seconds / max(step - step0 + 1, 1):.2f} "
                 f"s/step this session, {run.state['seconds']['ldm'] / 3600:.2f} h in all)"
             )
         if now - last_save > CHECKPOINT_EVERY_S:

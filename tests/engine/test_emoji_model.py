@@ -70,6 +70,21 @@ def test_blank_glyphs_are_skipped_and_the_split_keeps_skin_tones_together():
     assert 0.06 < share < 0.14
 
 
+
+def test_per_emoji_weights_give_each_emoji_one_share_whatever_its_skin_tones():
+    tones = ["", ": light skin tone", ": medium skin tone", ": dark skin tone"]
+    names = [f"thumbs up{t}" for t in tones] + ["red heart", "kiss: person, person, light skin tone, dark skin tone",
+                                                 "kiss: person, person"]
+    data = data_emoji.EmojiDataset(
+        images=np.zeros((len(names), 64, 64, 3), np.uint8), chars=["x"] * len(names), names=names,
+        aliases=[()] * len(names), groups=["g"] * len(names), subgroups=["s"] * len(names),
+        held_out=np.zeros(len(names), bool),
+    )
+    weights = data.per_emoji_weights()
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[:4].sum() == pytest.approx(1 / 3)  # four thumbs weigh what one heart does
+    assert weights[4] == pytest.approx(1 / 3) and weights[5] == pytest.approx(weights[6])
+
 @needs_font
 def test_dataset_cache_round_trips_without_pickles(handful, tmp_path):
     path = tmp_path / "emoji.npz"
