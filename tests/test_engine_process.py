@@ -117,3 +117,19 @@ def test_free_memory_restarts_the_engine_after_the_running_job_and_the_queue_goe
     qtbot.waitUntil(lambda: engine.ready_at > old_ready, timeout=30000)
     assert engine._process.pid != old_pid
     assert wait_for(qtbot, engine, queued, JobEvent.FINISHED).result.value == 2
+
+
+def test_the_next_job_is_on_its_way_before_the_window_handles_the_end_of_the_last(qtbot, engine):
+    """Live: while the window shows one picture, the engine already draws the next (no idle engine during a paint)."""
+    first = engine.submit(Job("fake.piped", args={"steps": 0, "value": 1}, save=False))
+    second = engine.submit(Job("fake.piped", args={"steps": 0, "value": 2}, save=False))
+    running_when_first_ended = []
+
+    def on_message(message) -> None:
+        if message.job.id == first.id and message.event == JobEvent.FINISHED:
+            running_when_first_ended.append(engine.running)
+
+    engine.message.connect(on_message)
+    wait_for(qtbot, engine, second, JobEvent.FINISHED)
+    assert running_when_first_ended and running_when_first_ended[0] is not None
+    assert running_when_first_ended[0].id == second.id

@@ -219,12 +219,14 @@ class LocalEngine(QObject):
         terminal = message.event in (JobEvent.FINISHED, JobEvent.FAILED, JobEvent.CANCELLED)
         if terminal and self._current is not None and message.job.id == self._current.id:
             self._current = None
-        self.message.emit(message)
         if terminal:
             if self._restart_when_idle:
                 self._restart_when_idle = False
                 self._restart("free memory")
+            # The next job goes out before the window handles this one's end, so the engine draws while the
+            # window paints (Live: one picture being shown, the next already being drawn).
             self._dispatch()
+        self.message.emit(message)
 
     def _engine_died(self, exit_code: int) -> None:
         if self._stopping:
