@@ -108,6 +108,9 @@ class GanRun:
         self.state = {"step": 0, "images_seen": 0, "seconds": 0.0, "history": []}
         words = emoji_words(self.train, read_cldr_keywords(), [colour_name(im) for im in self.train.images])
         self.captions = [caption_choices(w) for w in words]
+        # Each emoji drawn once whatever its skin tones (from step `per_emoji_from` on; uniform before): uniformly,
+        # People & Body's tone variants are 59 % of the batches, and a GAN collapses towards what it sees most.
+        self.draw_weights = self.train.per_emoji_weights()
 
     def load_parts(self) -> None:
         """The VAE and the text encoder: copied from the diffusion model at the first start, then the run's own."""
@@ -196,10 +199,10 @@ def _fakes(run: GanRun, text: torch.Tensor, generator: torch.Generator) -> torch
 
 
 def train_step(run: GanRun, rng: np.random.Generator, generator: torch.Generator) -> dict[str, float]:
-    idx = rng.integers(0, len(run.train), BATCH)
+    idx = rng.choice(len(run.train), BATCH, p=run.draw_weights)
     real = run.real_latents(idx, generator)
     text = run.embed([pick_caption(rng, run.captions[i], CAPTION_DROP) for i in idx])
-    wrong = run.embed([pick_caption(rng, run.captions[i], 0.0) for i in rng.integers(0, len(run.train), BATCH)])
+    wrong = run.embed([pick_caption(rng, run.captions[i], 0.0) for i in rng.choice(len(run.train), BATCH, p=run.draw_weights)])
     step = run.state["step"]
     # 1. D: real high, fake low, and the same real pictures under a wrong caption low (same features, other text)
     with torch.no_grad():
@@ -242,6 +245,7 @@ def train(run_dir: Path, minutes: float | None, threads: int, seed: int = 0) -> 
     else:
         g, d = (sum(p.numel() for p in m.parameters()) / 1e6 for m in (run.G, run.D))
         log(f"fresh run: {len(run.train)} images, G {g:.2f} M params, D {d:.2f} M params")
+    run.state.setdefault("per_emoji_from", run.state["step"])
     deadline = time.time() + minutes * 60 if minutes else float("inf")
     rng = np.random.default_rng(seed + run.state["step"])
     generator = torch.Generator().manual_seed(seed + run.state["step"])
