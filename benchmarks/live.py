@@ -33,7 +33,7 @@ def measure(app, state, panel, model: str, seconds: float, cps: float, steps: in
 
     values = state.image
     values.update({"model": model, "seed": 7, "prompt": "a"})
-    apply_model_defaults(values, model)  # steps/guidance/scheduler the model is made for (LCM: 4 steps, CFG 1)
+    apply_model_defaults(values, model)  # steps/guidance/scheduler the model is made for (LCM: 2 steps, CFG 1)
     if steps:
         values.set("steps", steps)
     arrivals: list[tuple[float, str]] = []
