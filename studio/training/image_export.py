@@ -176,6 +176,8 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
             tint = evaluation["edge_tint"]
             lines.append(f"- cyan line at x = {tint['column']} ((G+B)/2 - R on rows whose x = 60 is white, 0-255): "
                          f"{tint['tint_at_column']} (x = 60 on the same rows: {tint.get('tint_at_reference', '?')})"
+                         + (f"; per picture: 90th percentile {tint['per_picture_p90']}, {tint['share_visible']:.1%} "
+                            f"of the pictures above {tint['visible_above']:g} (a visible line)" if "share_visible" in tint else "")
                          + (f"; {tint['measured_on']}" if tint.get("measured_on") else ""))
         if "per_class" in evaluation:
             lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences | diversity / real |",

@@ -244,3 +244,22 @@ def test_the_decoder_learns_from_latents_the_diffusion_model_drew(tmp_path, hand
     assert run.state["decoder_step"] == 2
     assert all(torch.equal(a, b) for a, b in zip(encoder_before, run.vae.encoder.parameters(), strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(decoder_before, run.vae.decoder.parameters(), strict=True))
+
+
+def test_the_decoders_background_term_sees_only_far_background_and_a_fringe_there():
+    import torch
+
+    from studio.training.image_stages import background_loss, far_background
+
+    images = torch.ones(1, 3, 64, 64)  # white, in [-1, 1]
+    images[:, 1:, 20:40, 20:40] = -1.0  # a red square
+    mask = far_background(images)[0, 0]
+    assert mask[30, 30] == 0 and mask[30, 40] == 0 and mask[30, 41] == 0  # the square (x 20-39) and 2 px around
+    assert mask[30, 42] == 1 and mask[5, 5] == 1 and mask[30, 62] == 1
+    fringe = images.clone()
+    fringe[:, 0, :, 62] -= 0.15  # the cyan column: red dipped at x = 62
+    assert background_loss(images, images) == 0
+    assert background_loss(fringe, images) > 0
+    inked = images.clone()
+    inked[:, :, 20:40, 41] -= 0.15  # an error next to the square is the whole-picture loss's business
+    assert background_loss(inked, images) == 0
