@@ -1,0 +1,39 @@
+"""The image evaluation's measures on pictures and features made to order: the cyan line per picture, and the
+diversity of prompts naming a group apart from those naming one emoji."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from studio.training import eval_image
+
+
+def test_the_cyan_line_is_counted_per_picture_so_a_few_lined_pictures_show():
+    pictures = np.full((10, 64, 64, 3), 255, np.uint8)
+    pictures[:2, :, 62, 0] = 225  # two pictures with red dipped at x = 62: cyan, 30 of 255
+    tint = eval_image.edge_tint(pictures)
+    assert tint["share_visible"] == 0.2
+    assert tint["tint_at_column"] == 6.0  # the mean spreads two lines over ten pictures
+    assert tint["per_picture_p90"] > eval_image.VISIBLE_TINT
+    assert eval_image.edge_tint(np.full((4, 64, 64, 3), 255, np.uint8))["share_visible"] == 0.0
+
+
+def test_group_prompts_are_class_prompts_and_their_diversity_is_reported_apart():
+    named = {p for prompts in eval_image.CLASS_PROMPTS.values() for p in prompts}
+    assert set(eval_image.GROUP_PROMPTS) <= named
+    rng = np.random.default_rng(0)
+    features, labels, prompt_ids = [], [], []
+    for k, name in enumerate(eval_image.CLASSES):
+        for j, prompt in enumerate(eval_image.CLASS_PROMPTS[name]):
+            spread = 1.0 if prompt in eval_image.GROUP_PROMPTS else 0.0  # one-emoji prompts: every seed alike
+            features.append(k * 10 + spread * rng.normal(size=(4, 8)))
+            labels += [k] * 4
+            prompt_ids += [k * 100 + j] * 4
+    features = np.concatenate(features)
+    real = np.concatenate([k * 10 + rng.normal(size=(6, 8)) for k in range(len(eval_image.CLASSES))])
+    real_labels = np.repeat(np.arange(len(eval_image.CLASSES)), 6)
+    spread = eval_image.diversity(features, np.array(labels), np.array(prompt_ids), real, real_labels)
+    group = eval_image.group_prompt_diversity(spread)
+    overall = np.mean([v["ratio"] for v in spread.values()])
+    assert 0.7 < group < 1.3  # the group prompts vary as much as the real classes do
+    assert overall < group / 2
