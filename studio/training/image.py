@@ -36,11 +36,12 @@ from studio.training import run as run_files
 from studio.training.image_export import export, save_samples
 from studio.training.image_model import Sizes, count_params
 from studio.training.image_run import Run, default_model_dir, default_run_dir
-from studio.training.image_stages import VAE_STEPS, train_decoder, train_ldm, train_vae
+from studio.training.image_stages import BACKGROUND_WEIGHT, VAE_STEPS, train_decoder, train_ldm, train_vae
 
 
 def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_steps: int = VAE_STEPS,
-          lr: float = 4e-4, decay_to: float | None = None, per_emoji: bool = False) -> None:
+          lr: float = 4e-4, decay_to: float | None = None, per_emoji: bool = False,
+          background_weight: float = BACKGROUND_WEIGHT) -> None:
     torch.set_num_threads(threads)
     log = run_files.make_logger(run_dir)
     deadline = time.time() + minutes * 60 if minutes else float("inf")
@@ -58,7 +59,7 @@ def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_st
         train_vae(run, deadline, steps=vae_steps)
         log(f"vae stage done at step {run.state['vae_step']}")
     if stage in ("decoder", "decoder-samples"):
-        train_decoder(run, deadline, on_samples=stage == "decoder-samples")
+        train_decoder(run, deadline, on_samples=stage == "decoder-samples", background_weight=background_weight)
         return
     if stage in ("all", "ldm") and time.time() < deadline:
         train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples, per_emoji=per_emoji)
@@ -83,11 +84,14 @@ def main() -> None:
                         help="cosine-decay the learning rate to this by the end of --minutes (default: constant)")
     parser.add_argument("--per-emoji", action="store_true",
                         help="draw each emoji once whatever its skin tones (round 3); default: every image alike")
+    parser.add_argument("--background-weight", type=float, default=BACKGROUND_WEIGHT,
+                        help="decoder stages: weight of the far-background term (the cyan column's fix)")
     parser.add_argument("--run-dir", type=Path, default=default_run_dir())
     parser.add_argument("--model-dir", type=Path, default=default_model_dir())
     args = parser.parse_args()
     if args.command == "train":
-        train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to, args.per_emoji)
+        train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to, args.per_emoji,
+              args.background_weight)
     elif args.command == "export":
         torch.set_num_threads(args.threads)
         export(args.run_dir, args.model_dir)
