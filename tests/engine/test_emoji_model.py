@@ -263,3 +263,14 @@ def test_the_decoders_background_term_sees_only_far_background_and_a_fringe_ther
     inked = images.clone()
     inked[:, :, 20:40, 41] -= 0.15  # an error next to the square is the whole-picture loss's business
     assert background_loss(inked, images) == 0
+
+
+def test_beyond_pure_white_or_black_costs_the_decoder_nothing_because_it_is_never_shown():
+    import torch
+
+    from studio.training.image_stages import shown_error
+
+    images = torch.tensor([1.0, 1.0, -1.0, -1.0, 0.2])
+    recon = torch.tensor([1.3, 0.9, -1.4, -0.8, 0.5])
+    assert torch.allclose(shown_error(recon, images), torch.tensor([0.0, -0.1, 0.0, 0.2, 0.3]))
+    assert torch.allclose(shown_error(recon.clamp(-1, 1), images), recon.clamp(-1, 1) - images)
