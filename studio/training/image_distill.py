@@ -87,6 +87,7 @@ class DistillRun:
         self.std = torch.cat([d.std for d in dists]) * self.scale
         words = emoji_words(train, read_cldr_keywords(), [colour_name(im) for im in train.images])
         self.captions = [caption_choices(w) for w in words]
+        self.draw_weights = train.per_emoji_weights()  # each emoji once whatever its skin tones, as the teacher's round 3
         self.student = copy.deepcopy(self.teacher).train().requires_grad_(True)
         self.target = copy.deepcopy(self.teacher)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=LR, weight_decay=0.0)
@@ -117,7 +118,7 @@ class DistillRun:
 
 def distill_step(run: DistillRun, rng: np.random.Generator, generator: torch.Generator) -> float:
     k = 1000 // SOLVER_STEPS
-    idx = rng.integers(0, len(run.mean), BATCH)
+    idx = rng.choice(len(run.mean), BATCH, p=run.draw_weights)
     z0 = run.mean[idx] + run.std[idx] * torch.randn(run.mean[idx].shape, generator=generator)
     text = run.encode([pick_caption(rng, run.captions[i], CAPTION_DROP) for i in idx])
     n = torch.randint(0, SOLVER_STEPS, (BATCH,), generator=generator)
