@@ -106,7 +106,9 @@ def model_card(run, evaluation: dict | None, size_bytes: int) -> str:
         "## Training",
         "- Non-saturating logistic loss, lazy R1 (γ 0.5, every 16 steps), DiffAugment (translation, cutout) on",
         "  everything D sees, EMA of G (half-life 10k images), style mixing in half the batches, batch 32, Adam 0.0025.",
-        f"- {s['step']:,} steps ({s['images_seen']:,} images shown), {s['seconds'] / 3600:.2f} CPU hours on one core.",
+        f"- {s['step']:,} steps ({s['images_seen']:,} images shown), {s['seconds'] / 3600:.2f} CPU hours on one core"
+        + (f"; from step {s['per_emoji_from']:,} each emoji drawn once whatever its skin tones (before: every picture"
+           " alike, and People & Body's tone variants were 59 % of the batches)." if "per_emoji_from" in s else "."),
         "- Rebuild: `python -m studio.training.gan train`, then `python -m studio.training.gan evaluate`, then",
         "  `python -m studio.training.gan export`.",
         "",
