@@ -199,10 +199,10 @@ def _fakes(run: GanRun, text: torch.Tensor, generator: torch.Generator) -> torch
 
 
 def train_step(run: GanRun, rng: np.random.Generator, generator: torch.Generator) -> dict[str, float]:
-    idx = rng.choice(len(run.train), BATCH, p=run.draw_weights)
+    idx, others = (rng.choice(len(run.train), BATCH, p=run.draw_weights) for _ in range(2))
     real = run.real_latents(idx, generator)
     text = run.embed([pick_caption(rng, run.captions[i], CAPTION_DROP) for i in idx])
-    wrong = run.embed([pick_caption(rng, run.captions[i], 0.0) for i in rng.choice(len(run.train), BATCH, p=run.draw_weights)])
+    wrong = run.embed([pick_caption(rng, run.captions[i], 0.0) for i in others])
     step = run.state["step"]
     # 1. D: real high, fake low, and the same real pictures under a wrong caption low (same features, other text)
     with torch.no_grad():
