@@ -54,6 +54,13 @@ def test_text_to_image_graph_carries_every_setting():
     assert "CLIPSetLastLayer" not in classes(image_plan(recipe(clip_skip=1), []).graph)
 
 
+def test_guidance_from_a_later_step_is_ours_and_the_recipes_say_it_was_not_run():
+    plan = image_plan(recipe(guidance_start=0.3), [])
+    assert plan.graph[plan.samplers[0]]["inputs"]["cfg"] == 6.5  # KSampler guides every step
+    assert "guidance_start" not in plan.recipes[0].params and plan.notes
+    assert not image_plan(recipe(), []).notes
+
+
 def test_a_batch_is_one_chain_per_picture_with_consecutive_seeds():
     plan = image_plan(recipe(batch_count=3), [])
     seeds = [plan.graph[node]["inputs"]["seed"] for node in plan.samplers]

@@ -67,6 +67,27 @@ def test_clip_skip_follows_a1111_counting(tiny_bundle):
     assert not np.array_equal(plain, pixels(skipped.payload)) and skipped.recipe.params["clip_skip"] == 2
 
 
+def test_guidance_can_start_late_and_the_recipe_says_so(tiny_bundle):
+    guided = pixels(generate_images(tiny_bundle, recipe(steps=4))[0])
+    assert np.array_equal(guided, pixels(generate_images(tiny_bundle, recipe(steps=4, guidance_start=0.0))[0]))
+    # no step guided: the prompt's prediction alone, which is what guidance 1 (one branch) draws
+    unguided = pixels(generate_images(tiny_bundle, recipe(steps=4, guidance=1.0))[0])
+    never = pixels(generate_images(tiny_bundle, recipe(steps=4, guidance_start=1.0))[0])
+    assert np.abs(never - unguided).max() <= 2 and not np.array_equal(never, guided)
+    half = generate_artifacts(tiny_bundle, recipe(steps=4, guidance_start=0.5))[0]
+    late = pixels(half.payload)
+    assert not np.array_equal(late, guided) and not np.array_equal(late, never)
+    assert half.recipe.params["guidance_start"] == 0.5
+    assert np.array_equal(late, pixels(generate_images(tiny_bundle, half.recipe)[0]))  # and it remakes the picture
+
+
+def test_the_first_guided_step_is_the_share_of_the_steps_run():
+    from studio.engine.image.guidance import first_guided_step
+
+    assert [first_guided_step(s, 20) for s in (0.0, 0.3, 0.5, 1.0)] == [0, 6, 10, 20]
+    assert first_guided_step(0.3, 15) == 4  # img2img at strength 0.75 runs 15 of 20 steps
+
+
 def test_random_seed_is_recorded(tiny_bundle):
     art = generate_artifacts(tiny_bundle, recipe(seed=-1))[0]
     assert art.recipe.seed >= 0

@@ -104,7 +104,7 @@ def artifact(job: Job, plan: Plan, node: str, content: bytes, server: str, info:
     index, _seed = plan.outputs[node]
     recipe = plan.recipes[index].with_params(backend=server)
     recipe = replace(recipe, device=f"ComfyUI {info.version} · {info.device}" if info else "ComfyUI")
-    extras = {"server": server, "batch_index": index}
+    extras = {"server": server, "batch_index": index, **({"notes": list(plan.notes)} if plan.notes else {})}
     if job.recipe is not None and job.recipe.modality != "image":
         import soundfile
 

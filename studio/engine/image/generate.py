@@ -32,6 +32,7 @@ from studio.core.interpolate import slerp
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import MAX_SEED, SEED_LIMIT, Recipe
 from studio.engine.image import families, gan, translate
+from studio.engine.image.guidance import GuidanceInterval
 from studio.engine.image.pipelines import ImageBundle, adapt_memory_to_size, load_image_pipeline
 from studio.engine.image.preview import StepWatcher, decode_latents
 from studio.engine.image.prompt_plan import PromptPlan, prepare, text_kwargs
@@ -108,6 +109,7 @@ def resolve_settings(bundle: ImageBundle, recipe: Recipe) -> dict[str, Any]:
         "mode": mode,
         "steps": steps,
         "guidance": float(p.get("guidance", DEFAULTS.guidance)),
+        "guidance_start": min(1.0, max(0.0, float(p.get("guidance_start") or DEFAULTS.guidance_start))),
         "width": width,
         "height": height,
         "scheduler": scheduler,
@@ -240,7 +242,12 @@ def generate_one(
     kwargs = pipeline_kwargs(bundle, recipe, settings, seed, variation_seed, plan, notes)
     size = (settings["width"], settings["height"])
     watcher = StepWatcher(bundle, report, cancelled, index, count, size)
-    kwargs.update(callback_on_step_end=watcher, callback_on_step_end_tensor_inputs=["latents"])
+    hook = GuidanceInterval(settings["guidance"], settings.get("guidance_start", 0.0), watcher)
+    if hook.active() and "guidance_scale" in kwargs and hasattr(type(pipe), "do_classifier_free_guidance"):
+        kwargs["guidance_scale"] = hook.initial_scale()
+    else:  # guided throughout (FLUX's guidance is an input of the model, not two branches: never delayed)
+        hook = watcher
+    kwargs.update(callback_on_step_end=hook, callback_on_step_end_tensor_inputs=["latents"])
     latents = pipe(**kwargs).images
     if watcher.interrupted or (cancelled is not None and cancelled()):
         raise Cancelled()

@@ -144,6 +144,7 @@ RECIPE_AXES = ("seed", "prompt", "negative_prompt")  # axes that are Recipe fiel
 PARAM_AXES = (
     "steps",
     "guidance",
+    "guidance_start",
     "scheduler",
     "width",
     "height",

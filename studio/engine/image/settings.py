@@ -35,6 +35,9 @@ class ImageSettings:
     # Classifier-free guidance: how hard the prompt pulls. The built-in's card recommends 3-5; SD 1.5 checkpoints
     # are usually run at 7, and a recipe always records its own value.
     guidance: float = 5.0
+    # The share of the steps, from the first, run without guidance (studio/engine/image/guidance.py): 0 = guided
+    # throughout (every other tool's way). Later guidance keeps the seeds apart; a model's defaults may set it.
+    guidance_start: float = 0.0
     # The built-in model's native size (64 x 64 emoji); snapped to the model's multiple when generating.
     width: int = 64
     height: int = 64
@@ -76,7 +79,7 @@ class FamilyDefaults:
 
     def values(self) -> dict:
         return {"width": self.width, "height": self.height, "steps": self.steps, "guidance": self.guidance,
-                "scheduler": self.scheduler, "clip_skip": self.clip_skip}
+                "guidance_start": 0.0, "scheduler": self.scheduler, "clip_skip": self.clip_skip}
 
 
 _SD1 = FamilyDefaults(512, 512, 25, 7.0, "dpmpp_2m_karras")  # A1111's CFG 7; DPM++ 2M Karras, the usual choice
@@ -103,12 +106,12 @@ ASPECTS = ((1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16))
 
 def model_defaults(family: str, catalog_defaults: dict | None = None) -> dict:
     """The panel values a model of this family (and catalog entry) starts with."""
-    values = FAMILY_DEFAULTS[family].values() if family in FAMILY_DEFAULTS else {}
+    values = FAMILY_DEFAULTS[family].values() if family in FAMILY_DEFAULTS else {"guidance_start": 0.0}
     values.update({k: v for k, v in (catalog_defaults or {}).items() if k in _FITTED})
     return values
 
 
-_FITTED = ("width", "height", "steps", "guidance", "scheduler", "clip_skip")  # what a model's defaults may set
+_FITTED = ("width", "height", "steps", "guidance", "guidance_start", "scheduler", "clip_skip")  # what a model's defaults may set
 
 
 def native_size(family: str, catalog_defaults: dict | None = None) -> tuple[int, int] | None:
