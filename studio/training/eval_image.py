@@ -58,6 +58,20 @@ PARAPHRASE_PROMPTS = {
     "hand": ("a hand giving a thumbs up", "a waving hand saying hello", "an ok hand gesture"),
     "symbol": ("the number one in a box", "a big red circle", "an arrow pointing up"),
 }
+# A second set, written before round 4's captions were trained, and never looked at to design them (set A's
+# per-sentence scores were). Set A told round 4 what went wrong, so set B is the honest measure of round 4.
+FRESH_SENTENCES = {
+    "face": ("a really angry face", "a winking face emoji please", "a sleepy face with closed eyes"),
+    "heart": ("a purple love heart", "a yellow heart for a friend", "an orange heart shape"),
+    "flag": ("the italian flag", "an american flag", "the brazilian flag"),
+    "animal": ("a fluffy white rabbit", "a brown monkey face", "a pink pig"),
+    "food": ("a bunch of purple grapes", "a hot dog with mustard", "a ripe yellow banana"),
+    "plant": ("a red tulip in spring", "a green cactus plant", "a four leaf clover for luck"),
+    "vehicle": ("a red fire truck", "a fast racing car", "a bicycle to ride"),
+    "clock": ("a clock at three", "an old wrist watch", "a timer counting down"),
+    "hand": ("a hand making a peace sign", "two hands clapping", "a fist raised in the air"),
+    "symbol": ("a plain blue square shape", "a red x mark", "an arrow pointing left"),
+}
 CLASSES = data_emoji.EVAL_CLASSES
 
 
@@ -171,15 +185,19 @@ def prompt_list(prompts: dict[str, tuple[str, ...]], per_class: int) -> list[tup
     ]
 
 
-def pipeline_draw(pipe, steps: int, guidance: float):
-    """A diffusers pipeline as a draw function: (prompts, seeds) -> uint8 pictures."""
+def pipeline_draw(pipe, steps: int, guidance: float, guidance_start: float = 0.0):
+    """A diffusers pipeline as a draw function: (prompts, seeds) -> uint8 pictures. `guidance_start`: the share of
+    the steps drawn without guidance, as the app's "Guidance from" does (studio/engine/image/guidance.py)."""
+    from studio.engine.image.guidance import GuidanceInterval
+
     pipe.set_progress_bar_config(disable=True)
+    interval = GuidanceInterval(guidance, guidance_start)
 
     @torch.no_grad()
     def draw(prompts: list[str], seeds: list[int]) -> np.ndarray:
         generators = [torch.Generator().manual_seed(s) for s in seeds]
-        out = pipe(prompts, num_inference_steps=steps, guidance_scale=guidance, generator=generators,
-                   output_type="np").images
+        out = pipe(prompts, num_inference_steps=steps, guidance_scale=interval.initial_scale(), generator=generators,
+                   output_type="np", callback_on_step_end=interval if interval.active() else None).images
         return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
 
     return draw
@@ -347,9 +365,12 @@ def evaluate_draw(draw, classifier, real: dict, per_class: int = 24, log=print) 
     classes = score_generated(classifier, gen_x, gen_y, gen_p, real)
     para_x, para_y, para_p = generate_class_images(draw, per_class, prompts=PARAPHRASE_PROMPTS)
     sentences = score_generated(classifier, para_x, para_y, para_p, real)
+    fresh_x, fresh_y, fresh_p = generate_class_images(draw, per_class, prompts=FRESH_SENTENCES)
+    fresh = score_generated(classifier, fresh_x, fresh_y, fresh_p, real)
     result = {
         "prompt_adherence": classes["adherence"],
         "paraphrase_adherence": sentences["adherence"],
+        "fresh_sentence_adherence": fresh["adherence"],
         "edge_tint": edge_tint(np.concatenate([gen_x, para_x])),
         "diversity_ratio": classes["diversity_ratio"],
         "diversity_ratio_group_prompts": group_prompt_diversity(classes["diversity"]),
@@ -360,6 +381,7 @@ def evaluate_draw(draw, classifier, real: dict, per_class: int = 24, log=print) 
                 "real": real["ceiling_per_class"].get(c),
                 "generated": classes["per_class"].get(c),
                 "paraphrases": sentences["per_class"].get(c),
+                "fresh_sentences": fresh["per_class"].get(c),
                 "diversity": classes["diversity"][c]["ratio"],
             }
             for c in CLASSES
@@ -379,17 +401,20 @@ def reusable_scores(model_dir: Path, run_dir: Path, per_class: int, steps: int =
     except (OSError, ValueError):
         return None
     same = (saved.get("model_hash") == content_hash(model_dir) and saved.get("images_per_class") == per_class
-            and saved.get("steps") == steps and saved.get("guidance_scale") == guidance)
+            and saved.get("steps") == steps and saved.get("guidance_scale") == guidance
+            and not saved.get("guidance_start"))
     if not same:
         return None
-    keep = ("prompt_adherence", "paraphrase_adherence", "diversity_ratio", "diversity_ratio_group_prompts",
+    keep = ("prompt_adherence", "paraphrase_adherence", "fresh_sentence_adherence", "diversity_ratio", "diversity_ratio_group_prompts",
             "frechet_distance_generated_vs_heldout", "coverage", "edge_tint", "per_class")
     return {k: saved[k] for k in keep if k in saved} | {"reused_from": str(run_dir / "eval.json")}
 
 
-def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, log=print) -> dict:
+def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, log=print,
+             guidance_start: float = 0.0) -> dict:
     classifier, real = real_reference(log)
-    scores, gen_x = evaluate_draw(pipeline_draw(pipe, steps, guidance), classifier, real, per_class, log)
+    scores, gen_x = evaluate_draw(pipeline_draw(pipe, steps, guidance, guidance_start), classifier, real, per_class,
+                                  log)
     per_class_scores = scores.pop("per_class")
     result = {
         "evaluated_ldm_step": getattr(pipe, "evaluated_ldm_step", None),
@@ -399,6 +424,7 @@ def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, 
         "images_per_class": per_class,
         "steps": steps,
         "guidance_scale": guidance,
+        "guidance_start": guidance_start,
         "frechet_distance_train_vs_heldout_floor": real["floor"],
         "vae_psnr_heldout_db": round(vae_psnr(pipe.vae, real["held_out_images"]), 2),
         **timings(pipe, steps),
@@ -424,13 +450,15 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=24)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--guidance", type=float, default=4.0)
+    parser.add_argument("--guidance-start", type=float, default=0.0,
+                        help="the share of the steps drawn without guidance (the Image panel's Guidance from)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default <run dir>/eval.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     pipe = load_pipeline(args.model, args.run_dir)
-    result, generated = evaluate(pipe, args.per_class, args.steps, args.guidance)
+    result, generated = evaluate(pipe, args.per_class, args.steps, args.guidance, guidance_start=args.guidance_start)
     if args.model is not None:  # which weights these are: a later evaluation may reuse the scores (reusable_scores)
         from studio.core.catalog import content_hash
 

@@ -41,7 +41,7 @@ from studio.training.image_stages import BACKGROUND_WEIGHT, VAE_STEPS, train_dec
 
 def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_steps: int = VAE_STEPS,
           lr: float = 4e-4, decay_to: float | None = None, per_emoji: bool = False,
-          background_weight: float = BACKGROUND_WEIGHT) -> None:
+          background_weight: float = BACKGROUND_WEIGHT, compose: bool = False) -> None:
     torch.set_num_threads(threads)
     log = run_files.make_logger(run_dir)
     deadline = time.time() + minutes * 60 if minutes else float("inf")
@@ -62,7 +62,8 @@ def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_st
         train_decoder(run, deadline, on_samples=stage == "decoder-samples", background_weight=background_weight)
         return
     if stage in ("all", "ldm") and time.time() < deadline:
-        train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples, per_emoji=per_emoji)
+        train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples, per_emoji=per_emoji,
+                  compose=compose)
         save_samples(run)
 
 
@@ -84,6 +85,8 @@ def main() -> None:
                         help="cosine-decay the learning rate to this by the end of --minutes (default: constant)")
     parser.add_argument("--per-emoji", action="store_true",
                         help="draw each emoji once whatever its skin tones (round 3); default: every image alike")
+    parser.add_argument("--compose", action="store_true",
+                        help="add composed captions (describing words, requests; round 4); default: round 3's")
     parser.add_argument("--background-weight", type=float, default=BACKGROUND_WEIGHT,
                         help="decoder stages: weight of the far-background term (the cyan column's fix)")
     parser.add_argument("--run-dir", type=Path, default=default_run_dir())
@@ -91,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "train":
         train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to, args.per_emoji,
-              args.background_weight)
+              args.background_weight, args.compose)
     elif args.command == "export":
         torch.set_num_threads(args.threads)
         export(args.run_dir, args.model_dir)

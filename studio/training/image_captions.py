@@ -95,6 +95,77 @@ def caption_choices(words: EmojiWords, phrased: bool = True) -> list[tuple[str, 
     return list(merged.items())
 
 
+# Round 4: captions that compose the way typed sentences do. Describing words that fit any emoji go before the
+# subject, and requests go around the whole phrase. Every emoji gets them alike, so none of these words can pull a
+# picture toward one emoji. Round 3 drew faces for "a big red circle", because "big" had only ever been seen in
+# "grinning face with big eyes".
+DESCRIBING = (
+    "big", "large", "huge", "giant", "small", "tiny", "little", "cute", "shiny", "glossy", "simple", "pretty",
+    "beautiful", "nice", "lovely", "bright", "colourful", "colorful", "cartoon", "flat", "detailed", "classic",
+    "new", "old", "plain", "funny", "cool", "fancy", "sweet", "perfect",
+)
+REQUESTS = (
+    "{} please", "please draw {}", "draw {}", "draw me {}", "i want {}", "i would like {}", "show me {}",
+    "can i have {}", "give me {}", "make {}", "generate {}", "{} for my friend", "{} for me", "{} today",
+    "{}, in emoji style", "just {}", "{} again", "maybe {}", "how about {}", "{}!",
+)
+ARTICLES = ("a", "the", "one", "")  # "a" becomes "an" before a vowel
+COMPOSED_SHARE = 0.35  # of the captions drawn once round 4 starts; the rest are the round-3 choices
+
+
+def article_phrase(article: str, describing: tuple[str, ...], subject: str) -> str:
+    """ "a big shiny red heart": an article (an before a vowel), describing words, the subject."""
+    words = " ".join((*describing, subject))
+    if article == "a" and words[:1] in "aeiou":
+        article = "an"
+    return f"{article} {words}" if article else words
+
+
+def composed_caption(rng: np.random.Generator, words: EmojiWords, avoid: frozenset[str] = frozenset()) -> str:
+    """One caption composed of an article, up to two describing words, one of the emoji's subjects and, half the
+    time, a request around it; never one in `avoid` (the evaluation's held-out sentences: "a" + "big" + "red
+    circle" is one of them)."""
+    for _ in range(20):
+        caption = _compose(rng, words)
+        if caption.lower() not in avoid:
+            return caption
+    return words.name
+
+
+def _compose(rng: np.random.Generator, words: EmojiWords) -> str:
+    subject_list = subjects(words)
+    weights = np.array([w for _, w in subject_list])
+    subject = subject_list[int(rng.choice(len(subject_list), p=weights / weights.sum()))][0]
+    count = int(rng.choice(3, p=(0.3, 0.5, 0.2)))
+    describing = tuple(DESCRIBING[i] for i in rng.choice(len(DESCRIBING), count, replace=False))
+    phrase = article_phrase(ARTICLES[int(rng.integers(len(ARTICLES)))], describing, subject)
+    if rng.random() < 0.5:
+        phrase = REQUESTS[int(rng.integers(len(REQUESTS)))].format(phrase)
+    return phrase
+
+
+def composed_forms(words: EmojiWords):
+    """Every caption composed_caption can make for one emoji (for the test that keeps typed sentences held out)."""
+    import itertools
+
+    lists = [()] + [(d,) for d in DESCRIBING] + list(itertools.permutations(DESCRIBING, 2))
+    for subject, _ in subjects(words):
+        for article in ARTICLES:
+            for describing in lists:
+                phrase = article_phrase(article, describing, subject)
+                yield phrase
+                for request in REQUESTS:
+                    yield request.format(phrase)
+
+
+def pick_training_caption(rng: np.random.Generator, choices: list[tuple[str, float]], words: EmojiWords | None,
+                          drop: float, avoid: frozenset[str] = frozenset()) -> str:
+    """pick_caption, or (with `words`, round 4 on) a composed caption COMPOSED_SHARE of the time."""
+    if words is None or rng.random() >= COMPOSED_SHARE:
+        return pick_caption(rng, choices, drop)
+    return "" if rng.random() < drop else composed_caption(rng, words, avoid)
+
+
 def emoji_words(data, keyword_table: dict[str, tuple[str, ...]], colours: list[str | None]) -> list[EmojiWords]:
     """EmojiWords for each emoji of a data set, dropping keywords too common to name anything."""
     from studio.data.emoji_words import keywords_for

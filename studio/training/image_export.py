@@ -13,7 +13,7 @@ import torch
 from studio.data import emoji as data_emoji
 from studio.data.emoji_words import LICENCE as LICENCE_CLDR
 from studio.training import run as run_files
-from studio.training.image_captions import write_vocab_and_merges
+from studio.training.image_captions import COMPOSED_SHARE, write_vocab_and_merges
 from studio.training.image_model import Sizes, count_params
 from studio.training.image_run import Run
 
@@ -130,7 +130,8 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
         "  the time, and otherwise a sentence: a subject (name, alias, a CLDR keyword such as `puppy` or `slice`, or a",
         "  colour read off the glyph with a keyword, `blue car`) in a phrasing (`a …`, `an emoji of a …`, `a picture of",
         "  a …`, `a cute …`, …; training/image_captions.py). 10 % empty (for CFG). The evaluation's sentences",
-        "  (eval_image.PARAPHRASE_PROMPTS) are never among the training captions (a test checks).",
+        "  (eval_image.PARAPHRASE_PROMPTS, and set B, FRESH_SENTENCES, written before round 4) are never among the",
+        "  training captions (a test checks).",
         "- Weights: licence as listed in assets/catalog.json; they are learnt from the OFL 1.1 glyphs above.",
         "",
         "## Architecture",
@@ -181,6 +182,11 @@ def training_rounds(s: dict) -> list[str]:
     if "per_emoji_from" in s:
         lines.append(f"- From LDM step {s['per_emoji_from']:,} (round 3): each emoji drawn once whatever its skin "
                      "tones (uniformly, People & Body's 1,610 tone variants were 59 % of the steps, a plant 0.8 %).")
+    if "composed_from" in s:
+        lines.append(f"- From LDM step {s['composed_from']:,} (round 4): {COMPOSED_SHARE:.0%} of the captions composed "
+                     "as typed sentences are (an article, describing words that fit any emoji, `big`, `shiny`, a "
+                     "subject, and half the time a request around it: `please draw a big red heart`); never one of "
+                     "the evaluation's sentences (image_stages.HELD_OUT_SENTENCES).")
     if "decoder_shown_error_from" in s:
         lines.append(f"- Decoder stage: far-background term from decoder step {s.get('decoder_background_from', 0):,}, "
                      f"errors counted as the picture shows them from step {s['decoder_shown_error_from']:,} (the cyan "
@@ -205,9 +211,9 @@ def evaluation_lines(evaluation: dict | None) -> list[str]:
     if "edge_tint" in evaluation:
         lines.append(tint_line(evaluation["edge_tint"]))
     if "per_class" in evaluation:
-        lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences | diversity / real |",
-                  "| --- | --- | --- | --- | --- |"]
+        lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences (set A) | fresh sentences "
+                  "(set B) | diversity / real |", "| --- | --- | --- | --- | --- | --- |"]
         for name, row in evaluation["per_class"].items():
             lines.append(f"| {name} | {row.get('real', '')} | {row.get('generated', '')} | "
-                         f"{row.get('paraphrases', '')} | {row.get('diversity', '')} |")
+                         f"{row.get('paraphrases', '')} | {row.get('fresh_sentences', '')} | {row.get('diversity', '')} |")
     return lines

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from studio.training import run as run_files
-from studio.training.image_captions import pick_caption, tokenize
+from studio.training.image_captions import COMPOSED_SHARE, pick_training_caption, tokenize
 from studio.training.image_model import ema_update, images_to_tensor, ldm_loss, noise_scheduler, psnr, vae_loss
 from studio.training.image_run import Run
 
@@ -192,6 +192,25 @@ def draw_weights(run: Run, per_emoji: bool) -> np.ndarray | None:
     return run.train.per_emoji_weights()
 
 
+def held_out_sentences() -> frozenset[str]:
+    """The evaluation's typed sentences, lower-cased: composed captions must never be one of them."""
+    from studio.training.eval_image import FRESH_SENTENCES, PARAPHRASE_PROMPTS
+
+    return frozenset(p.lower() for table in (PARAPHRASE_PROMPTS, FRESH_SENTENCES) for ps in table.values() for p in ps)
+
+
+HELD_OUT_SENTENCES = held_out_sentences()
+
+
+def composing_words(run: Run, compose: bool) -> list | None:
+    """Each training emoji's words, when captions compose (round 4 on; the step it began is kept in the state)."""
+    if not compose:
+        return None
+    run.state.setdefault("composed_from", run.state["ldm_step"])
+    run.log(f"composed captions ({COMPOSED_SHARE:.0%}) from ldm step {run.state['composed_from']}")
+    return run.words(run.train)
+
+
 def train_ldm(
     run: Run,
     deadline: float,
@@ -203,6 +222,7 @@ def train_ldm(
     on_checkpoint=None,
     decay_to: float | None = None,
     per_emoji: bool = False,
+    compose: bool = False,
 ) -> None:
     run.vae.eval().requires_grad_(False)
     if run.state["stage"] != "ldm":
@@ -221,6 +241,7 @@ def train_ldm(
         run.state["ldm_warm_from"] = step0
     warm_from = run.state.get("ldm_warm_from", 0)
     weights = draw_weights(run, per_emoji)
+    composing = composing_words(run, compose)
     started = time.time()
     rng = np.random.default_rng(seed + step0)
     generator = torch.Generator().manual_seed(seed + step0)
@@ -238,7 +259,8 @@ def train_ldm(
         idx = rng.choice(len(run.train), batch, p=weights) if weights is not None else \
             rng.integers(0, len(run.train), batch)
         latents = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator)) * scale
-        ids = tokenize(run.tokenizer, [pick_caption(rng, captions[i], caption_drop) for i in idx])
+        ids = tokenize(run.tokenizer, [pick_training_caption(rng, captions[i], composing[i] if composing else None,
+                                                             caption_drop, HELD_OUT_SENTENCES) for i in idx])
         loss = ldm_loss(run.unet, run.text_encoder, scheduler, latents, ids, generator)
         run_files.optimise(run.optimizer, loss)
         # EMA warms up (decay grows with steps) so early exports are not dominated by the random init.
