@@ -29,8 +29,9 @@ from studio import paths
 from studio.data import emoji as data_emoji
 from studio.data.emoji_words import colour_name, read_cldr_keywords
 from studio.training import run as run_files
-from studio.training.image_captions import caption_choices, emoji_words, load_tokenizer, pick_caption, tokenize
+from studio.training.image_captions import caption_choices, emoji_words, load_tokenizer, pick_training_caption, tokenize
 from studio.training.image_model import images_to_tensor, noise_scheduler
+from studio.training.image_stages import HELD_OUT_SENTENCES
 
 MODEL_NAME = "emoji-lcm"
 TEACHER = "emoji-ldm"
@@ -86,6 +87,7 @@ class DistillRun:
         self.mean = torch.cat([d.mean for d in dists]) * self.scale
         self.std = torch.cat([d.std for d in dists]) * self.scale
         words = emoji_words(train, read_cldr_keywords(), [colour_name(im) for im in train.images])
+        self.words = words  # composed captions too (round 4), as the teacher learnt them
         self.captions = [caption_choices(w) for w in words]
         self.draw_weights = train.per_emoji_weights()  # each emoji once whatever its skin tones, as the teacher's round 3
         self.student = copy.deepcopy(self.teacher).train().requires_grad_(True)
@@ -120,7 +122,8 @@ def distill_step(run: DistillRun, rng: np.random.Generator, generator: torch.Gen
     k = 1000 // SOLVER_STEPS
     idx = rng.choice(len(run.mean), BATCH, p=run.draw_weights)
     z0 = run.mean[idx] + run.std[idx] * torch.randn(run.mean[idx].shape, generator=generator)
-    text = run.encode([pick_caption(rng, run.captions[i], CAPTION_DROP) for i in idx])
+    text = run.encode([pick_training_caption(rng, run.captions[i], run.words[i], CAPTION_DROP, HELD_OUT_SENTENCES)
+                       for i in idx])
     n = torch.randint(0, SOLVER_STEPS, (BATCH,), generator=generator)
     t = (n + 1) * k - 1  # 19, 39, …, 999: the DDIM timesteps LCMScheduler samples from
     t_prev = (t - k).clamp(min=0)
@@ -240,7 +243,8 @@ def model_card(run: DistillRun, evaluation: dict | None) -> str:
         f"- Teacher: emoji-ldm (its EMA UNet), frozen; its guided DDIM step over {SOLVER_STEPS} timesteps is the target.",
         f"- {s['step']:,} steps of batch {BATCH}, AdamW {LR}, pseudo-Huber loss (c = {HUBER_C}), target network EMA"
         f" {TARGET_EMA}; {s['seconds'] / 3600:.2f} CPU hours on one core.",
-        "- Data: emoji-ldm's training latents and round-2 captions (licences: see emoji-ldm's card).",
+        "- Data: emoji-ldm's training latents, each emoji drawn once whatever its skin tones, and its captions: round 2's",
+        "  and, since its round 4, composed ones (`please draw a big red heart`; licences: see emoji-ldm's card).",
         "- Rebuild: `python -m studio.training.image_distill train`, then `… export`.", "", "## Evaluation", "",
     ]
     if not evaluation:
@@ -248,8 +252,8 @@ def model_card(run: DistillRun, evaluation: dict | None) -> str:
     lines += ["Scored by the project's classifier as emoji-ldm's card (studio/training/eval_image.py), same prompts and",
               "seeds, beside the 20-step teacher.", "",
               "| | " + " | ".join(evaluation["models"]) + " |", "| --- |" + " --- |" * len(evaluation["models"])]
-    for key in ("prompt_adherence", "paraphrase_adherence", "diversity_ratio", "frechet_distance_generated_vs_heldout",
-                "seconds_per_image"):
+    for key in ("prompt_adherence", "paraphrase_adherence", "fresh_sentence_adherence", "diversity_ratio",
+                "frechet_distance_generated_vs_heldout", "seconds_per_image"):
         lines.append(f"| {key} | " + " | ".join(str(m.get(key, "")) for m in evaluation["models"].values()) + " |")
     return "\n".join(lines) + "\n"
 
