@@ -8,6 +8,7 @@ Options: --generate  runs one generation in each generator panel first (built-in
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -36,12 +37,28 @@ def open_window(width: int, out: Path):
     return app, window
 
 
+def apply_values(values, panel: str, settings: list[str]) -> None:
+    """--set image.guidance=9: each value is read as JSON when it parses, else kept as text."""
+    for setting in settings:
+        key, _, text = setting.partition("=")
+        owner, _, name = key.partition(".")
+        if owner != panel:
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        values.set(name, value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--generate", action="store_true")
     parser.add_argument("--out", default="docs")
     parser.add_argument("--panels", default=",".join(name for name, _ in tab_list()))
     parser.add_argument("--width", type=int, default=1360, help="window width (960: half a 1080p screen)")
+    parser.add_argument("--set", action="append", default=[], metavar="PANEL.KEY=VALUE",
+                        help="a panel value before generating, e.g. image.model=builtin:emoji-ldm (JSON or text)")
     args = parser.parse_args()
     out = Path(args.out)
     app, window = open_window(args.width, out)
@@ -58,6 +75,7 @@ def main() -> None:
         if args.generate and name in PROMPTS:
             window.state.panels[name].set("prompt", PROMPTS[name])
             window.state.panels[name].set("seed", 7)
+            apply_values(window.state.panels[name], name, args.set)
             if name == "image":
                 catch_preview_midway()
             window.panel(name).generate()  # as the Generate button does (the text panel keeps its page)
