@@ -78,13 +78,15 @@ class JobRow(QWidget):
         self.cancel = QPushButton("Cancel")
         self.cancel.setToolTip("Stop this job at its next step (Esc cancels the running job)")
         self.cancel.clicked.connect(lambda: cancel_or_force_stop(state, self.job_id))
-        top = QHBoxLayout()
-        top.addWidget(self.title, 1)
-        top.addWidget(self.cancel)
+        # The title has the row's whole width to itself: beside the Cancel button a wrapped title was cut off at
+        # the top (a box layout gives a wrapping label the height of its width there, not of its narrower share).
+        bar_row = QHBoxLayout()
+        bar_row.addWidget(self.bar, 1)
+        bar_row.addWidget(self.cancel)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
-        layout.addLayout(top)
-        layout.addWidget(self.bar)
+        layout.addWidget(self.title)
+        layout.addLayout(bar_row)
         layout.addWidget(self.detail)
         self.update_from(info)
 

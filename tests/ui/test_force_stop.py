@@ -37,3 +37,19 @@ def test_force_stop_is_not_offered_for_a_job_that_already_ended(qtbot):
     state.handle_message(JobMessage(JobEvent.FINISHED, job, result=Result()))
     state.offer_force_stop(job)
     assert bar.cancel.text() == "Cancel"
+
+
+def test_a_running_jobs_wrapped_title_is_shown_whole_in_a_narrow_dock(qtbot):
+    state = State()
+    queue = JobQueueView(state)
+    qtbot.addWidget(queue)
+    queue.resize(220, 400)
+    queue.show()
+    job = state.submit(Job("image.generate", Recipe("image", prompt="a big shiny red apple please for my friend")))
+    for event in (JobEvent.QUEUED, JobEvent.STARTED):
+        state.handle_message(JobMessage(event, job))
+    title = queue.rows[job.id].title
+    qtbot.waitUntil(lambda: title.width() > 0 and title.isVisible())
+    needed = title.heightForWidth(title.width())
+    assert needed > title.fontMetrics().lineSpacing()  # it wraps, with Cancel on the row
+    assert title.height() >= needed  # and no line of it is cut off
