@@ -405,8 +405,8 @@ def reusable_scores(model_dir: Path, run_dir: Path, per_class: int, steps: int =
             and not saved.get("guidance_start"))
     if not same:
         return None
-    keep = ("prompt_adherence", "paraphrase_adherence", "fresh_sentence_adherence", "diversity_ratio", "diversity_ratio_group_prompts",
-            "frechet_distance_generated_vs_heldout", "coverage", "edge_tint", "per_class")
+    keep = ("prompt_adherence", "paraphrase_adherence", "fresh_sentence_adherence", "diversity_ratio",
+            "diversity_ratio_group_prompts", "frechet_distance_generated_vs_heldout", "coverage", "edge_tint", "per_class")
     return {k: saved[k] for k in keep if k in saved} | {"reused_from": str(run_dir / "eval.json")}
 
 

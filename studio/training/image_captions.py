@@ -115,10 +115,7 @@ COMPOSED_SHARE = 0.35  # of the captions drawn once round 4 starts; the rest are
 
 def article_phrase(article: str, describing: tuple[str, ...], subject: str) -> str:
     """ "a big shiny red heart": an article (an before a vowel), describing words, the subject."""
-    words = " ".join((*describing, subject))
-    if article == "a" and words[:1] in "aeiou":
-        article = "an"
-    return f"{article} {words}" if article else words
+    return with_article(f"{article} {{}}" if article else "{}", " ".join((*describing, subject)))
 
 
 def composed_caption(rng: np.random.Generator, words: EmojiWords, avoid: frozenset[str] = frozenset()) -> str:
@@ -133,9 +130,7 @@ def composed_caption(rng: np.random.Generator, words: EmojiWords, avoid: frozens
 
 
 def _compose(rng: np.random.Generator, words: EmojiWords) -> str:
-    subject_list = subjects(words)
-    weights = np.array([w for _, w in subject_list])
-    subject = subject_list[int(rng.choice(len(subject_list), p=weights / weights.sum()))][0]
+    subject = pick_caption(rng, subjects(words), drop=0.0)
     count = int(rng.choice(3, p=(0.3, 0.5, 0.2)))
     describing = tuple(DESCRIBING[i] for i in rng.choice(len(DESCRIBING), count, replace=False))
     phrase = article_phrase(ARTICLES[int(rng.integers(len(ARTICLES)))], describing, subject)

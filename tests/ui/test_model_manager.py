@@ -137,9 +137,11 @@ def test_sizes_fit_the_model_and_a_far_size_is_one_click_from_native(qtbot):
     assert fit.warning.isVisible() and "native 64×64" in fit.warning.text()
     fit.fix.click()
     assert (values.get("width"), values.get("height")) == (64, 64) and not fit.warning.isVisible()
+    values.set("guidance_start", 0.4)
     values.set("model", "stabilityai/sd-turbo")
     apply_model_defaults(values, "stabilityai/sd-turbo")  # what picking it in the picker does
     assert (values.get("steps"), values.get("guidance"), values.get("width")) == (2, 0.0, 512)
+    assert values.get("guidance_start") == 0.0  # the last model's delayed guidance is not carried over
     assert not fit.warning.isVisible()
 
 

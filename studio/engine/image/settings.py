@@ -79,7 +79,7 @@ class FamilyDefaults:
 
     def values(self) -> dict:
         return {"width": self.width, "height": self.height, "steps": self.steps, "guidance": self.guidance,
-                "guidance_start": 0.0, "scheduler": self.scheduler, "clip_skip": self.clip_skip}
+                "scheduler": self.scheduler, "clip_skip": self.clip_skip}
 
 
 _SD1 = FamilyDefaults(512, 512, 25, 7.0, "dpmpp_2m_karras")  # A1111's CFG 7; DPM++ 2M Karras, the usual choice
@@ -106,12 +106,14 @@ ASPECTS = ((1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16))
 
 def model_defaults(family: str, catalog_defaults: dict | None = None) -> dict:
     """The panel values a model of this family (and catalog entry) starts with."""
-    values = FAMILY_DEFAULTS[family].values() if family in FAMILY_DEFAULTS else {"guidance_start": 0.0}
+    values = {"guidance_start": ImageSettings.guidance_start}  # a later model's pick must not inherit a delay
+    values.update(FAMILY_DEFAULTS[family].values() if family in FAMILY_DEFAULTS else {})
     values.update({k: v for k, v in (catalog_defaults or {}).items() if k in _FITTED})
     return values
 
 
-_FITTED = ("width", "height", "steps", "guidance", "guidance_start", "scheduler", "clip_skip")  # what a model's defaults may set
+# what a model's defaults may set
+_FITTED = ("width", "height", "steps", "guidance", "guidance_start", "scheduler", "clip_skip")
 
 
 def native_size(family: str, catalog_defaults: dict | None = None) -> tuple[int, int] | None:
