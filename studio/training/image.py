@@ -41,7 +41,7 @@ from studio.training.image_stages import BACKGROUND_WEIGHT, VAE_STEPS, train_dec
 
 def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_steps: int = VAE_STEPS,
           lr: float = 4e-4, decay_to: float | None = None, per_emoji: bool = False,
-          background_weight: float = BACKGROUND_WEIGHT, compose: bool = False) -> None:
+          background_weight: float = BACKGROUND_WEIGHT, compose: bool = False, everyday: bool = False) -> None:
     torch.set_num_threads(threads)
     log = run_files.make_logger(run_dir)
     deadline = time.time() + minutes * 60 if minutes else float("inf")
@@ -63,7 +63,7 @@ def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_st
         return
     if stage in ("all", "ldm") and time.time() < deadline:
         train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples, per_emoji=per_emoji,
-                  compose=compose)
+                  compose=compose, everyday=everyday)
         save_samples(run)
 
 
@@ -87,6 +87,9 @@ def main() -> None:
                         help="draw each emoji once whatever its skin tones (round 3); default: every image alike")
     parser.add_argument("--compose", action="store_true",
                         help="add composed captions (describing words, requests; round 4); default: round 3's")
+    parser.add_argument("--everyday-words", action="store_true",
+                        help="round 5: filler words that name nothing around composed captions, and flags' country "
+                        "adjectives (needs wordfreq: pip install -e '.[train]')")
     parser.add_argument("--background-weight", type=float, default=BACKGROUND_WEIGHT,
                         help="decoder stages: weight of the far-background term (the cyan column's fix)")
     parser.add_argument("--run-dir", type=Path, default=default_run_dir())
@@ -94,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "train":
         train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to, args.per_emoji,
-              args.background_weight, args.compose)
+              args.background_weight, args.compose, args.everyday_words)
     elif args.command == "export":
         torch.set_num_threads(args.threads)
         export(args.run_dir, args.model_dir)

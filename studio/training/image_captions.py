@@ -40,6 +40,7 @@ class EmojiWords:
     subgroup: str
     keywords: tuple[str, ...] = ()  # CLDR keywords, the too-common ones already removed
     colour: str | None = None  # read off the glyph's pixels
+    demonyms: tuple[str, ...] = ()  # a flag's country as an adjective ("italian"), round 5 on
 
 
 def plain_choices(words: EmojiWords) -> list[tuple[str, float]]:
@@ -54,10 +55,11 @@ def plain_choices(words: EmojiWords) -> list[tuple[str, float]]:
 
 def subjects(words: EmojiWords) -> list[tuple[str, float]]:
     """What a sentence can call the emoji: its name, aliases, keywords, and "<colour> <keyword>"."""
+    said_as_adjective = [(f"{d} flag", 0.3 / len(words.demonyms)) for d in words.demonyms]
     if words.group == "Flags" and words.subgroup == "country-flag":
         country = words.name
-        return [(f"flag of {country}", 0.4), (f"{country} flag", 0.3), (country, 0.3)]
-    out = [(words.name, 0.35)]
+        return [(f"flag of {country}", 0.4), (f"{country} flag", 0.3), (country, 0.3)] + said_as_adjective
+    out = [(words.name, 0.35)] + said_as_adjective
     out += [(alias, 0.15 / len(words.aliases)) for alias in words.aliases]
     nouns = [k for k in words.keywords if k != words.name]
     out += [(k, 0.3 / len(nouns)) for k in nouns]
@@ -118,12 +120,15 @@ def article_phrase(article: str, describing: tuple[str, ...], subject: str) -> s
     return with_article(f"{article} {{}}" if article else "{}", " ".join((*describing, subject)))
 
 
-def composed_caption(rng: np.random.Generator, words: EmojiWords, avoid: frozenset[str] = frozenset()) -> str:
+def composed_caption(rng: np.random.Generator, words: EmojiWords, avoid: frozenset[str] = frozenset(),
+                     fillers: tuple[str, ...] = ()) -> str:
     """One caption composed of an article, up to two describing words, one of the emoji's subjects and, half the
     time, a request around it; never one in `avoid` (the evaluation's held-out sentences: "a" + "big" + "red
-    circle" is one of them)."""
+    circle" is one of them). With `fillers` (round 5 on), FILLER_SHARE of them also carry words that name nothing."""
     for _ in range(20):
         caption = _compose(rng, words)
+        if fillers and rng.random() < FILLER_SHARE:
+            caption = with_filler_words(rng, caption, fillers)
         if caption.lower() not in avoid:
             return caption
     return words.name
@@ -137,6 +142,48 @@ def _compose(rng: np.random.Generator, words: EmojiWords) -> str:
     if rng.random() < 0.5:
         phrase = REQUESTS[int(rng.integers(len(REQUESTS)))].format(phrase)
     return phrase
+
+
+# Round 5: words that name no emoji, around a composed caption. Round 4's model turned "a blue heart for my mum" and
+# "an apple for my friend's birthday card" into other emoji: the BPE pieces of a word it never learnt ("mum") carry
+# whatever the emoji names sharing them taught. Common English words that name nothing (from a word-frequency list,
+# every word any emoji's captions use left out) teach it that such words leave the subject alone.
+FILLER_FORMS = (
+    "{phrase} for my {word}", "{phrase} for the {word}", "{phrase} for {word}", "{phrase} {word}", "{phrase}, {word}",
+    "{word} {phrase}", "{phrase} with {word}", "{phrase} for my {word} {other}", "{phrase} for a {word} {other}",
+    "{word} {other} {phrase}", "{phrase} on my {word}", "{phrase} in the {word}",
+)
+FILLER_SHARE = 0.5  # of composed captions, once a run trains with fillers
+FILLER_VOCABULARY = 6_000  # fillers come from the most frequent English words: the ones people type
+
+
+def with_filler_words(rng: np.random.Generator, caption: str, fillers: tuple[str, ...]) -> str:
+    """The caption inside one of FILLER_FORMS, with one or two of `fillers` (words that name no emoji)."""
+    word, other = (fillers[int(i)] for i in rng.integers(len(fillers), size=2))
+    return FILLER_FORMS[int(rng.integers(len(FILLER_FORMS)))].format(phrase=caption, word=word, other=other)
+
+
+def caption_vocabulary(all_words: list[EmojiWords], sentences=()) -> set[str]:
+    """Every word a caption of these emoji can hold, and every word of `sentences` (the evaluation's)."""
+    texts = [c for w in all_words for c, _ in caption_choices(w)]
+    texts += [s for w in all_words for s, _ in subjects(w)] + list(sentences)
+    texts += [*DESCRIBING, *REQUESTS, *PHRASES, *ARTICLES]
+    return {word for text in texts for word in re.findall(r"[a-z]+", text.lower())}
+
+
+def filler_words(all_words: list[EmojiWords], held_out_sentences=(), size: int = FILLER_VOCABULARY) -> tuple[str, ...]:
+    """Frequent English words (wordfreq's list) that no caption of any emoji uses, nor any held-out sentence; a
+    word is left out with its plural or singular too ("hearts" with "heart")."""
+    import wordfreq
+
+    known = caption_vocabulary(all_words, held_out_sentences)
+
+    def names_something(word: str) -> bool:
+        forms = {word, word + "s", word + "es", word.removesuffix("s"), word.removesuffix("es")}
+        return bool(forms & known)
+
+    return tuple(w for w in wordfreq.top_n_list("en", size)
+                 if w.isascii() and w.isalpha() and len(w) >= 3 and not names_something(w))
 
 
 def composed_forms(words: EmojiWords):
@@ -154,15 +201,18 @@ def composed_forms(words: EmojiWords):
 
 
 def pick_training_caption(rng: np.random.Generator, choices: list[tuple[str, float]], words: EmojiWords | None,
-                          drop: float, avoid: frozenset[str] = frozenset()) -> str:
+                          drop: float, avoid: frozenset[str] = frozenset(), fillers: tuple[str, ...] = ()) -> str:
     """pick_caption, or (with `words`, round 4 on) a composed caption COMPOSED_SHARE of the time."""
     if words is None or rng.random() >= COMPOSED_SHARE:
         return pick_caption(rng, choices, drop)
-    return "" if rng.random() < drop else composed_caption(rng, words, avoid)
+    return "" if rng.random() < drop else composed_caption(rng, words, avoid, fillers)
 
 
-def emoji_words(data, keyword_table: dict[str, tuple[str, ...]], colours: list[str | None]) -> list[EmojiWords]:
-    """EmojiWords for each emoji of a data set, dropping keywords too common to name anything."""
+def emoji_words(data, keyword_table: dict[str, tuple[str, ...]], colours: list[str | None],
+                demonyms: bool = False) -> list[EmojiWords]:
+    """EmojiWords for each emoji of a data set, dropping keywords too common to name anything; with `demonyms`
+    (round 5 on), flags also get their country's adjective."""
+    from studio.data.demonyms import demonyms_for
     from studio.data.emoji_words import keywords_for
 
     counts = collections.Counter(k for c in data.chars for k in keywords_for(c, keyword_table))
@@ -172,7 +222,8 @@ def emoji_words(data, keyword_table: dict[str, tuple[str, ...]], colours: list[s
             k for k in keywords_for(char, keyword_table) if counts[k] <= COMMON_KEYWORD and any(ch.isalpha() for ch in k)
         )
         out.append(
-            EmojiWords(data.names[i], data.aliases[i], data.groups[i], data.subgroups[i], keywords, colours[i])
+            EmojiWords(data.names[i], data.aliases[i], data.groups[i], data.subgroups[i], keywords, colours[i],
+                       demonyms_for(char) if demonyms else ())
         )
     return out
 

@@ -29,7 +29,14 @@ from studio import paths
 from studio.data import emoji as data_emoji
 from studio.data.emoji_words import colour_name, read_cldr_keywords
 from studio.training import run as run_files
-from studio.training.image_captions import caption_choices, emoji_words, load_tokenizer, pick_training_caption, tokenize
+from studio.training.image_captions import (
+    caption_choices,
+    emoji_words,
+    filler_words,
+    load_tokenizer,
+    pick_training_caption,
+    tokenize,
+)
 from studio.training.image_model import images_to_tensor, noise_scheduler
 from studio.training.image_stages import HELD_OUT_SENTENCES
 
@@ -86,8 +93,12 @@ class DistillRun:
             dists = [vae.encode(images_to_tensor(train.images[i : i + 256])).latent_dist for i in range(0, len(train), 256)]
         self.mean = torch.cat([d.mean for d in dists]) * self.scale
         self.std = torch.cat([d.std for d in dists]) * self.scale
-        words = emoji_words(train, read_cldr_keywords(), [colour_name(im) for im in train.images])
-        self.words = words  # composed captions too (round 4), as the teacher learnt them
+        # Composed captions too (round 4), and from round 5 filler words and flags' adjectives, as the teacher learnt
+        everyday = learnt_everyday_words(teacher_dir)
+        words = emoji_words(train, read_cldr_keywords(), [colour_name(im) for im in train.images], demonyms=everyday)
+        self.words = words
+        self.fillers = filler_words(emoji_words(data, read_cldr_keywords(), [colour_name(im) for im in data.images],
+                                                demonyms=True), HELD_OUT_SENTENCES) if everyday else ()
         self.captions = [caption_choices(w) for w in words]
         self.draw_weights = train.per_emoji_weights()  # each emoji once whatever its skin tones, as the teacher's round 3
         self.student = copy.deepcopy(self.teacher).train().requires_grad_(True)
@@ -118,11 +129,18 @@ class DistillRun:
         return True
 
 
+def learnt_everyday_words(teacher_dir: Path) -> bool:
+    """Whether the teacher trained on round 5's captions (its exported training state says when they began)."""
+    state = teacher_dir / "training_state.json"
+    return state.exists() and "everyday_words_from" in json.loads(state.read_text(encoding="utf-8"))
+
+
 def distill_step(run: DistillRun, rng: np.random.Generator, generator: torch.Generator) -> float:
     k = 1000 // SOLVER_STEPS
     idx = rng.choice(len(run.mean), BATCH, p=run.draw_weights)
     z0 = run.mean[idx] + run.std[idx] * torch.randn(run.mean[idx].shape, generator=generator)
-    text = run.encode([pick_training_caption(rng, run.captions[i], run.words[i], CAPTION_DROP, HELD_OUT_SENTENCES)
+    text = run.encode([pick_training_caption(rng, run.captions[i], run.words[i], CAPTION_DROP, HELD_OUT_SENTENCES,
+                                             run.fillers)
                        for i in idx])
     n = torch.randint(0, SOLVER_STEPS, (BATCH,), generator=generator)
     t = (n + 1) * k - 1  # 19, 39, …, 999: the DDIM timesteps LCMScheduler samples from

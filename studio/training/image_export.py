@@ -187,6 +187,11 @@ def training_rounds(s: dict) -> list[str]:
                      "as typed sentences are (an article, describing words that fit any emoji, `big`, `shiny`, a "
                      "subject, and half the time a request around it: `please draw a big red heart`); never one of "
                      "the evaluation's sentences (image_stages.HELD_OUT_SENTENCES).")
+    if "everyday_words_from" in s:
+        lines.append(f"- From LDM step {s['everyday_words_from']:,} (round 5): half the composed captions carry words "
+                     "that name no emoji (`a big red heart for my cousin`): frequent English words (wordfreq) that no "
+                     "caption of any emoji uses, nor any evaluation sentence; flags also go by their country's "
+                     "adjective (`an italian flag`, studio/data/demonyms.py).")
     if "decoder_shown_error_from" in s:
         lines.append(f"- Decoder stage: far-background term from decoder step {s.get('decoder_background_from', 0):,}, "
                      f"errors counted as the picture shows them from step {s['decoder_shown_error_from']:,} (the cyan "

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from studio.training import run as run_files
-from studio.training.image_captions import COMPOSED_SHARE, pick_training_caption, tokenize
+from studio.training.image_captions import COMPOSED_SHARE, filler_words, pick_training_caption, tokenize
 from studio.training.image_model import ema_update, images_to_tensor, ldm_loss, noise_scheduler, psnr, vae_loss
 from studio.training.image_run import Run
 
@@ -211,6 +211,23 @@ def composing_words(run: Run, compose: bool) -> list | None:
     return run.words(run.train)
 
 
+def start_everyday_words(run: Run, everyday: bool) -> None:
+    """Round 5 on (the step it began is kept in the state): flags' adjectives in the captions, fillers in them."""
+    if everyday:
+        run.state.setdefault("everyday_words_from", run.state["ldm_step"])
+
+
+def everyday_fillers(run: Run) -> tuple[str, ...]:
+    """The filler words of round 5 on (none before): frequent English words no caption of any emoji uses, nor any
+    of the evaluation's sentences, so a caption with one can never be one of them."""
+    if not run.everyday_words:
+        return ()
+    fillers = filler_words(run.words(run.data), HELD_OUT_SENTENCES)
+    run.log(f"filler words ({len(fillers)}, e.g. {', '.join(fillers[:8])}) from ldm step "
+            f"{run.state['everyday_words_from']}; flags say their country's adjective")
+    return fillers
+
+
 def train_ldm(
     run: Run,
     deadline: float,
@@ -223,6 +240,7 @@ def train_ldm(
     decay_to: float | None = None,
     per_emoji: bool = False,
     compose: bool = False,
+    everyday: bool = False,
 ) -> None:
     run.vae.eval().requires_grad_(False)
     if run.state["stage"] != "ldm":
@@ -233,6 +251,7 @@ def train_ldm(
         run.log(f"latent scaling factor {run.state['scaling_factor']:.4f}")
     scale = run.state["scaling_factor"]
     scheduler = noise_scheduler()
+    start_everyday_words(run, everyday)
     captions = run.caption_table()
     run.make_optimizer("ldm", lr)
     resumed = run.restore_optimizer("ldm")
@@ -241,7 +260,8 @@ def train_ldm(
         run.state["ldm_warm_from"] = step0
     warm_from = run.state.get("ldm_warm_from", 0)
     weights = draw_weights(run, per_emoji)
-    composing = composing_words(run, compose)
+    composing = composing_words(run, compose or run.everyday_words)
+    fillers = everyday_fillers(run)
     started = time.time()
     rng = np.random.default_rng(seed + step0)
     generator = torch.Generator().manual_seed(seed + step0)
@@ -260,7 +280,7 @@ def train_ldm(
             rng.integers(0, len(run.train), batch)
         latents = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator)) * scale
         ids = tokenize(run.tokenizer, [pick_training_caption(rng, captions[i], composing[i] if composing else None,
-                                                             caption_drop, HELD_OUT_SENTENCES) for i in idx])
+                                                             caption_drop, HELD_OUT_SENTENCES, fillers) for i in idx])
         loss = ldm_loss(run.unet, run.text_encoder, scheduler, latents, ids, generator)
         run_files.optimise(run.optimizer, loss)
         # EMA warms up (decay grows with steps) so early exports are not dominated by the random init.

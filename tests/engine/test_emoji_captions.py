@@ -12,8 +12,10 @@ from studio.training.image_captions import (
     DESCRIBING,
     EmojiWords,
     caption_choices,
+    caption_vocabulary,
     composed_caption,
     composed_forms,
+    filler_words,
     pick_training_caption,
     subjects,
     with_article,
@@ -71,6 +73,11 @@ def test_the_evaluations_typed_sentences_are_never_training_captions():
                   and sentence in {c.lower() for c in composed_forms(w)}}
     assert "a big red circle" in composable  # "a" + "big" + "red circle": the composer could make it ...
     assert composable <= HELD_OUT_SENTENCES  # ... and is told not to
+    # Round 5's filler words hold no word of any sentence, so a caption carrying one is never a sentence either.
+    everyday = emoji_words(data, read_cldr_keywords(), [colour_name(image) for image in data.images], demonyms=True)
+    fillers = set(filler_words(everyday, HELD_OUT_SENTENCES))
+    assert not fillers & {word for sentence in sentences for word in sentence.replace("'", " ").split()}
+    assert any(w.demonyms for w in everyday) and not any(w.demonyms for w in words)
 
 
 def test_composed_captions_put_describing_words_and_requests_around_a_subject():
@@ -90,3 +97,25 @@ def test_composed_captions_put_describing_words_and_requests_around_a_subject():
     mixed = [pick_training_caption(rng, choices, words, 0.0) for _ in range(400)]
     share = np.mean([m not in dict(choices) for m in mixed])
     assert 0.2 < share < 0.5
+
+
+def test_round_five_fillers_are_frequent_words_that_no_caption_uses_and_flags_say_their_adjective():
+    apple = EmojiWords("red apple", (), "Food & Drink", "food-fruit", ("fruit",), "red")
+    italy = EmojiWords("italy", (), "Flags", "country-flag", demonyms=("italian",))
+    held_out = ("an apple for my mum",)
+    fillers = filler_words([apple, italy], held_out)
+    assert len(fillers) > 3_000 and len(set(fillers)) == len(fillers)
+    assert {"people", "weather", "cousin"} <= set(fillers)  # frequent words that name neither emoji
+    named = {"apple", "apples", "fruit", "fruits", "red", "italian", "italy", "flag", "big", "please", "mum"}
+    assert not named & set(fillers)  # a caption's words (with plurals), describing words, held-out sentence words
+    assert {"italian flag", "the italian flag"} <= {c for c, _ in caption_choices(italy)}
+    assert not {"italian flag"} & {c for c, _ in caption_choices(EmojiWords("italy", (), "Flags", "country-flag"))}
+
+    rng = np.random.default_rng(0)
+    avoid = frozenset({"the italian flag"})
+    drawn = [composed_caption(rng, italy, avoid, fillers) for _ in range(2000)]
+    assert "the italian flag" not in drawn and any("italian flag" in d for d in drawn)
+    with_fillers = [d for d in drawn if set(d.replace(",", " ").split()) - caption_vocabulary([italy])]
+    assert 0.35 < len(with_fillers) / len(drawn) < 0.65  # FILLER_SHARE of them carry a word that names nothing
+    plain = [composed_caption(rng, italy, avoid) for _ in range(300)]
+    assert set(plain) <= set(composed_forms(italy))  # without fillers, round 4's composer as it was
