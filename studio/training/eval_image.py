@@ -72,6 +72,21 @@ FRESH_SENTENCES = {
     "hand": ("a hand making a peace sign", "two hands clapping", "a fist raised in the air"),
     "symbol": ("a plain blue square shape", "a red x mark", "an arrow pointing left"),
 }
+# Set C, written once round 5's captions were designed (set B's flag sentences, all country adjectives, had moved
+# that design: its table of adjectives) and before round 5 was scored; nothing has been designed from it.
+UNSEEN_SENTENCES = {
+    "face": ("a face blowing a kiss to you", "an upset face for my sister", "a surprised face with its mouth open"),
+    "heart": ("a green heart for st patrick's day", "my heart is broken", "a pink heart with sparkles"),
+    "flag": ("canada's national flag", "a spanish flag for the football", "the swedish flag in the wind"),
+    "animal": ("a happy dog", "an owl at night", "a tiger face roaring"),
+    "food": ("a strawberry for dessert", "a slice of watermelon", "a cup of hot coffee"),
+    "plant": ("a tall palm tree", "a bouquet of flowers for my mum", "an autumn maple leaf"),
+    "vehicle": ("a yellow taxi cab", "a big ship at sea", "a helicopter flying"),
+    "clock": ("a clock that says six", "an hourglass", "a stopwatch for running"),
+    "hand": ("thumbs down, i don't like it", "a finger pointing right", "fingers crossed for good luck"),
+    "symbol": ("a big plus sign", "the number seven", "a play button for a video"),
+}
+SENTENCE_SETS = {"paraphrase": PARAPHRASE_PROMPTS, "fresh_sentence": FRESH_SENTENCES, "unseen_sentence": UNSEEN_SENTENCES}
 CLASSES = data_emoji.EVAL_CLASSES
 
 
@@ -367,10 +382,13 @@ def evaluate_draw(draw, classifier, real: dict, per_class: int = 24, log=print) 
     sentences = score_generated(classifier, para_x, para_y, para_p, real)
     fresh_x, fresh_y, fresh_p = generate_class_images(draw, per_class, prompts=FRESH_SENTENCES)
     fresh = score_generated(classifier, fresh_x, fresh_y, fresh_p, real)
+    unseen_x, unseen_y, unseen_p = generate_class_images(draw, per_class, prompts=UNSEEN_SENTENCES)
+    unseen = score_generated(classifier, unseen_x, unseen_y, unseen_p, real)
     result = {
         "prompt_adherence": classes["adherence"],
         "paraphrase_adherence": sentences["adherence"],
         "fresh_sentence_adherence": fresh["adherence"],
+        "unseen_sentence_adherence": unseen["adherence"],
         "edge_tint": edge_tint(np.concatenate([gen_x, para_x])),
         "diversity_ratio": classes["diversity_ratio"],
         "diversity_ratio_group_prompts": group_prompt_diversity(classes["diversity"]),
@@ -382,6 +400,7 @@ def evaluate_draw(draw, classifier, real: dict, per_class: int = 24, log=print) 
                 "generated": classes["per_class"].get(c),
                 "paraphrases": sentences["per_class"].get(c),
                 "fresh_sentences": fresh["per_class"].get(c),
+                "unseen_sentences": unseen["per_class"].get(c),
                 "diversity": classes["diversity"][c]["ratio"],
             }
             for c in CLASSES
@@ -405,7 +424,8 @@ def reusable_scores(model_dir: Path, run_dir: Path, per_class: int, steps: int =
             and not saved.get("guidance_start"))
     if not same:
         return None
-    keep = ("prompt_adherence", "paraphrase_adherence", "fresh_sentence_adherence", "diversity_ratio",
+    keep = ("prompt_adherence", "paraphrase_adherence", "fresh_sentence_adherence", "unseen_sentence_adherence",
+            "diversity_ratio",
             "diversity_ratio_group_prompts", "frechet_distance_generated_vs_heldout", "coverage", "edge_tint", "per_class")
     return {k: saved[k] for k in keep if k in saved} | {"reused_from": str(run_dir / "eval.json")}
 

@@ -270,7 +270,8 @@ def model_card(run: DistillRun, evaluation: dict | None) -> str:
     lines += ["Scored by the project's classifier as emoji-ldm's card (studio/training/eval_image.py), same prompts and",
               "seeds, beside the 20-step teacher.", "",
               "| | " + " | ".join(evaluation["models"]) + " |", "| --- |" + " --- |" * len(evaluation["models"])]
-    for key in ("prompt_adherence", "paraphrase_adherence", "fresh_sentence_adherence", "diversity_ratio",
+    for key in ("prompt_adherence", "paraphrase_adherence", "fresh_sentence_adherence", "unseen_sentence_adherence",
+                "diversity_ratio",
                 "frechet_distance_generated_vs_heldout", "seconds_per_image"):
         lines.append(f"| {key} | " + " | ".join(str(m.get(key, "")) for m in evaluation["models"].values()) + " |")
     return "\n".join(lines) + "\n"

@@ -130,8 +130,8 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
         "  the time, and otherwise a sentence: a subject (name, alias, a CLDR keyword such as `puppy` or `slice`, or a",
         "  colour read off the glyph with a keyword, `blue car`) in a phrasing (`a …`, `an emoji of a …`, `a picture of",
         "  a …`, `a cute …`, …; training/image_captions.py). 10 % empty (for CFG). The evaluation's sentences",
-        "  (eval_image.PARAPHRASE_PROMPTS, and set B, FRESH_SENTENCES, written before round 4) are never among the",
-        "  training captions (a test checks).",
+        "  (eval_image.PARAPHRASE_PROMPTS; set B, FRESH_SENTENCES, written before round 4; set C, UNSEEN_SENTENCES,",
+        "  written before round 5 was scored) are never among the training captions (a test checks).",
         "- Weights: licence as listed in assets/catalog.json; they are learnt from the OFL 1.1 glyphs above.",
         "",
         "## Architecture",
@@ -217,8 +217,9 @@ def evaluation_lines(evaluation: dict | None) -> list[str]:
         lines.append(tint_line(evaluation["edge_tint"]))
     if "per_class" in evaluation:
         lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences (set A) | fresh sentences "
-                  "(set B) | diversity / real |", "| --- | --- | --- | --- | --- | --- |"]
+                  "(set B) | unseen sentences (set C) | diversity / real |", "| --- | --- | --- | --- | --- | --- | --- |"]
         for name, row in evaluation["per_class"].items():
             lines.append(f"| {name} | {row.get('real', '')} | {row.get('generated', '')} | "
-                         f"{row.get('paraphrases', '')} | {row.get('fresh_sentences', '')} | {row.get('diversity', '')} |")
+                         f"{row.get('paraphrases', '')} | {row.get('fresh_sentences', '')} | "
+                         f"{row.get('unseen_sentences', '')} | {row.get('diversity', '')} |")
     return lines

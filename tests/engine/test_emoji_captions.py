@@ -54,15 +54,14 @@ def test_captions_keep_the_first_rounds_forms_and_add_sentences():
 @pytest.mark.skipif(not data_emoji.FONT_PATH.exists(), reason="needs fonts-noto-color-emoji")
 def test_the_evaluations_typed_sentences_are_never_training_captions():
     from studio.data.emoji_words import read_cldr_keywords
-    from studio.training.eval_image import CLASS_PROMPTS, FRESH_SENTENCES, PARAPHRASE_PROMPTS
+    from studio.training.eval_image import CLASS_PROMPTS, SENTENCE_SETS
     from studio.training.image_captions import emoji_words
 
     data = data_emoji.load_dataset()
     words = emoji_words(data, read_cldr_keywords(), [colour_name(image) for image in data.images])
     captions = {c.lower() for w in words for c, _ in caption_choices(w)}
-    sentences = [p.lower() for table in (PARAPHRASE_PROMPTS, FRESH_SENTENCES) for prompts in table.values()
-                 for p in prompts]
-    assert len(sentences) == 60 and not set(sentences) & captions
+    sentences = [p.lower() for table in SENTENCE_SETS.values() for prompts in table.values() for p in prompts]
+    assert len(set(sentences)) == 90 and not set(sentences) & captions
     assert {p for prompts in CLASS_PROMPTS.values() for p in prompts} & captions  # the class prompts are names
     # Nor does round 4's composer train on one: a composed caption holds one of its emoji's subjects word for
     # word, so only emoji with a subject inside a sentence can make it, and training tells it to avoid those.
