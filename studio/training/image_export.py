@@ -98,12 +98,23 @@ def export(run_dir: Path, model_dir: Path) -> Path:
     (tmp / "training_state.json").write_text(json.dumps(run.state), encoding="utf-8")
     plot_loss_curves(run.state["history"], tmp / "loss_curve.png")
     sample_sheet(pipe).save(tmp / "samples.png")
-    eval_json = run_dir / "eval.json"
-    evaluation = json.loads(eval_json.read_text(encoding="utf-8")) if eval_json.exists() else None
+    evaluation = evaluation_of(run_dir / "eval.json", tmp)
     (tmp / "MODEL_CARD.md").write_text(model_card(run, pipe, evaluation, run_files.folder_size(tmp)), encoding="utf-8")
     run_files.replace_folder(tmp, model_dir)
     print(f"exported {model_dir} ({run_files.folder_size(model_dir) / 1e6:.1f} MB)")
     return model_dir
+
+
+def evaluation_of(eval_json: Path, weights: Path) -> dict | None:
+    """The run's evaluation when it scored these very weights (its model hash), else None: a card never shows the
+    figures of the weights before (export, `eval_image`, export again puts them in)."""
+    from studio.core.catalog import content_hash
+
+    try:
+        evaluation = json.loads(eval_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return evaluation if evaluation.get("model_hash") == content_hash(weights) else None
 
 
 def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:

@@ -37,3 +37,20 @@ def test_group_prompts_are_class_prompts_and_their_diversity_is_reported_apart()
     overall = np.mean([v["ratio"] for v in spread.values()])
     assert 0.7 < group < 1.3  # the group prompts vary as much as the real classes do
     assert overall < group / 2
+
+
+def test_a_card_shows_an_evaluation_only_of_the_weights_it_scored(tmp_path):
+    import json
+
+    from studio.core.catalog import content_hash
+    from studio.training.image_export import evaluation_of
+
+    weights = tmp_path / "model"
+    (weights / "unet").mkdir(parents=True)
+    (weights / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"round five")
+    scored = tmp_path / "eval.json"
+    scored.write_text(json.dumps({"prompt_adherence": 0.9, "model_hash": content_hash(weights)}))
+    assert evaluation_of(scored, weights)["prompt_adherence"] == 0.9
+    (weights / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"round six")  # trained on since
+    assert evaluation_of(scored, weights) is None
+    assert evaluation_of(tmp_path / "missing.json", weights) is None
