@@ -262,7 +262,8 @@ def model_card(run: DistillRun, evaluation: dict | None) -> str:
         f"- {s['step']:,} steps of batch {BATCH}, AdamW {LR}, pseudo-Huber loss (c = {HUBER_C}), target network EMA"
         f" {TARGET_EMA}; {s['seconds'] / 3600:.2f} CPU hours on one core.",
         "- Data: emoji-ldm's training latents, each emoji drawn once whatever its skin tones, and its captions: round 2's",
-        "  and, since its round 4, composed ones (`please draw a big red heart`; licences: see emoji-ldm's card).",
+        "  and, since its round 4, composed ones (`please draw a big red heart`), since its round 5 with words that name",
+        "  nothing (`… for my cousin`) and flags' adjectives, when the teacher learnt them (licences: see emoji-ldm's card).",
         "- Rebuild: `python -m studio.training.image_distill train`, then `… export`.", "", "## Evaluation", "",
     ]
     if not evaluation:
