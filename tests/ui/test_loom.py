@@ -132,7 +132,7 @@ def test_undo_and_regenerate_keep_the_old_text_as_a_branch(qtbot, live):
 
 def test_editing_a_chat_message_makes_a_branch_and_says_so(qtbot, live):
     state, _ = live
-    panel = make_panel(qtbot, state, mode="chat", model="builtin:text-markov", max_new_tokens=20)
+    panel = make_panel(qtbot, state, mode="chat", model="builtin:text-markov", max_new_tokens=20, seed=5)
     panel.chat_input.setText("Hello")
     settle(qtbot, state, panel.generate)
     tree = state.loom.trees["chat"]
