@@ -86,7 +86,24 @@ UNSEEN_SENTENCES = {
     "hand": ("thumbs down, i don't like it", "a finger pointing right", "fingers crossed for good luck"),
     "symbol": ("a big plus sign", "the number seven", "a play button for a video"),
 }
-SENTENCE_SETS = {"paraphrase": PARAPHRASE_PROMPTS, "fresh_sentence": FRESH_SENTENCES, "unseen_sentence": UNSEEN_SENTENCES}
+# Set D, written once round 6's synonyms were designed (studio/data/synonyms.py) and before round 6 was trained or
+# scored. Set C's per-class figures shaped round 6 (clocks, animals), so set D is the honest measure of round 6.
+BLIND_SENTENCES = {
+    "face": ("a shocked face with its mouth wide open", "an emoji crying its eyes out", "a grumpy face, not happy at all"),
+    "heart": ("a heart that is on fire", "two hearts for valentine's day", "a green heart for earth day"),
+    "flag": ("the japanese flag waving in the wind", "a canadian flag with the maple leaf", "the german flag for the match"),
+    "animal": ("a tiny mouse with a long tail", "an elephant with big ears", "a little brown horse running"),
+    "food": ("a slice of watermelon on a hot day", "a bowl of ramen noodles", "a cheeseburger with fries"),
+    "plant": ("a tall green cactus in the desert", "a pink tulip in spring", "a big leafy tree in summer"),
+    "vehicle": ("a red sports car", "a bus full of kids going to school", "a boat with a white sail"),
+    "clock": ("a clock at noon", "an old alarm clock ringing", "a clock showing quarter past two"),
+    "hand": ("a hand giving a high five", "two hands clapping at a concert", "a hand pointing down at the text"),
+    "symbol": ("an arrow going back to the left", "the zodiac sign for leo", "a rewind button for my music player"),
+}
+SENTENCE_SETS = {"paraphrase": PARAPHRASE_PROMPTS, "fresh_sentence": FRESH_SENTENCES,
+                 "unseen_sentence": UNSEEN_SENTENCES, "blind_sentence": BLIND_SENTENCES}
+PER_CLASS_KEYS = {"paraphrase": "paraphrases", "fresh_sentence": "fresh_sentences",
+                  "unseen_sentence": "unseen_sentences", "blind_sentence": "blind_sentences"}  # the card's columns
 CLASSES = data_emoji.EVAL_CLASSES
 
 
@@ -378,18 +395,15 @@ def evaluate_draw(draw, classifier, real: dict, per_class: int = 24, log=print) 
     gen_x, gen_y, gen_p = generate_class_images(draw, per_class)
     log(f"generated {len(gen_y)} images in {time.time() - start:.0f} s")
     classes = score_generated(classifier, gen_x, gen_y, gen_p, real)
-    para_x, para_y, para_p = generate_class_images(draw, per_class, prompts=PARAPHRASE_PROMPTS)
-    sentences = score_generated(classifier, para_x, para_y, para_p, real)
-    fresh_x, fresh_y, fresh_p = generate_class_images(draw, per_class, prompts=FRESH_SENTENCES)
-    fresh = score_generated(classifier, fresh_x, fresh_y, fresh_p, real)
-    unseen_x, unseen_y, unseen_p = generate_class_images(draw, per_class, prompts=UNSEEN_SENTENCES)
-    unseen = score_generated(classifier, unseen_x, unseen_y, unseen_p, real)
+    sets, first_sentences = {}, None
+    for name, prompts in SENTENCE_SETS.items():  # the same seeds for every set
+        set_x, set_y, set_p = generate_class_images(draw, per_class, prompts=prompts)
+        sets[name] = score_generated(classifier, set_x, set_y, set_p, real)
+        first_sentences = set_x if first_sentences is None else first_sentences
     result = {
         "prompt_adherence": classes["adherence"],
-        "paraphrase_adherence": sentences["adherence"],
-        "fresh_sentence_adherence": fresh["adherence"],
-        "unseen_sentence_adherence": unseen["adherence"],
-        "edge_tint": edge_tint(np.concatenate([gen_x, para_x])),
+        **{f"{name}_adherence": scores["adherence"] for name, scores in sets.items()},
+        "edge_tint": edge_tint(np.concatenate([gen_x, first_sentences])),
         "diversity_ratio": classes["diversity_ratio"],
         "diversity_ratio_group_prompts": group_prompt_diversity(classes["diversity"]),
         "frechet_distance_generated_vs_heldout": classes["frechet_distance_vs_heldout"],
@@ -398,9 +412,7 @@ def evaluate_draw(draw, classifier, real: dict, per_class: int = 24, log=print) 
             c: {
                 "real": real["ceiling_per_class"].get(c),
                 "generated": classes["per_class"].get(c),
-                "paraphrases": sentences["per_class"].get(c),
-                "fresh_sentences": fresh["per_class"].get(c),
-                "unseen_sentences": unseen["per_class"].get(c),
+                **{PER_CLASS_KEYS[name]: scores["per_class"].get(c) for name, scores in sets.items()},
                 "diversity": classes["diversity"][c]["ratio"],
             }
             for c in CLASSES
@@ -424,8 +436,7 @@ def reusable_scores(model_dir: Path, run_dir: Path, per_class: int, steps: int =
             and not saved.get("guidance_start"))
     if not same:
         return None
-    keep = ("prompt_adherence", "paraphrase_adherence", "fresh_sentence_adherence", "unseen_sentence_adherence",
-            "diversity_ratio",
+    keep = ("prompt_adherence", *(f"{name}_adherence" for name in SENTENCE_SETS), "diversity_ratio",
             "diversity_ratio_group_prompts", "frechet_distance_generated_vs_heldout", "coverage", "edge_tint", "per_class")
     return {k: saved[k] for k in keep if k in saved} | {"reused_from": str(run_dir / "eval.json")}
 

@@ -41,6 +41,7 @@ class EmojiWords:
     keywords: tuple[str, ...] = ()  # CLDR keywords, the too-common ones already removed
     colour: str | None = None  # read off the glyph's pixels
     demonyms: tuple[str, ...] = ()  # a flag's country as an adjective ("italian"), round 5 on
+    synonyms: tuple[str, ...] = ()  # everyday words neither name nor keywords use ("puppy"), round 6 on
 
 
 def plain_choices(words: EmojiWords) -> list[tuple[str, float]]:
@@ -63,8 +64,9 @@ def subjects(words: EmojiWords) -> list[tuple[str, float]]:
     out += [(alias, 0.15 / len(words.aliases)) for alias in words.aliases]
     nouns = [k for k in words.keywords if k != words.name]
     out += [(k, 0.3 / len(nouns)) for k in nouns]
+    out += [(s, 0.3 / len(words.synonyms)) for s in words.synonyms]
     if words.colour and words.colour not in words.name.split():
-        base = [k for k in (*nouns, words.name) if " " not in k] or [words.name]
+        base = [k for k in (*nouns, *words.synonyms, words.name) if " " not in k] or [words.name]
         out += [(f"{words.colour} {noun}", 0.2 / len(base)) for noun in base]
     return out
 
@@ -209,9 +211,10 @@ def pick_training_caption(rng: np.random.Generator, choices: list[tuple[str, flo
 
 
 def emoji_words(data, keyword_table: dict[str, tuple[str, ...]], colours: list[str | None],
-                demonyms: bool = False) -> list[EmojiWords]:
+                demonyms: bool = False, synonyms: bool = False) -> list[EmojiWords]:
     """EmojiWords for each emoji of a data set, dropping keywords too common to name anything; with `demonyms`
-    (round 5 on), flags also get their country's adjective."""
+    (round 5 on), flags also get their country's adjective; with `synonyms` (round 6 on), everyday words for
+    the thing (studio/data/synonyms.py)."""
     from studio.data.demonyms import demonyms_for
     from studio.data.emoji_words import keywords_for
 
@@ -225,7 +228,30 @@ def emoji_words(data, keyword_table: dict[str, tuple[str, ...]], colours: list[s
             EmojiWords(data.names[i], data.aliases[i], data.groups[i], data.subgroups[i], keywords, colours[i],
                        demonyms_for(char) if demonyms else ())
         )
-    return out
+    return with_synonyms(out) if synonyms else out
+
+
+def with_synonyms(all_words: list[EmojiWords]) -> list[EmojiWords]:
+    """Each emoji's words with its everyday synonyms: checked against a word-frequency list, never another emoji's
+    name or alias, never a word that composes any caption (a describing word, a request)."""
+    import dataclasses
+
+    from studio.data.emoji import SKIN_TONE
+    from studio.data.synonyms import everyday_synonyms
+
+    names = [SKIN_TONE.sub("", w.name).strip() for w in all_words]
+    other_names = {n.lower() for w in all_words for n in (w.name, *w.aliases)}
+    own = [{w.name, *w.aliases, *w.keywords} for w in all_words]
+    composing = set(DESCRIBING) | {word for r in REQUESTS for word in re.findall(r"[a-z]+", r)}
+    found = everyday_synonyms(names, other_names, own)
+    return [dataclasses.replace(w, synonyms=tuple(s for s in found[i] if not set(s.split()) & composing))
+            for i, w in enumerate(all_words)]
+
+
+def without_held_out(choices: list[tuple[str, float]], held_out: frozenset[str]) -> list[tuple[str, float]]:
+    """A caption table without the evaluation's sentences: a new word can make a held-out sentence a caption."""
+    kept = [(c, w) for c, w in choices if c.lower() not in held_out]
+    return kept or choices
 
 
 def pick_caption(rng: np.random.Generator, choices: list[tuple[str, float]], drop: float) -> str:

@@ -36,6 +36,7 @@ from studio.training.image_captions import (
     load_tokenizer,
     pick_training_caption,
     tokenize,
+    without_held_out,
 )
 from studio.training.image_model import images_to_tensor, noise_scheduler
 from studio.training.image_stages import HELD_OUT_SENTENCES
@@ -94,12 +95,13 @@ class DistillRun:
         self.mean = torch.cat([d.mean for d in dists]) * self.scale
         self.std = torch.cat([d.std for d in dists]) * self.scale
         # Composed captions too (round 4), and from round 5 filler words and flags' adjectives, as the teacher learnt
-        everyday = learnt_everyday_words(teacher_dir)
-        words = emoji_words(train, read_cldr_keywords(), [colour_name(im) for im in train.images], demonyms=everyday)
+        everyday, synonyms = (teacher_learnt(teacher_dir, key) for key in ("everyday_words_from", "synonyms_from"))
+        words = emoji_words(train, read_cldr_keywords(), [colour_name(im) for im in train.images], demonyms=everyday,
+                            synonyms=synonyms)
         self.words = words
         self.fillers = filler_words(emoji_words(data, read_cldr_keywords(), [colour_name(im) for im in data.images],
-                                                demonyms=True), HELD_OUT_SENTENCES) if everyday else ()
-        self.captions = [caption_choices(w) for w in words]
+                                                demonyms=True, synonyms=synonyms), HELD_OUT_SENTENCES) if everyday else ()
+        self.captions = [without_held_out(caption_choices(w), HELD_OUT_SENTENCES) for w in words]
         self.draw_weights = train.per_emoji_weights()  # each emoji once whatever its skin tones, as the teacher's round 3
         self.student = copy.deepcopy(self.teacher).train().requires_grad_(True)
         self.target = copy.deepcopy(self.teacher)
@@ -129,10 +131,11 @@ class DistillRun:
         return True
 
 
-def learnt_everyday_words(teacher_dir: Path) -> bool:
-    """Whether the teacher trained on round 5's captions (its exported training state says when they began)."""
+def teacher_learnt(teacher_dir: Path, round_key: str) -> bool:
+    """Whether the teacher trained on a round's captions (its exported training state says when each began:
+    "everyday_words_from" for round 5, "synonyms_from" for round 6)."""
     state = teacher_dir / "training_state.json"
-    return state.exists() and "everyday_words_from" in json.loads(state.read_text(encoding="utf-8"))
+    return state.exists() and round_key in json.loads(state.read_text(encoding="utf-8"))
 
 
 def distill_step(run: DistillRun, rng: np.random.Generator, generator: torch.Generator) -> float:
@@ -263,7 +266,8 @@ def model_card(run: DistillRun, evaluation: dict | None) -> str:
         f" {TARGET_EMA}; {s['seconds'] / 3600:.2f} CPU hours on one core.",
         "- Data: emoji-ldm's training latents, each emoji drawn once whatever its skin tones, and its captions: round 2's",
         "  and, since its round 4, composed ones (`please draw a big red heart`), since its round 5 with words that name",
-        "  nothing (`… for my cousin`) and flags' adjectives, when the teacher learnt them (licences: see emoji-ldm's card).",
+        "  nothing (`… for my cousin`) and flags' adjectives, since its round 6 with everyday synonyms (`puppy`), when the",
+        "  teacher learnt them (licences: see emoji-ldm's card).",
         "- Rebuild: `python -m studio.training.image_distill train`, then `… export`.", "", "## Evaluation", "",
     ]
     if not evaluation:
@@ -271,8 +275,9 @@ def model_card(run: DistillRun, evaluation: dict | None) -> str:
     lines += ["Scored by the project's classifier as emoji-ldm's card (studio/training/eval_image.py), same prompts and",
               "seeds, beside the 20-step teacher.", "",
               "| | " + " | ".join(evaluation["models"]) + " |", "| --- |" + " --- |" * len(evaluation["models"])]
-    for key in ("prompt_adherence", "paraphrase_adherence", "fresh_sentence_adherence", "unseen_sentence_adherence",
-                "diversity_ratio",
+    from studio.training.eval_image import SENTENCE_SETS
+
+    for key in ("prompt_adherence", *(f"{name}_adherence" for name in SENTENCE_SETS), "diversity_ratio",
                 "frechet_distance_generated_vs_heldout", "seconds_per_image"):
         lines.append(f"| {key} | " + " | ".join(str(m.get(key, "")) for m in evaluation["models"].values()) + " |")
     return "\n".join(lines) + "\n"

@@ -142,7 +142,8 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
         "  colour read off the glyph with a keyword, `blue car`) in a phrasing (`a …`, `an emoji of a …`, `a picture of",
         "  a …`, `a cute …`, …; training/image_captions.py). 10 % empty (for CFG). The evaluation's sentences",
         "  (eval_image.PARAPHRASE_PROMPTS; set B, FRESH_SENTENCES, written before round 4; set C, UNSEEN_SENTENCES,",
-        "  written before round 5 was scored) are never among the training captions (a test checks).",
+        "  written before round 5 was scored; set D, BLIND_SENTENCES, written before round 6 was trained) are never",
+        "  among the training captions (a test checks).",
         "- Weights: licence as listed in assets/catalog.json; they are learnt from the OFL 1.1 glyphs above.",
         "",
         "## Architecture",
@@ -203,6 +204,10 @@ def training_rounds(s: dict) -> list[str]:
                      "that name no emoji (`a big red heart for my cousin`): frequent English words (wordfreq) that no "
                      "caption of any emoji uses, nor any evaluation sentence; flags also go by their country's "
                      "adjective (`an italian flag`, studio/data/demonyms.py).")
+    if "synonyms_from" in s:
+        lines.append(f"- From LDM step {s['synonyms_from']:,} (round 6): everyday words for the thing that neither its "
+                     "name nor its keywords use (`puppy`, `burger`, `3 o'clock`, `half past three`), hand-written and "
+                     "checked against a word-frequency list (studio/data/synonyms.py).")
     if "decoder_shown_error_from" in s:
         lines.append(f"- Decoder stage: far-background term from decoder step {s.get('decoder_background_from', 0):,}, "
                      f"errors counted as the picture shows them from step {s['decoder_shown_error_from']:,} (the cyan "
@@ -228,9 +233,11 @@ def evaluation_lines(evaluation: dict | None) -> list[str]:
         lines.append(tint_line(evaluation["edge_tint"]))
     if "per_class" in evaluation:
         lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences (set A) | fresh sentences "
-                  "(set B) | unseen sentences (set C) | diversity / real |", "| --- | --- | --- | --- | --- | --- | --- |"]
+                  "(set B) | unseen sentences (set C) | blind sentences (set D) | diversity / real |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, row in evaluation["per_class"].items():
             lines.append(f"| {name} | {row.get('real', '')} | {row.get('generated', '')} | "
                          f"{row.get('paraphrases', '')} | {row.get('fresh_sentences', '')} | "
-                         f"{row.get('unseen_sentences', '')} | {row.get('diversity', '')} |")
+                         f"{row.get('unseen_sentences', '')} | {row.get('blind_sentences', '')} | "
+                         f"{row.get('diversity', '')} |")
     return lines

@@ -68,12 +68,17 @@ class Run:
     # -- captions
     def words(self, data: data_emoji.EmojiDataset) -> list[EmojiWords]:
         colours = [colour_name(image) for image in data.images]
-        return emoji_words(data, read_cldr_keywords(), colours, demonyms=self.everyday_words)
+        return emoji_words(data, read_cldr_keywords(), colours, demonyms=self.everyday_words, synonyms=self.synonyms)
 
     @property
     def everyday_words(self) -> bool:
         """Round 5 on: flags' country adjectives, and filler words that name nothing (image_stages)."""
         return "everyday_words_from" in self.state
+
+    @property
+    def synonyms(self) -> bool:
+        """Round 6 on: everyday words for each emoji that neither its name nor its keywords use ("puppy")."""
+        return "synonyms_from" in self.state
 
     def all_captions(self) -> list[str]:
         """The plain captions of every emoji (what a fresh run learns its BPE vocabulary from)."""

@@ -16,7 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from studio.training import run as run_files
-from studio.training.image_captions import COMPOSED_SHARE, filler_words, pick_training_caption, tokenize
+from studio.training.image_captions import (
+    COMPOSED_SHARE,
+    filler_words,
+    pick_training_caption,
+    tokenize,
+    without_held_out,
+)
 from studio.training.image_model import ema_update, images_to_tensor, ldm_loss, noise_scheduler, psnr, vae_loss
 from studio.training.image_run import Run
 
@@ -211,10 +217,14 @@ def composing_words(run: Run, compose: bool) -> list | None:
     return run.words(run.train)
 
 
-def start_everyday_words(run: Run, everyday: bool) -> None:
-    """Round 5 on (the step it began is kept in the state): flags' adjectives in the captions, fillers in them."""
-    if everyday:
+def start_everyday_words(run: Run, everyday: bool, synonyms: bool = False) -> None:
+    """Round 5 on (the step it began is kept in the state): flags' adjectives in the captions, fillers in them;
+    round 6 on, everyday synonyms as subjects too."""
+    if everyday or synonyms:
         run.state.setdefault("everyday_words_from", run.state["ldm_step"])
+    if synonyms:
+        run.state.setdefault("synonyms_from", run.state["ldm_step"])
+        run.log(f"everyday synonyms ('puppy', 'burger', '3 o'clock') from ldm step {run.state['synonyms_from']}")
 
 
 def everyday_fillers(run: Run) -> tuple[str, ...]:
@@ -241,6 +251,7 @@ def train_ldm(
     per_emoji: bool = False,
     compose: bool = False,
     everyday: bool = False,
+    synonyms: bool = False,
 ) -> None:
     run.vae.eval().requires_grad_(False)
     if run.state["stage"] != "ldm":
@@ -251,8 +262,8 @@ def train_ldm(
         run.log(f"latent scaling factor {run.state['scaling_factor']:.4f}")
     scale = run.state["scaling_factor"]
     scheduler = noise_scheduler()
-    start_everyday_words(run, everyday)
-    captions = run.caption_table()
+    start_everyday_words(run, everyday, synonyms)
+    captions = [without_held_out(choices, HELD_OUT_SENTENCES) for choices in run.caption_table()]
     run.make_optimizer("ldm", lr)
     resumed = run.restore_optimizer("ldm")
     step0 = run.state["ldm_step"]

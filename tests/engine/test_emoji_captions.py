@@ -19,6 +19,7 @@ from studio.training.image_captions import (
     pick_training_caption,
     subjects,
     with_article,
+    without_held_out,
 )
 
 
@@ -61,7 +62,7 @@ def test_the_evaluations_typed_sentences_are_never_training_captions():
     words = emoji_words(data, read_cldr_keywords(), [colour_name(image) for image in data.images])
     captions = {c.lower() for w in words for c, _ in caption_choices(w)}
     sentences = [p.lower() for table in SENTENCE_SETS.values() for prompts in table.values() for p in prompts]
-    assert len(set(sentences)) == 90 and not set(sentences) & captions
+    assert len(set(sentences)) == 120 and not set(sentences) & captions
     assert {p for prompts in CLASS_PROMPTS.values() for p in prompts} & captions  # the class prompts are names
     # Nor does round 4's composer train on one: a composed caption holds one of its emoji's subjects word for
     # word, so only emoji with a subject inside a sentence can make it, and training tells it to avoid those.
@@ -77,6 +78,13 @@ def test_the_evaluations_typed_sentences_are_never_training_captions():
     fillers = set(filler_words(everyday, HELD_OUT_SENTENCES))
     assert not fillers & {word for sentence in sentences for word in sentence.replace("'", " ").split()}
     assert any(w.demonyms for w in everyday) and not any(w.demonyms for w in words)
+    # Round 6's synonyms can turn a sentence into a caption ("a" + a new subject): training drops those captions and
+    # the composer avoids them, so no caption drawn in training is a held-out sentence.
+    synonyms = emoji_words(data, read_cldr_keywords(), [colour_name(image) for image in data.images], demonyms=True,
+                           synonyms=True)
+    table = [without_held_out(caption_choices(w), HELD_OUT_SENTENCES) for w in synonyms]
+    assert {c.lower() for w in synonyms for c, _ in caption_choices(w)} & set(sentences)  # some would be captions ...
+    assert not {c.lower() for choices in table for c, _ in choices} & set(sentences)  # ... and are dropped
 
 
 def test_composed_captions_put_describing_words_and_requests_around_a_subject():
