@@ -254,8 +254,7 @@ def train_ldm(
     synonyms: bool = False,
 ) -> None:
     run.vae.eval().requires_grad_(False)
-    if run.state["stage"] != "ldm":
-        run.state["stage"] = "ldm"
+    run.state["stage"] = "ldm"
     mean, std = run.encode_latents(run.train)
     if run.state["scaling_factor"] is None:
         run.state["scaling_factor"] = float(1.0 / mean.std())

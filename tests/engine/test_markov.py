@@ -151,3 +151,21 @@ def test_discounts_survive_pruning_when_asked_and_a_save_and_load(model, tmp_pat
     loaded = markov.NGramModel.load(tmp_path / "m")
     assert loaded.discounts == kept.discounts and loaded.smoothing_name == markov.SMOOTHING
     assert np.allclose(loaded.distribution(list(b"the c")), kept.distribution(list(b"the c")))
+
+
+def test_a_chat_answer_in_the_plain_transcript_is_never_blank():
+    """The built-in byte model used to begin one answer in ten with a line break or a second space and then write
+    only white space to the end (seeds 12 and 25 here): the chat showed no answer. Now a blank answer may not end,
+    break the line or add space, so each of these seeds says something."""
+    folder = paths.builtin_model_dir("text-markov")
+    if not (folder / "counts.safetensors").exists():
+        pytest.skip("models/text-markov is not built yet (python -m studio.training.text markov)")
+    pytest.importorskip("torch")
+    from studio.engine.text import generate as text
+
+    loaded = text.load_text_model(catalog.resolve("builtin:text-markov"))
+    messages = ({"role": "user", "content": "Hello"},)
+    answers = [text.generate(loaded, "Hello", text.TextSettings(mode="chat", messages=messages, max_new_tokens=30),
+                             seed=seed).text for seed in range(40)]
+    assert all(answer.strip() for answer in answers)
+    assert all(not answer.startswith(("\n", "  ")) for answer in answers)

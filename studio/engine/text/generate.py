@@ -21,7 +21,7 @@ from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskCon
 from studio.core.recipe import Recipe
 from studio.engine.text.chain import SamplerChain
 from studio.engine.text.llama import choose_runtime, load_for_runtime, runtime_for_adapters
-from studio.engine.text.models import TextModel, load_text_model  # noqa: F401 - load_text_model re-exported
+from studio.engine.text.models import PLAIN_ANSWER_CUE, TextModel, load_text_model  # noqa: F401 - re-exported
 from studio.engine.text.sampling import Candidates, inspect_candidates
 from studio.engine.text.settings import DEFAULT_MODEL, PRESET_KEYS, PRESETS, TextSettings  # noqa: F401 - re-exported
 
@@ -193,14 +193,12 @@ def generate(
     started = time.perf_counter()
     state, logits = model.start(prompt_ids) if settings.max_new_tokens > 0 else (None, None)
     out = _Writer(model, settings, prompt_ids, heal)
+    answer_on_cue_line = settings.mode == "chat" and prompt.endswith(PLAIN_ANSWER_CUE)
     finish, first_token_s, tokens_made = "length", 0.0, 0
     while len(out.generated) < settings.max_new_tokens:
         if cancelled is not None and cancelled():
             raise Cancelled()
-        refused = out.bans.get(len(out.generated), set())
-        if len(out.generated) < settings.min_new_tokens and model.eos_id is not None:
-            refused = refused | {model.eos_id}  # not the end yet (a Continue after an end would add nothing)
-        final = chain.process(logits, out.history, frozenset(refused))
+        final = chain.process(logits, out.history, frozenset(refused_here(out, model, answer_on_cue_line)))
         if heal and not out.generated:
             final = Candidates(only_these_tokens(final.full(), logits, heal), None, logits.numel())
         token = chain.choose(final)
@@ -228,6 +226,19 @@ def generate(
         if len(out.generated) < settings.max_new_tokens:
             state, logits = model.step(state, token)
     return _finished(out, prompt, finish, started, first_token_s, report)
+
+
+def refused_here(out: _Writer, model: TextModel, answer_on_cue_line: bool) -> set[int]:
+    """Tokens the next position may not take: those that led into a banned string here; the end before
+    min_new_tokens (a Continue after an end would add nothing); and, in a plain chat transcript while the answer is
+    still blank, the end, a line break or more space after the first (see models.PLAIN_ANSWER_CUE)."""
+    refused = out.bans.get(len(out.generated), set())
+    blank = answer_on_cue_line and not out.text.strip()
+    if model.eos_id is not None and (len(out.generated) < out.settings.min_new_tokens or blank):
+        refused = refused | {model.eos_id}
+    if blank:
+        refused = refused | model.line_break_tokens() | (model.blank_tokens() if out.generated else frozenset())
+    return refused
 
 
 def _finished(out: _Writer, prompt: str, finish: str, started: float, first_token_s: float, report) -> Generation:

@@ -12,6 +12,12 @@ from studio.core import adapters as lora
 from studio.core import catalog
 from studio.core.jobs import UserError
 
+# The plain chat transcript (models without a chat template: the built-in ones, base models) ends with this; the
+# answer belongs on the same line, after at most one space. A model that breaks the line first, or adds more space,
+# has lost the turn: the built-in byte model then wrote blank lines or spaces to the end (one seed in ten), and the
+# chat showed no answer at all.
+PLAIN_ANSWER_CUE = "Assistant:"
+
 
 class TextModel:
     """What the sampling loop needs from a model."""
@@ -53,7 +59,19 @@ class TextModel:
         transcript = "".join(
             f"{m.get('role', 'user').capitalize()}: {m.get('content', '').strip()}\n" for m in messages
         )
-        return transcript + "Assistant:", ("\nUser:",)
+        return transcript + PLAIN_ANSWER_CUE, ("\nUser:",)
+
+    def line_break_tokens(self) -> frozenset[int]:
+        """Ids of the tokens whose text holds a line break (cached)."""
+        if getattr(self, "_line_breaks", None) is None:
+            self._line_breaks = frozenset(i for i, t in enumerate(self.vocab_texts()) if "\n" in t)
+        return self._line_breaks
+
+    def blank_tokens(self) -> frozenset[int]:
+        """Ids of the tokens whose text is only white space (cached)."""
+        if getattr(self, "_blanks", None) is None:
+            self._blanks = frozenset(i for i, t in enumerate(self.vocab_texts()) if t and not t.strip())
+        return self._blanks
 
 
 class HFTextModel(TextModel):
