@@ -94,7 +94,8 @@ class DistillRun:
             dists = [vae.encode(images_to_tensor(train.images[i : i + 256])).latent_dist for i in range(0, len(train), 256)]
         self.mean = torch.cat([d.mean for d in dists]) * self.scale
         self.std = torch.cat([d.std for d in dists]) * self.scale
-        # Composed captions too (round 4), and from round 5 filler words and flags' adjectives, as the teacher learnt
+        # Composed captions too (round 4), from round 5 filler words and flags' adjectives, from round 6 synonyms:
+        # whatever the teacher learnt
         everyday, synonyms = (teacher_learnt(teacher_dir, key) for key in ("everyday_words_from", "synonyms_from"))
         words = emoji_words(train, read_cldr_keywords(), [colour_name(im) for im in train.images], demonyms=everyday,
                             synonyms=synonyms)
