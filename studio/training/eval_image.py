@@ -100,10 +100,26 @@ BLIND_SENTENCES = {
     "hand": ("a hand giving a high five", "two hands clapping at a concert", "a hand pointing down at the text"),
     "symbol": ("an arrow going back to the left", "the zodiac sign for leo", "a rewind button for my music player"),
 }
+# Set E, written at the start of round 7, before its tokenizer growth and captions were built or anything scored.
+# Set D's sentences were never looked at one by one; set E is the honest measure of round 7.
+SEALED_SENTENCES = {
+    "face": ("a smiley winking at me", "a sick face with a thermometer in its mouth", "a face rolling its eyes"),
+    "heart": ("a heart with an arrow through it", "a black heart for halloween", "a big white heart on my card"),
+    "flag": ("the flag of mexico for the party", "the british flag at the olympics", "a little indian flag"),
+    "animal": ("a panda bear eating bamboo", "a fox with a bushy tail", "a cow in a field"),
+    "food": ("a bunch of ripe bananas", "a plate of spaghetti", "a pear for my lunch box"),
+    "plant": ("a red rose for my wife", "a little seedling growing", "a pine tree in the snow"),
+    "vehicle": ("a train leaving the station", "a police car with its lights on", "a plane taking off"),
+    "clock": ("a clock showing ten o'clock", "a clock on the wall at half past six", "a clock that says it's five"),
+    "hand": ("a hand waving goodbye", "a fist bump", "a hand doing the rock on sign"),
+    "symbol": ("a minus sign for my maths homework", "the star sign for scorpio", "a pause button on the remote"),
+}
 SENTENCE_SETS = {"paraphrase": PARAPHRASE_PROMPTS, "fresh_sentence": FRESH_SENTENCES,
-                 "unseen_sentence": UNSEEN_SENTENCES, "blind_sentence": BLIND_SENTENCES}
+                 "unseen_sentence": UNSEEN_SENTENCES, "blind_sentence": BLIND_SENTENCES,
+                 "sealed_sentence": SEALED_SENTENCES}
 PER_CLASS_KEYS = {"paraphrase": "paraphrases", "fresh_sentence": "fresh_sentences",
-                  "unseen_sentence": "unseen_sentences", "blind_sentence": "blind_sentences"}  # the card's columns
+                  "unseen_sentence": "unseen_sentences", "blind_sentence": "blind_sentences",
+                  "sealed_sentence": "sealed_sentences"}  # the card's columns
 CLASSES = data_emoji.EVAL_CLASSES
 
 
