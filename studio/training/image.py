@@ -42,7 +42,7 @@ from studio.training.image_stages import BACKGROUND_WEIGHT, VAE_STEPS, train_dec
 def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_steps: int = VAE_STEPS,
           lr: float = 4e-4, decay_to: float | None = None, per_emoji: bool = False,
           background_weight: float = BACKGROUND_WEIGHT, compose: bool = False, everyday: bool = False,
-          synonyms: bool = False) -> None:
+          synonyms: bool = False, new_words: bool = False) -> None:
     torch.set_num_threads(threads)
     log = run_files.make_logger(run_dir)
     deadline = time.time() + minutes * 60 if minutes else float("inf")
@@ -64,7 +64,7 @@ def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_st
         return
     if stage in ("all", "ldm") and time.time() < deadline:
         train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples, per_emoji=per_emoji,
-                  compose=compose, everyday=everyday, synonyms=synonyms)
+                  compose=compose, everyday=everyday, synonyms=synonyms, new_words=new_words)
         save_samples(run)
 
 
@@ -94,6 +94,9 @@ def main() -> None:
     parser.add_argument("--synonyms", action="store_true",
                         help="round 6: everyday words for each emoji that neither its name nor its keywords use "
                         "('puppy', 'burger', \"3 o'clock\"; studio/data/synonyms.py), with round 5's words")
+    parser.add_argument("--new-words", action="store_true",
+                        help="round 7 (with --synonyms): the everyday words made whole tokens, their embeddings started "
+                        "from the emoji they name, and a quarter of every batch captioned with them")
     parser.add_argument("--background-weight", type=float, default=BACKGROUND_WEIGHT,
                         help="decoder stages: weight of the far-background term (the cyan column's fix)")
     parser.add_argument("--run-dir", type=Path, default=default_run_dir())
@@ -101,7 +104,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "train":
         train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to, args.per_emoji,
-              args.background_weight, args.compose, args.everyday_words, args.synonyms)
+              args.background_weight, args.compose, args.everyday_words, args.synonyms,
+              args.new_words)
     elif args.command == "export":
         torch.set_num_threads(args.threads)
         export(args.run_dir, args.model_dir)

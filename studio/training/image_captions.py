@@ -248,6 +248,25 @@ def with_synonyms(all_words: list[EmojiWords]) -> list[EmojiWords]:
             for i, w in enumerate(all_words)]
 
 
+def everyday_caption(rng: np.random.Generator, words: EmojiWords, avoid: frozenset[str] = frozenset(),
+                     fillers: tuple[str, ...] = ()) -> str:
+    """Round 7: a caption whose subject is one of the emoji's everyday words (a synonym, a flag's adjective), said
+    the ways PHRASES and the composer say a name; never one in `avoid`."""
+    said = [*words.synonyms, *(f"{d} flag" for d in words.demonyms)] or [words.name]
+    subject = said[int(rng.integers(len(said)))]
+    if words.colour and " " not in subject and rng.random() < 0.2:
+        subject = f"{words.colour} {subject}"
+    if rng.random() < 0.5:
+        return composed_caption(rng, EmojiWords(subject, (), "", ""), avoid, fillers)
+    caption = with_article(PHRASES[int(rng.integers(len(PHRASES)))], subject)
+    return caption if caption.lower() not in avoid else words.name
+
+
+def everyday_word_set(all_words: list[EmojiWords]) -> set[str]:
+    """The single words of every emoji's synonyms and flags' adjectives (round 7 makes them whole tokens)."""
+    return {word for w in all_words for said in (*w.synonyms, *w.demonyms) for word in re.findall(r"[a-z]+", said.lower())}
+
+
 def without_held_out(choices: list[tuple[str, float]], held_out: frozenset[str]) -> list[tuple[str, float]]:
     """A caption table without the evaluation's sentences: a new word can make a held-out sentence a caption."""
     kept = [(c, w) for c, w in choices if c.lower() not in held_out]
@@ -356,3 +375,81 @@ def write_vocab_and_merges(folder: Path) -> None:
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
 
+
+
+# Round 7: whole-word tokens for the everyday words. The first round learnt its BPE vocabulary from the emoji's
+# names, so a word round 6 added breaks into pieces that already mean something else: "kitten" is "kit" + "ten</w>",
+# and "ten" is a clock. Appending merges that join such a word's pieces makes it one new token, whose embedding
+# can start from what the word means (image_run.Run.grow_text_vocabulary) instead of from its pieces.
+def byte_word(word: str) -> str:
+    """A pre-tokenized word in the byte characters the vocabulary and merges are written in."""
+    byte_chars = _bytes_to_unicode()
+    return "".join(byte_chars[b] for b in word.lower().encode("utf-8"))
+
+
+def bpe_pieces(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
+    """CLIP's BPE of one byte-character word: merge the best-ranked adjacent pair everywhere, until none is ranked."""
+    symbols = list(word[:-1]) + [word[-1] + "</w>"]
+    while len(symbols) > 1:
+        pairs = set(zip(symbols, symbols[1:], strict=False))
+        best = min(pairs, key=lambda pair: ranks.get(pair, float("inf")))
+        if best not in ranks:
+            break
+        merged, i = [], 0
+        while i < len(symbols):
+            if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
+                merged.append(symbols[i] + symbols[i + 1])
+                i += 2
+            else:
+                merged.append(symbols[i])
+                i += 1
+        symbols = merged
+    return symbols
+
+
+def whole_word_merges(words, protected, merges: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Merges to append so each of `words` becomes one token, and the words that did. A word is skipped when one of
+    its merges would also join two pieces of a `protected` word (the words the model has learnt), so no learnt
+    caption tokenizes differently: appended merges rank after every old one, so they only act on a word's final
+    pieces."""
+    ranks = {pair: i for i, pair in enumerate(merges)}
+    learnt_pairs = set()
+    for word in protected:
+        pieces = bpe_pieces(byte_word(word), ranks)
+        learnt_pairs.update(zip(pieces, pieces[1:], strict=False))
+    added: list[tuple[str, str]] = []
+    grown = []
+    for word in sorted(set(words) - set(protected)):
+        pieces = bpe_pieces(byte_word(word), ranks)
+        chain = [("".join(pieces[:k]), pieces[k]) for k in range(1, len(pieces))]
+        if not chain or learnt_pairs & set(chain):
+            continue
+        for pair in chain:
+            ranks.setdefault(pair, len(ranks))
+            if pair not in added and ranks[pair] >= len(merges):
+                added.append(pair)
+        grown.append(word)
+    return added, grown
+
+
+def grow_tokenizer(tokenizer, words, protected, folder: Path):
+    """The tokenizer with each of `words` made one token (new ids after every old one), saved to `folder` as a
+    standard CLIPTokenizer folder; returns it, the words that became one token, and the appended merges."""
+    from transformers import CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(folder)
+    model = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]
+    merges = [tuple(m.split(" ") if isinstance(m, str) else m) for m in model["merges"]]
+    added, grown = whole_word_merges(words, protected, merges)
+    vocab = dict(model["vocab"])
+    for pair in added:
+        vocab.setdefault("".join(pair), len(vocab))
+    (folder / "tokenizer.json").unlink()
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    merges_text = "#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges + added) + "\n"
+    (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
+    grown_tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
+                                    model_max_length=MAX_TOKENS)
+    grown_tokenizer.save_pretrained(folder)
+    return grown_tokenizer, grown, added

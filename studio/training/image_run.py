@@ -102,6 +102,22 @@ class Run:
         self.unet_ema = copy.deepcopy(self.unet).requires_grad_(False)
         self.text_ema = copy.deepcopy(self.text_encoder).requires_grad_(False)
 
+    def grow_text_vocabulary(self, tokenizer, sources: dict[int, list[int]]) -> None:
+        """Round 7: both text encoders' token tables grown to `tokenizer`'s size; each new row starts as the mean of
+        its `sources` rows (old token ids), scaled to the old rows' mean length, so a new word begins where the
+        words it means already are."""
+        for encoder in (self.text_encoder, self.text_ema):
+            old = encoder.get_input_embeddings().weight.detach().clone()
+            encoder.resize_token_embeddings(len(tokenizer))
+            table = encoder.get_input_embeddings().weight
+            length = old.norm(dim=1).mean()
+            with torch.no_grad():
+                for new_id, ids in sources.items():
+                    row = old[ids].mean(dim=0)
+                    table[new_id] = row * length / row.norm().clamp_min(1e-8)
+        self.text_ema.requires_grad_(False)
+        self.tokenizer = tokenizer
+
     def latent_size(self) -> int:
         return data_emoji.IMAGE_SIZE // 2 ** (len(self.sizes.vae_channels) - 1)
 
@@ -164,6 +180,10 @@ class Run:
             self._optimizer_file = None
             return True
         return False
+
+    def drop_optimizer_state(self) -> None:
+        """Start the next optimiser afresh (the parameters it would restore changed shape)."""
+        self._optimizer_file = None
 
     def restore_optimizer(self, stage: str) -> bool:
         """Load the checkpoint's optimiser state for this stage; False when there is none (a fresh optimiser)."""

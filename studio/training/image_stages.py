@@ -24,6 +24,7 @@ from studio.training.image_captions import (
     without_held_out,
 )
 from studio.training.image_model import ema_update, images_to_tensor, ldm_loss, noise_scheduler, psnr, vae_loss
+from studio.training.image_new_words import start_new_words
 from studio.training.image_run import Run
 
 CHECKPOINT_EVERY_S = 180
@@ -238,6 +239,29 @@ def everyday_fillers(run: Run) -> tuple[str, ...]:
     return fillers
 
 
+class CaptionDraws:
+    """Which training emoji a batch holds and what their captions say, under every round's caption rules (the
+    step each round began is kept in the run's state)."""
+
+    def __init__(self, run: Run, per_emoji: bool, compose: bool, everyday: bool, synonyms: bool, new_words: bool):
+        start_everyday_words(run, everyday, synonyms)
+        self.count = len(run.train)
+        self.weights = draw_weights(run, per_emoji)
+        self.fillers = everyday_fillers(run)
+        self.new_words = start_new_words(run, new_words, self.weights, HELD_OUT_SENTENCES, self.fillers)
+        self.captions = [without_held_out(choices, HELD_OUT_SENTENCES) for choices in run.caption_table()]
+        self.composing = composing_words(run, compose or run.everyday_words)
+
+    def draw(self, rng: np.random.Generator, batch: int, drop: float) -> tuple[np.ndarray, list[str]]:
+        idx = rng.choice(self.count, batch, p=self.weights) if self.weights is not None else \
+            rng.integers(0, self.count, batch)
+        texts = [pick_training_caption(rng, self.captions[i], self.composing[i] if self.composing else None, drop,
+                                       HELD_OUT_SENTENCES, self.fillers) for i in idx]
+        if self.new_words is not None:
+            idx, texts = self.new_words.swap_in(rng, idx, texts, drop)
+        return idx, texts
+
+
 def train_ldm(
     run: Run,
     deadline: float,
@@ -252,6 +276,7 @@ def train_ldm(
     compose: bool = False,
     everyday: bool = False,
     synonyms: bool = False,
+    new_words: bool = False,
 ) -> None:
     run.vae.eval().requires_grad_(False)
     run.state["stage"] = "ldm"
@@ -261,17 +286,13 @@ def train_ldm(
         run.log(f"latent scaling factor {run.state['scaling_factor']:.4f}")
     scale = run.state["scaling_factor"]
     scheduler = noise_scheduler()
-    start_everyday_words(run, everyday, synonyms)
-    captions = [without_held_out(choices, HELD_OUT_SENTENCES) for choices in run.caption_table()]
+    draws = CaptionDraws(run, per_emoji, compose, everyday, synonyms, new_words)  # may grow the text encoder
     run.make_optimizer("ldm", lr)
     resumed = run.restore_optimizer("ldm")
     step0 = run.state["ldm_step"]
     if not resumed:  # a fresh optimiser (a new round on exported weights) warms up again from here
         run.state["ldm_warm_from"] = step0
     warm_from = run.state.get("ldm_warm_from", 0)
-    weights = draw_weights(run, per_emoji)
-    composing = composing_words(run, compose or run.everyday_words)
-    fillers = everyday_fillers(run)
     started = time.time()
     rng = np.random.default_rng(seed + step0)
     generator = torch.Generator().manual_seed(seed + step0)
@@ -286,11 +307,9 @@ def train_ldm(
         if decay_to is not None and deadline != float("inf"):  # ... or down to decay_to by the deadline
             rate = run_files.cosine((time.time() - started) / (deadline - started), lr, decay_to) * rate / lr
         run_files.set_learning_rate(run.optimizer, rate)
-        idx = rng.choice(len(run.train), batch, p=weights) if weights is not None else \
-            rng.integers(0, len(run.train), batch)
+        idx, texts = draws.draw(rng, batch, caption_drop)
         latents = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator)) * scale
-        ids = tokenize(run.tokenizer, [pick_training_caption(rng, captions[i], composing[i] if composing else None,
-                                                             caption_drop, HELD_OUT_SENTENCES, fillers) for i in idx])
+        ids = tokenize(run.tokenizer, texts)
         loss = ldm_loss(run.unet, run.text_encoder, scheduler, latents, ids, generator)
         run_files.optimise(run.optimizer, loss)
         # EMA warms up (decay grows with steps) so early exports are not dominated by the random init.
