@@ -142,7 +142,8 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
         "  colour read off the glyph with a keyword, `blue car`) in a phrasing (`a …`, `an emoji of a …`, `a picture of",
         "  a …`, `a cute …`, …; training/image_captions.py). 10 % empty (for CFG). The evaluation's sentences",
         "  (eval_image.PARAPHRASE_PROMPTS; set B, FRESH_SENTENCES, written before round 4; set C, UNSEEN_SENTENCES,",
-        "  written before round 5 was scored; set D, BLIND_SENTENCES, written before round 6 was trained) are never",
+        "  written before round 5 was scored; set D, BLIND_SENTENCES, written before round 6 was trained; set E,",
+        "  SEALED_SENTENCES, written before round 7 was built) are never",
         "  among the training captions (a test checks).",
         "- Weights: licence as listed in assets/catalog.json; they are learnt from the OFL 1.1 glyphs above.",
         "",
@@ -208,6 +209,11 @@ def training_rounds(s: dict) -> list[str]:
         lines.append(f"- From LDM step {s['synonyms_from']:,} (round 6): everyday words for the thing that neither its "
                      "name nor its keywords use (`puppy`, `burger`, `3 o'clock`, `half past three`), hand-written and "
                      "checked against a word-frequency list (studio/data/synonyms.py).")
+    if "new_words_from" in s:
+        lines.append(f"- From LDM step {s['new_words_from']:,} (round 7): {s.get('new_words', 0)} of those everyday words "
+                     "made whole tokens (round 1's BPE cut `kitten` into `kit` + `ten`, a clock), each new embedding "
+                     "started at the mean of the names of the emoji it stands for, and a quarter of every batch "
+                     "captioned with one (studio/training/image_new_words.py).")
     if "decoder_shown_error_from" in s:
         lines.append(f"- Decoder stage: far-background term from decoder step {s.get('decoder_background_from', 0):,}, "
                      f"errors counted as the picture shows them from step {s['decoder_shown_error_from']:,} (the cyan "
