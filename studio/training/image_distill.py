@@ -39,6 +39,7 @@ from studio.training.image_captions import (
     without_held_out,
 )
 from studio.training.image_model import images_to_tensor, noise_scheduler
+from studio.training.image_new_words import NewWordDraws
 from studio.training.image_stages import HELD_OUT_SENTENCES
 
 MODEL_NAME = "emoji-lcm"
@@ -104,6 +105,9 @@ class DistillRun:
                                                 demonyms=True, synonyms=synonyms), HELD_OUT_SENTENCES) if everyday else ()
         self.captions = [without_held_out(caption_choices(w), HELD_OUT_SENTENCES) for w in words]
         self.draw_weights = train.per_emoji_weights()  # each emoji once whatever its skin tones, as the teacher's round 3
+        # Round 7's share of every batch on the everyday words, when the teacher learnt them as whole tokens.
+        self.new_words = NewWordDraws(words, self.draw_weights, HELD_OUT_SENTENCES, self.fillers) \
+            if teacher_learnt(teacher_dir, "new_words_from") else None
         self.student = copy.deepcopy(self.teacher).train().requires_grad_(True)
         self.target = copy.deepcopy(self.teacher)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=LR, weight_decay=0.0)
@@ -134,7 +138,7 @@ class DistillRun:
 
 def teacher_learnt(teacher_dir: Path, round_key: str) -> bool:
     """Whether the teacher trained on a round's captions (its exported training state says when each began:
-    "everyday_words_from" for round 5, "synonyms_from" for round 6)."""
+    "everyday_words_from" for round 5, "synonyms_from" for round 6, "new_words_from" for round 7)."""
     state = teacher_dir / "training_state.json"
     return state.exists() and round_key in json.loads(state.read_text(encoding="utf-8"))
 
@@ -142,10 +146,12 @@ def teacher_learnt(teacher_dir: Path, round_key: str) -> bool:
 def distill_step(run: DistillRun, rng: np.random.Generator, generator: torch.Generator) -> float:
     k = 1000 // SOLVER_STEPS
     idx = rng.choice(len(run.mean), BATCH, p=run.draw_weights)
+    captions = [pick_training_caption(rng, run.captions[i], run.words[i], CAPTION_DROP, HELD_OUT_SENTENCES, run.fillers)
+                for i in idx]
+    if run.new_words is not None:
+        idx, captions = run.new_words.swap_in(rng, idx, captions, CAPTION_DROP)
     z0 = run.mean[idx] + run.std[idx] * torch.randn(run.mean[idx].shape, generator=generator)
-    text = run.encode([pick_training_caption(rng, run.captions[i], run.words[i], CAPTION_DROP, HELD_OUT_SENTENCES,
-                                             run.fillers)
-                       for i in idx])
+    text = run.encode(captions)
     n = torch.randint(0, SOLVER_STEPS, (BATCH,), generator=generator)
     t = (n + 1) * k - 1  # 19, 39, …, 999: the DDIM timesteps LCMScheduler samples from
     t_prev = (t - k).clamp(min=0)
@@ -267,8 +273,9 @@ def model_card(run: DistillRun, evaluation: dict | None) -> str:
         f" {TARGET_EMA}; {s['seconds'] / 3600:.2f} CPU hours on one core.",
         "- Data: emoji-ldm's training latents, each emoji drawn once whatever its skin tones, and its captions: round 2's",
         "  and, since its round 4, composed ones (`please draw a big red heart`), since its round 5 with words that name",
-        "  nothing (`… for my cousin`) and flags' adjectives, since its round 6 with everyday synonyms (`puppy`), when the",
-        "  teacher learnt them (licences: see emoji-ldm's card).",
+        "  nothing (`… for my cousin`) and flags' adjectives, since its round 6 with everyday synonyms (`puppy`), since",
+        "  its round 7 a quarter of every batch captioned with them, when the teacher learnt them (licences: see",
+        "  emoji-ldm's card).",
         "- Rebuild: `python -m studio.training.image_distill train`, then `… export`.", "", "## Evaluation", "",
     ]
     if not evaluation:

@@ -76,3 +76,28 @@ def test_a_distillation_step_resumes_exactly_and_the_export_samples_in_two_steps
     first_image = draw(1)
     assert first_image.shape == (64, 64, 3)
     assert np.array_equal(first_image, draw(1)) and not np.array_equal(first_image, draw(2))
+
+
+@needs_font
+def test_a_round_seven_teacher_puts_a_share_of_every_batch_on_its_everyday_words(tmp_path, teacher, monkeypatch):
+    import json
+    import shutil
+
+    from studio.training import image_distill
+    from studio.training.image_new_words import NEW_WORDS_SHARE
+
+    monkeypatch.setattr(image_distill, "BATCH", 4)
+    torch.set_num_threads(1)
+    teacher_dir, data = teacher
+    shutil.copytree(teacher_dir, tmp_path / "teacher")
+    state = {"everyday_words_from": 0, "synonyms_from": 0, "new_words_from": 0}
+    (tmp_path / "teacher" / "training_state.json").write_text(json.dumps(state), encoding="utf-8")
+    run = image_distill.DistillRun(tmp_path / "run", tmp_path / "teacher", data, log=lambda message: None)
+    assert run.new_words is not None and len(run.new_words.indices) > 0
+    said = {s for i in run.new_words.indices for s in (*run.words[i].synonyms, *run.words[i].demonyms)}
+    idx, texts = run.new_words.swap_in(np.random.default_rng(0), np.zeros(200, dtype=int), [""] * 200, drop=0.0)
+    swapped = [t for t in texts if t]
+    assert abs(len(swapped) / 200 - NEW_WORDS_SHARE) < 0.1 and all(any(s in t for s in said) for t in swapped)
+    assert np.isfinite(_step(run, 0))
+    plain = image_distill.DistillRun(tmp_path / "plain", teacher_dir, data, log=lambda message: None)
+    assert plain.new_words is None  # a teacher of an earlier round: batches as before
