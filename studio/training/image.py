@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=default_run_dir())
     parser.add_argument("--model-dir", type=Path, default=default_model_dir())
     args = parser.parse_args()
+    if args.new_words and not args.synonyms:
+        parser.error("--new-words makes round 6's synonyms whole tokens: give --synonyms too")
     if args.command == "train":
         train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to, args.per_emoji,
               args.background_weight, args.compose, args.everyday_words, args.synonyms,

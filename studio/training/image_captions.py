@@ -420,16 +420,24 @@ def whole_word_merges(words, protected, merges: list[tuple[str, str]]) -> tuple[
     added: list[tuple[str, str]] = []
     grown = []
     for word in sorted(set(words) - set(protected)):
-        pieces = bpe_pieces(byte_word(word), ranks)
-        chain = [("".join(pieces[:k]), pieces[k]) for k in range(1, len(pieces))]
-        if not chain or learnt_pairs & set(chain):
+        chain = merge_chain(bpe_pieces(byte_word(word), ranks), learnt_pairs)
+        if not chain:
             continue
         for pair in chain:
             ranks.setdefault(pair, len(ranks))
             if pair not in added and ranks[pair] >= len(merges):
                 added.append(pair)
         grown.append(word)
-    return added, grown
+    # A later word's merge can split an earlier word before its own chain runs: keep only words that end whole.
+    return added, [word for word in grown if len(bpe_pieces(byte_word(word), ranks)) == 1]
+
+
+def merge_chain(pieces: list[str], learnt_pairs: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Merges that join `pieces` into one token, left to right or else right to left, none of them a pair found in
+    a learnt word's pieces; [] when neither order avoids them (or the word is already one token)."""
+    left = [("".join(pieces[:k]), pieces[k]) for k in range(1, len(pieces))]
+    right = [(pieces[k - 1], "".join(pieces[k:])) for k in range(len(pieces) - 1, 0, -1)]
+    return next((chain for chain in (left, right) if chain and not learnt_pairs & set(chain)), [])
 
 
 def grow_tokenizer(tokenizer, words, protected, folder: Path):

@@ -239,11 +239,12 @@ def evaluation_lines(evaluation: dict | None) -> list[str]:
         lines.append(tint_line(evaluation["edge_tint"]))
     if "per_class" in evaluation:
         lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences (set A) | fresh sentences "
-                  "(set B) | unseen sentences (set C) | blind sentences (set D) | diversity / real |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "(set B) | unseen sentences (set C) | blind sentences (set D) | sealed sentences (set E) | "
+                  "diversity / real |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, row in evaluation["per_class"].items():
             lines.append(f"| {name} | {row.get('real', '')} | {row.get('generated', '')} | "
                          f"{row.get('paraphrases', '')} | {row.get('fresh_sentences', '')} | "
                          f"{row.get('unseen_sentences', '')} | {row.get('blind_sentences', '')} | "
-                         f"{row.get('diversity', '')} |")
+                         f"{row.get('sealed_sentences', '')} | {row.get('diversity', '')} |")
     return lines

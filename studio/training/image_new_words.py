@@ -9,10 +9,12 @@ every batch from the emoji that have such words, captioned with one (image_capti
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
 
+from studio.data.emoji import SKIN_TONE
 from studio.training.image_captions import (
     EmojiWords,
     byte_word,
@@ -26,15 +28,23 @@ from studio.training.image_run import Run
 NEW_WORDS_SHARE = 0.25  # of every batch, from round 7 on
 
 
-def learnt_words(all_words: list[EmojiWords], fillers: tuple[str, ...]) -> set[str]:
-    """The words whose tokens the model has learnt: every caption word but the everyday ones, and the fillers."""
-    return (caption_vocabulary(all_words) - everyday_word_set(all_words)) | set(fillers)
+def words_to_grow(all_words: list[EmojiWords], fillers: tuple[str, ...]) -> tuple[set[str], set[str]]:
+    """The everyday words to make whole, and the learnt words whose tokenization must not change.
+
+    An everyday word is grown unless a name, an alias, a group or a phrasing uses it ("pizza" of "pizza slice",
+    "icon" of "an icon of a …" stay as they are): those are the model's core words. An everyday word that is also
+    some emoji's CLDR keyword ("puppy", "plane") is grown, and its row starts from those emoji too. Every other
+    caption word and every filler is protected."""
+    core = caption_vocabulary([dataclasses.replace(w, keywords=(), synonyms=(), demonyms=()) for w in all_words])
+    grow = everyday_word_set(all_words) - core - set(fillers)
+    learnt = caption_vocabulary([dataclasses.replace(w, synonyms=(), demonyms=()) for w in all_words])
+    return grow, (learnt | set(fillers)) - grow
 
 
 def embedding_sources(old_tokenizer, tokenizer, all_words: list[EmojiWords], grown: list[str],
                       added: list[tuple[str, str]]) -> dict[int, list[int]]:
-    """Where each new token's embedding starts: a grown word at the mean of the name words of the emoji it belongs
-    to ("kitten": "cat", "cat face"); a merge's in-between token at the mean of its old pieces (what it meant)."""
+    """Where each new token's embedding starts: a grown word at the mean of the name words of the emoji it stands
+    for ("kitten": "cat", "cat face"); a merge's in-between token at the mean of its old pieces (what it meant)."""
     old_ids = old_tokenizer.get_vocab()
     pieces = {"".join(pair): pair for pair in added}
 
@@ -47,24 +57,27 @@ def embedding_sources(old_tokenizer, tokenizer, all_words: list[EmojiWords], gro
     new_vocab = tokenizer.get_vocab()
     sources = {new_vocab[token]: old_pieces(token) for token in pieces if token not in old_ids}
     for word in grown:
-        names = [w.name for w in all_words if word in everyday_words_of(w)]
+        # Skin-tone variants share their emoji's words: "light skin tone" would outweigh "clapping hands".
+        names = {SKIN_TONE.sub("", w.name).strip(" :,") for w in all_words if word in everyday_words_of(w)}
         ids = [i for name in names for i in old_tokenizer(name, add_special_tokens=False).input_ids
                if old_tokenizer.convert_ids_to_tokens(i).removesuffix("</w>").isalpha()]
-        if ids:
-            sources[new_vocab[byte_word(word) + "</w>"]] = ids
+        token_id = new_vocab[byte_word(word) + "</w>"]
+        if ids and token_id >= len(old_ids):  # a learnt row is never overwritten
+            sources[token_id] = ids
     return sources
 
 
 def everyday_words_of(words: EmojiWords) -> set[str]:
-    return {word for said in (*words.synonyms, *words.demonyms) for word in re.findall(r"[a-z]+", said.lower())}
+    """The words of an emoji's synonyms, flags' adjectives and keywords: what its grown words can stand for."""
+    said = (*words.synonyms, *words.demonyms, *words.keywords)
+    return {word for text in said for word in re.findall(r"[a-z]+", text.lower())}
 
 
 def grow_vocabulary(run: Run, fillers: tuple[str, ...]) -> None:
     """Grow the run's tokenizer and text encoders once, at the start of round 7 (the step is kept in the state)."""
     all_words = run.words(run.data)
     old = run.tokenizer
-    tokenizer, grown, added = grow_tokenizer(old, everyday_word_set(all_words), learnt_words(all_words, fillers),
-                                             run.dir / "tokenizer_grown")
+    tokenizer, grown, added = grow_tokenizer(old, *words_to_grow(all_words, fillers), run.dir / "tokenizer_grown")
     run.grow_text_vocabulary(tokenizer, embedding_sources(old, tokenizer, all_words, grown, added))
     run.state["new_words_from"] = run.state["ldm_step"]
     run.state["new_words"] = len(grown)
@@ -99,6 +112,8 @@ def start_new_words(run: Run, enabled: bool, weights: np.ndarray | None, avoid: 
                     fillers: tuple[str, ...]) -> NewWordDraws | None:
     """Round 7 on (needs round 6's synonyms): grow the vocabulary once, then draw the share on everyday words."""
     if enabled and "new_words_from" not in run.state:
+        if not run.synonyms:
+            raise ValueError("round 7's new words are round 6's synonyms: train with synonyms too")
         grow_vocabulary(run, fillers)
     if "new_words_from" not in run.state:
         return None

@@ -56,7 +56,10 @@ def test_a_word_whose_merge_would_join_pieces_of_a_learnt_word_is_left_in_pieces
     assert bpe_pieces("kitten", dict(zip(merges, range(3), strict=True))) == ["ki", "t", "ten</w>"]
     added, grown = whole_word_merges({"kitten"}, {"kit"}, merges)  # "kit" ends ki + t</w>: no pair in common
     assert grown == ["kitten"] and added == [("ki", "t"), ("kit", "ten</w>")]
-    added, grown = whole_word_merges({"kitten"}, {"kitt"}, merges)  # "kitt" is ki + t + t</w>: (ki, t) would join it
+    # "kitt" is ki + t + t</w>: (ki, t) would join it, so the chain runs right to left instead
+    added, grown = whole_word_merges({"kitten"}, {"kitt"}, merges)
+    assert grown == ["kitten"] and added == [("t", "ten</w>"), ("ki", "tten</w>")]
+    added, grown = whole_word_merges({"kitten"}, {"kitt", "atten"}, merges)  # "atten" is a + t + ten</w>: both blocked
     assert grown == [] and added == []
 
 
@@ -70,6 +73,18 @@ def test_everyday_captions_say_one_of_the_emojis_everyday_words_and_never_a_held
     assert any(c != c.strip() or c.startswith(("a ", "an ", "the ")) for c in captions)
     flag = EmojiWords("italy", (), "Flags", "country-flag", (), None, ("italian",))
     assert all("italian flag" in everyday_caption(rng, flag) for _ in range(20))
+
+
+def test_name_and_phrasing_words_are_never_grown_even_when_a_synonym_says_them():
+    from studio.training.image_new_words import words_to_grow
+
+    pizza = EmojiWords("pizza", (), "Food & Drink", "food-prepared", ("slice", "pepperoni"), "orange", (),
+                       ("pizza slice", "slice of pizza"))
+    cat = EmojiWords("cat face", ("cat",), "Animals & Nature", "animal-mammal", ("pet",), "orange", (), ("kitten",))
+    grow, protected = words_to_grow([pizza, cat], fillers=("cousin",))
+    assert grow == {"slice", "kitten"}  # "pizza" is a name, "of" a phrasing's: only a keyword or new word grows
+    assert {"pizza", "of", "icon", "cat", "face", "pet", "pepperoni", "cousin"} <= protected
+    assert not grow & protected
 
 
 needs_font = pytest.mark.skipif(
@@ -106,6 +121,10 @@ def test_round_seven_grows_both_text_encoders_starting_new_words_where_their_emo
         direction = torch.nn.functional.cosine_similarity(table[puppy], old_rows[dog_ids].mean(0), dim=0)
         assert direction > 0.999
     assert not any(p.requires_grad for p in run.text_ema.parameters())
+    from studio.training.image_new_words import words_to_grow
+
+    _, protected = words_to_grow(run.words(run.data), ())
+    assert "face" in protected and all(run.tokenizer.tokenize(w) == old.tokenize(w) for w in protected)
 
     rng = np.random.default_rng(0)
     idx, texts = draws.swap_in(rng, np.zeros(400, dtype=int) + 2, ["red heart"] * 400, drop=0.0)
