@@ -325,17 +325,23 @@ def learn_bpe_merges(word_counts: collections.Counter, max_merges: int) -> list[
         merges.append(best)
         merged = {}
         for symbols, count in words.items():
-            out, i = [], 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
-                    out.append(symbols[i] + symbols[i + 1])
-                    i += 2
-                else:
-                    out.append(symbols[i])
-                    i += 1
-            merged[tuple(out)] = merged.get(tuple(out), 0) + count
+            out = tuple(join_pair(symbols, best))
+            merged[out] = merged.get(out, 0) + count
         words = merged
     return merges
+
+
+def join_pair(symbols, pair: tuple[str, str]) -> list[str]:
+    """The symbols with every occurrence of `pair`, left to right, joined into one."""
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
 
 
 def write_clip_tokenizer(captions, folder: Path, max_merges: int):
@@ -395,15 +401,7 @@ def bpe_pieces(word: str, ranks: dict[tuple[str, str], int]) -> list[str]:
         best = min(pairs, key=lambda pair: ranks.get(pair, float("inf")))
         if best not in ranks:
             break
-        merged, i = [], 0
-        while i < len(symbols):
-            if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
-                merged.append(symbols[i] + symbols[i + 1])
-                i += 2
-            else:
-                merged.append(symbols[i])
-                i += 1
-        symbols = merged
+        symbols = join_pair(symbols, best)
     return symbols
 
 
