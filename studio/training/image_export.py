@@ -152,7 +152,9 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
         f"params; scaling factor {s['scaling_factor']:.4f}.",
         f"- Text encoder: `CLIPTextModel` {run.sizes.text_layers} layers x {run.sizes.text_hidden}, "
         f"{count_params(pipe.text_encoder) / 1e6:.2f} M params; `CLIPTokenizer` with a BPE vocabulary of "
-        f"{len(pipe.tokenizer)} learnt from the captions.",
+        f"{len(pipe.tokenizer)} learnt from the captions"
+        + (f" (round 7 appended the merges that make {s['new_words']} everyday words whole)." if "new_words" in s
+           else "."),
         f"- UNet: `UNet2DConditionModel` {run.sizes.unet_channels}, {count_params(pipe.unet) / 1e6:.2f} M params, "
         "cross-attention below the top level; v-prediction, min-SNR-5 weighting, EMA 0.999 weights.",
         "- Scheduler: DPM-Solver++ 2M, trailing timesteps; 20 steps, guidance 3-5 recommended.",
