@@ -353,9 +353,7 @@ def write_clip_tokenizer(captions, folder: Path, max_merges: int):
     tokens = base + [c + "</w>" for c in base] + ["".join(m) for m in merges] + list(SPECIAL_TOKENS)
     vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    merges_text = "#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n"
-    (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
+    save_vocab_and_merges(folder, vocab, merges)
     tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=MAX_TOKENS)
     tokenizer.save_pretrained(folder)
     return tokenizer
@@ -376,11 +374,20 @@ def tokenize(tokenizer, captions: list[str]) -> torch.Tensor:
 
 def write_vocab_and_merges(folder: Path) -> None:
     """vocab.json + merges.txt beside tokenizer.json, so older transformers (slow CLIPTokenizer) load it too."""
-    model = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]
-    (folder / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    save_vocab_and_merges(folder, *read_vocab_and_merges(folder))
 
+
+def read_vocab_and_merges(folder: Path) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The BPE vocabulary and merges (in rank order) of a saved tokenizer.json."""
+    model = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]
+    return dict(model["vocab"]), [tuple(m.split(" ") if isinstance(m, str) else m) for m in model["merges"]]
+
+
+def save_vocab_and_merges(folder: Path, vocab: dict[str, int], merges: list[tuple[str, str]]) -> None:
+    """A CLIPTokenizer's vocab.json and merges.txt."""
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    merges_text = "#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n"
+    (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
 
 
 # Round 7: whole-word tokens for the everyday words. The first round learnt its BPE vocabulary from the emoji's
@@ -445,16 +452,12 @@ def grow_tokenizer(tokenizer, words, protected, folder: Path):
 
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(folder)
-    model = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"]
-    merges = [tuple(m.split(" ") if isinstance(m, str) else m) for m in model["merges"]]
+    vocab, merges = read_vocab_and_merges(folder)
     added, grown = whole_word_merges(words, protected, merges)
-    vocab = dict(model["vocab"])
     for pair in added:
         vocab.setdefault("".join(pair), len(vocab))
     (folder / "tokenizer.json").unlink()
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    merges_text = "#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges + added) + "\n"
-    (folder / "merges.txt").write_text(merges_text, encoding="utf-8")
+    save_vocab_and_merges(folder, vocab, merges + added)
     grown_tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"),
                                     model_max_length=MAX_TOKENS)
     grown_tokenizer.save_pretrained(folder)

@@ -9,6 +9,7 @@ every batch from the emoji that have such words, captioned with one (image_capti
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import re
 
@@ -56,9 +57,14 @@ def embedding_sources(old_tokenizer, tokenizer, all_words: list[EmojiWords], gro
 
     new_vocab = tokenizer.get_vocab()
     sources = {new_vocab[token]: old_pieces(token) for token in pieces if token not in old_ids}
-    for word in grown:
+    names_saying = collections.defaultdict(set)  # word -> the names of the emoji it stands for
+    for w in all_words:
         # Skin-tone variants share their emoji's words: "light skin tone" would outweigh "clapping hands".
-        names = {SKIN_TONE.sub("", w.name).strip(" :,") for w in all_words if word in everyday_words_of(w)}
+        name = SKIN_TONE.sub("", w.name).strip(" :,")
+        for word in everyday_words_of(w):
+            names_saying[word].add(name)
+    for word in grown:
+        names = sorted(names_saying[word])
         ids = [i for name in names for i in old_tokenizer(name, add_special_tokens=False).input_ids
                if old_tokenizer.convert_ids_to_tokens(i).removesuffix("</w>").isalpha()]
         token_id = new_vocab[byte_word(word) + "</w>"]
