@@ -114,12 +114,26 @@ SEALED_SENTENCES = {
     "hand": ("a hand waving goodbye", "a fist bump", "a hand doing the rock on sign"),
     "symbol": ("a minus sign for my maths homework", "the star sign for scorpio", "a pause button on the remote"),
 }
+# Set F, written at the start of round 8's session, before anything of it was designed, built or scored. Set E's
+# sentences were never looked at one by one; set F is the honest measure of what this session changes.
+SPARE_SENTENCES = {
+    "face": ("a nervous face sweating", "a cool face with sunglasses", "a face with hearts for eyes"),
+    "heart": ("a brown love heart", "a heart with a ribbon on it for a present", "a beating heart for my boyfriend"),
+    "flag": ("the australian flag", "a south korean flag", "the flag of ireland for the parade"),
+    "animal": ("a lion with a big mane", "a penguin on the ice", "a frog sitting by the pond"),
+    "food": ("a birthday cake with candles", "a crunchy orange carrot", "a croissant for breakfast"),
+    "plant": ("pink cherry blossom on a branch", "a potted plant for the window", "a leaf blowing in the wind"),
+    "vehicle": ("an ambulance with its siren on", "a kid's scooter", "a tractor on the farm"),
+    "clock": ("a clock showing eight o'clock", "a clock at half past eleven", "a watch on my wrist"),
+    "hand": ("two hands pressed together praying", "a hand pointing up at the sky", "a call me hand sign"),
+    "symbol": ("number 3", "a division sign", "a yin yang symbol"),
+}
 SENTENCE_SETS = {"paraphrase": PARAPHRASE_PROMPTS, "fresh_sentence": FRESH_SENTENCES,
                  "unseen_sentence": UNSEEN_SENTENCES, "blind_sentence": BLIND_SENTENCES,
-                 "sealed_sentence": SEALED_SENTENCES}
+                 "sealed_sentence": SEALED_SENTENCES, "spare_sentence": SPARE_SENTENCES}
 PER_CLASS_KEYS = {"paraphrase": "paraphrases", "fresh_sentence": "fresh_sentences",
                   "unseen_sentence": "unseen_sentences", "blind_sentence": "blind_sentences",
-                  "sealed_sentence": "sealed_sentences"}  # the card's columns
+                  "sealed_sentence": "sealed_sentences", "spare_sentence": "spare_sentences"}  # the card's columns
 CLASSES = data_emoji.EVAL_CLASSES
 
 
