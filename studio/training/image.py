@@ -36,13 +36,19 @@ from studio.training import run as run_files
 from studio.training.image_export import export, save_samples
 from studio.training.image_model import Sizes, count_params
 from studio.training.image_run import Run, default_model_dir, default_run_dir
-from studio.training.image_stages import BACKGROUND_WEIGHT, VAE_STEPS, train_decoder, train_ldm, train_vae
+from studio.training.image_stages import (
+    BACKGROUND_WEIGHT,
+    VAE_STEPS,
+    CaptionRules,
+    train_decoder,
+    train_ldm,
+    train_vae,
+)
 
 
 def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_steps: int = VAE_STEPS,
-          lr: float = 4e-4, decay_to: float | None = None, per_emoji: bool = False,
-          background_weight: float = BACKGROUND_WEIGHT, compose: bool = False, everyday: bool = False,
-          synonyms: bool = False, new_words: bool = False) -> None:
+          lr: float = 4e-4, decay_to: float | None = None, background_weight: float = BACKGROUND_WEIGHT,
+          rules: CaptionRules = CaptionRules()) -> None:
     torch.set_num_threads(threads)
     log = run_files.make_logger(run_dir)
     deadline = time.time() + minutes * 60 if minutes else float("inf")
@@ -63,8 +69,7 @@ def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_st
         train_decoder(run, deadline, on_samples=stage == "decoder-samples", background_weight=background_weight)
         return
     if stage in ("all", "ldm") and time.time() < deadline:
-        train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples, per_emoji=per_emoji,
-                  compose=compose, everyday=everyday, synonyms=synonyms, new_words=new_words)
+        train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples, rules=rules)
         save_samples(run)
 
 
@@ -97,6 +102,9 @@ def main() -> None:
     parser.add_argument("--new-words", action="store_true",
                         help="round 7 (with --synonyms): the everyday words made whole tokens, their embeddings started "
                         "from the emoji they name, and a quarter of every batch captioned with them")
+    parser.add_argument("--context", action="store_true",
+                        help="round 8 (with --everyday-words): composed captions that go on to name another emoji "
+                        "after the subject ('a red heart in the snow'), the picture still the subject's")
     parser.add_argument("--background-weight", type=float, default=BACKGROUND_WEIGHT,
                         help="decoder stages: weight of the far-background term (the cyan column's fix)")
     parser.add_argument("--run-dir", type=Path, default=default_run_dir())
@@ -104,10 +112,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.new_words and not args.synonyms:
         parser.error("--new-words makes round 6's synonyms whole tokens: give --synonyms too")
+    if args.context and not args.everyday_words:
+        parser.error("--context phrases join round 5's composed captions: give --everyday-words too")
     if args.command == "train":
-        train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to, args.per_emoji,
-              args.background_weight, args.compose, args.everyday_words, args.synonyms,
-              args.new_words)
+        rules = CaptionRules(args.per_emoji, args.compose, args.everyday_words, args.synonyms, args.new_words,
+                             args.context)
+        train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to,
+              args.background_weight, rules)
     elif args.command == "export":
         torch.set_num_threads(args.threads)
         export(args.run_dir, args.model_dir)

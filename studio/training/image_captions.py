@@ -7,6 +7,7 @@ The tokenizer is a standard `CLIPTokenizer` folder, so the exported pipeline loa
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -123,13 +124,16 @@ def article_phrase(article: str, describing: tuple[str, ...], subject: str) -> s
 
 
 def composed_caption(rng: np.random.Generator, words: EmojiWords, avoid: frozenset[str] = frozenset(),
-                     fillers: tuple[str, ...] = ()) -> str:
+                     fillers: tuple[str, ...] = (), context: tuple[str, ...] = ()) -> str:
     """One caption composed of an article, up to two describing words, one of the emoji's subjects and, half the
     time, a request around it; never one in `avoid` (the evaluation's held-out sentences: "a" + "big" + "red
-    circle" is one of them). With `fillers` (round 5 on), FILLER_SHARE of them also carry words that name nothing."""
+    circle" is one of them). With `fillers` (round 5 on), FILLER_SHARE of them also carry words that name nothing;
+    with `context` (round 8 on), CONTEXT_SHARE of them end with a phrase about another emoji's subject."""
     for _ in range(20):
         caption = _compose(rng, words)
-        if fillers and rng.random() < FILLER_SHARE:
+        if context and rng.random() < CONTEXT_SHARE:
+            caption = with_context(rng, caption, context, avoid) or caption
+        elif fillers and rng.random() < FILLER_SHARE:
             caption = with_filler_words(rng, caption, fillers)
         if caption.lower() not in avoid:
             return caption
@@ -163,6 +167,58 @@ def with_filler_words(rng: np.random.Generator, caption: str, fillers: tuple[str
     """The caption inside one of FILLER_FORMS, with one or two of `fillers` (words that name no emoji)."""
     word, other = (fillers[int(i)] for i in rng.integers(len(fillers), size=2))
     return FILLER_FORMS[int(rng.integers(len(FILLER_FORMS)))].format(phrase=caption, word=word, other=other)
+
+
+# Round 8: a typed sentence says its subject first, then where it is, what it has, who it is for, and the words it
+# uses there often name other emoji ("a pine tree in the snow", "a fox with a bushy tail", "the british flag at the
+# olympics"). Round 7's captions had only words that name nothing after the subject, so a word naming an emoji pulled
+# the picture wherever it stood. These captions end with another emoji's subject; the picture stays the first one's.
+CONTEXT_FORMS = (
+    "{phrase} with {other}", "{phrase} in {other}", "{phrase} on {other}", "{phrase} at {other}",
+    "{phrase} for {other}", "{phrase} next to {other}", "{phrase} near {other}", "{phrase} by {other}",
+    "{phrase} under {other}", "{phrase} and {other} behind it", "{phrase} with {other} on it",
+)
+CONTEXT_SHARE = 0.4  # of composed captions, once a run trains with context (the rest may carry fillers as before)
+CONTEXT_WORDS = 2  # a context subject has at most this many words: typed sentences say "the snow", not a full name
+
+
+def context_subjects(all_words: list[EmojiWords]) -> tuple[str, ...]:
+    """Every short subject any emoji can be called by (each once, in a fixed order): what a context phrase names."""
+    found = {s.lower() for w in all_words for s, _ in subjects(w) if len(s.split()) <= CONTEXT_WORDS}
+    return tuple(sorted(found))
+
+
+def with_context(rng: np.random.Generator, caption: str, context: tuple[str, ...],
+                 avoid: frozenset[str] = frozenset()) -> str | None:
+    """The caption inside one of CONTEXT_FORMS, another subject after it with an article ("a red heart in the
+    snow"); None when the draws keep pairing two things a sentence in `avoid` pairs (see pairs_held_out)."""
+    for _ in range(5):
+        other = context[int(rng.integers(len(context)))]
+        if pairs_held_out(caption, other, avoid):
+            continue
+        other = article_phrase(ARTICLES[int(rng.integers(len(ARTICLES)))], (), other)
+        return CONTEXT_FORMS[int(rng.integers(len(CONTEXT_FORMS)))].format(phrase=caption, other=other)
+    return None
+
+
+def content_words(text: str) -> frozenset[str]:
+    """A text's words without articles and the composer's describing and request words."""
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower())) - _COMPOSING_WORDS
+
+
+_COMPOSING_WORDS = frozenset({"a", "an", "the", "one", *DESCRIBING, *(w for r in REQUESTS for w in re.findall(r"[a-z]+", r))})
+
+
+@functools.lru_cache(maxsize=4)
+def _held_out_words(avoid: frozenset[str]) -> tuple[frozenset[str], ...]:
+    return tuple(content_words(sentence) for sentence in avoid)
+
+
+def pairs_held_out(caption: str, other: str, avoid: frozenset[str]) -> bool:
+    """Whether a held-out sentence holds all of `other`'s words and a word of `caption` too: "penguin" with "ice"
+    never trains when "a penguin on the ice" is held out, whatever the articles, so the evaluation stays unseen."""
+    said, named = content_words(caption), content_words(other)
+    return any(named <= words and said & words for words in _held_out_words(avoid))
 
 
 def caption_vocabulary(all_words: list[EmojiWords], sentences=()) -> set[str]:
@@ -203,11 +259,12 @@ def composed_forms(words: EmojiWords):
 
 
 def pick_training_caption(rng: np.random.Generator, choices: list[tuple[str, float]], words: EmojiWords | None,
-                          drop: float, avoid: frozenset[str] = frozenset(), fillers: tuple[str, ...] = ()) -> str:
+                          drop: float, avoid: frozenset[str] = frozenset(), fillers: tuple[str, ...] = (),
+                          context: tuple[str, ...] = ()) -> str:
     """pick_caption, or (with `words`, round 4 on) a composed caption COMPOSED_SHARE of the time."""
     if words is None or rng.random() >= COMPOSED_SHARE:
         return pick_caption(rng, choices, drop)
-    return "" if rng.random() < drop else composed_caption(rng, words, avoid, fillers)
+    return "" if rng.random() < drop else composed_caption(rng, words, avoid, fillers, context)
 
 
 def emoji_words(data, keyword_table: dict[str, tuple[str, ...]], colours: list[str | None],
@@ -249,7 +306,7 @@ def with_synonyms(all_words: list[EmojiWords]) -> list[EmojiWords]:
 
 
 def everyday_caption(rng: np.random.Generator, words: EmojiWords, avoid: frozenset[str] = frozenset(),
-                     fillers: tuple[str, ...] = ()) -> str:
+                     fillers: tuple[str, ...] = (), context: tuple[str, ...] = ()) -> str:
     """Round 7: a caption whose subject is one of the emoji's everyday words (a synonym, a flag's adjective), said
     the ways PHRASES and the composer say a name; never one in `avoid`."""
     said = [*words.synonyms, *(f"{d} flag" for d in words.demonyms)] or [words.name]
@@ -257,7 +314,7 @@ def everyday_caption(rng: np.random.Generator, words: EmojiWords, avoid: frozens
     if words.colour and " " not in subject and rng.random() < 0.2:
         subject = f"{words.colour} {subject}"
     if rng.random() < 0.5:
-        return composed_caption(rng, EmojiWords(subject, (), "", ""), avoid, fillers)
+        return composed_caption(rng, EmojiWords(subject, (), "", ""), avoid, fillers, context)
     caption = with_article(PHRASES[int(rng.integers(len(PHRASES)))], subject)
     return caption if caption.lower() not in avoid else words.name
 

@@ -31,6 +31,7 @@ from studio.data.emoji_words import colour_name, read_cldr_keywords
 from studio.training import run as run_files
 from studio.training.image_captions import (
     caption_choices,
+    context_subjects,
     emoji_words,
     filler_words,
     load_tokenizer,
@@ -101,12 +102,15 @@ class DistillRun:
         words = emoji_words(train, read_cldr_keywords(), [colour_name(im) for im in train.images], demonyms=everyday,
                             synonyms=synonyms)
         self.words = words
-        self.fillers = filler_words(emoji_words(data, read_cldr_keywords(), [colour_name(im) for im in data.images],
-                                                demonyms=True, synonyms=synonyms), HELD_OUT_SENTENCES) if everyday else ()
+        all_words = emoji_words(data, read_cldr_keywords(), [colour_name(im) for im in data.images], demonyms=True,
+                                synonyms=synonyms)
+        self.fillers = filler_words(all_words, HELD_OUT_SENTENCES) if everyday else ()
         self.captions = [without_held_out(caption_choices(w), HELD_OUT_SENTENCES) for w in words]
         self.draw_weights = train.per_emoji_weights()  # each emoji once whatever its skin tones, as the teacher's round 3
+        # Round 8's context phrases, naming any emoji's subjects, when the teacher learnt them.
+        self.context = context_subjects(all_words) if teacher_learnt(teacher_dir, "context_from") else ()
         # Round 7's share of every batch on the everyday words, when the teacher learnt them as whole tokens.
-        self.new_words = NewWordDraws(words, self.draw_weights, HELD_OUT_SENTENCES, self.fillers) \
+        self.new_words = NewWordDraws(words, self.draw_weights, HELD_OUT_SENTENCES, self.fillers, self.context) \
             if teacher_learnt(teacher_dir, "new_words_from") else None
         self.student = copy.deepcopy(self.teacher).train().requires_grad_(True)
         self.target = copy.deepcopy(self.teacher)
@@ -138,7 +142,7 @@ class DistillRun:
 
 def teacher_learnt(teacher_dir: Path, round_key: str) -> bool:
     """Whether the teacher trained on a round's captions (its exported training state says when each began:
-    "everyday_words_from" for round 5, "synonyms_from" for round 6, "new_words_from" for round 7)."""
+    "everyday_words_from" for round 5, "synonyms_from" for round 6, "new_words_from" for round 7, "context_from" for round 8)."""
     state = teacher_dir / "training_state.json"
     return state.exists() and round_key in json.loads(state.read_text(encoding="utf-8"))
 
@@ -146,8 +150,8 @@ def teacher_learnt(teacher_dir: Path, round_key: str) -> bool:
 def distill_step(run: DistillRun, rng: np.random.Generator, generator: torch.Generator) -> float:
     k = 1000 // SOLVER_STEPS
     idx = rng.choice(len(run.mean), BATCH, p=run.draw_weights)
-    captions = [pick_training_caption(rng, run.captions[i], run.words[i], CAPTION_DROP, HELD_OUT_SENTENCES, run.fillers)
-                for i in idx]
+    captions = [pick_training_caption(rng, run.captions[i], run.words[i], CAPTION_DROP, HELD_OUT_SENTENCES, run.fillers,
+                                      run.context) for i in idx]
     if run.new_words is not None:
         idx, captions = run.new_words.swap_in(rng, idx, captions, CAPTION_DROP)
     z0 = run.mean[idx] + run.std[idx] * torch.randn(run.mean[idx].shape, generator=generator)

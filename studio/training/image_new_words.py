@@ -96,8 +96,9 @@ class NewWordDraws:
     """Round 7's share of every batch: emoji that have everyday words, captioned with one of them."""
 
     def __init__(self, train_words: list[EmojiWords], weights: np.ndarray | None, avoid: frozenset[str],
-                 fillers: tuple[str, ...]):
+                 fillers: tuple[str, ...], context: tuple[str, ...] = ()):
         self.words = train_words
+        self.context = context  # round 8 on: context phrases (image_captions.with_context)
         self.indices = np.array([i for i, w in enumerate(train_words) if w.synonyms or w.demonyms])
         chosen = np.ones(len(self.indices)) if weights is None else weights[self.indices]
         self.p = chosen / chosen.sum()
@@ -110,12 +111,13 @@ class NewWordDraws:
         for k in np.flatnonzero(rng.random(len(idx)) < NEW_WORDS_SHARE):
             i = int(self.indices[rng.choice(len(self.indices), p=self.p)])
             idx[k] = i
-            texts[k] = "" if rng.random() < drop else everyday_caption(rng, self.words[i], self.avoid, self.fillers)
+            texts[k] = "" if rng.random() < drop else everyday_caption(rng, self.words[i], self.avoid, self.fillers,
+                                                                               self.context)
         return idx, texts
 
 
 def start_new_words(run: Run, enabled: bool, weights: np.ndarray | None, avoid: frozenset[str],
-                    fillers: tuple[str, ...]) -> NewWordDraws | None:
+                    fillers: tuple[str, ...], context: tuple[str, ...] = ()) -> NewWordDraws | None:
     """Round 7 on (needs round 6's synonyms): grow the vocabulary once, then draw the share on everyday words."""
     if enabled and "new_words_from" not in run.state:
         if not run.synonyms:
@@ -123,4 +125,4 @@ def start_new_words(run: Run, enabled: bool, weights: np.ndarray | None, avoid: 
         grow_vocabulary(run, fillers)
     if "new_words_from" not in run.state:
         return None
-    return NewWordDraws(run.words(run.train), weights, avoid, fillers)
+    return NewWordDraws(run.words(run.train), weights, avoid, fillers, context)

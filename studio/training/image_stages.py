@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,6 +19,8 @@ import torch.nn.functional as F
 from studio.training import run as run_files
 from studio.training.image_captions import (
     COMPOSED_SHARE,
+    CONTEXT_SHARE,
+    context_subjects,
     filler_words,
     pick_training_caption,
     tokenize,
@@ -239,24 +242,54 @@ def everyday_fillers(run: Run) -> tuple[str, ...]:
     return fillers
 
 
+def context_phrases(run: Run, context: bool) -> tuple[str, ...]:
+    """Round 8 on (needs round 5's fillers; the step it began is kept in the state): the subjects a context phrase
+    can name, from every emoji's words."""
+    if context and not run.everyday_words:
+        raise ValueError("round 8's context phrases join round 5's composed captions: train with everyday words too")
+    if context:
+        run.state.setdefault("context_from", run.state["ldm_step"])
+    if "context_from" not in run.state:
+        return ()
+    found = context_subjects(run.words(run.data))
+    run.log(f"context phrases ({CONTEXT_SHARE:.0%} of composed captions, {len(found)} subjects, e.g. "
+            f"'a red heart in the snow') from ldm step {run.state['context_from']}")
+    return found
+
+
+@dataclass(frozen=True)
+class CaptionRules:
+    """The rounds' caption rules a training session asks for; a rule once begun stays on (its first step is kept in
+    the run's state), so a later session that leaves one out still trains with it."""
+
+    per_emoji: bool = False  # round 3: each emoji drawn once whatever its skin tones
+    compose: bool = False  # round 4: describing words and requests
+    everyday: bool = False  # round 5: fillers that name nothing, flags' adjectives
+    synonyms: bool = False  # round 6: everyday synonyms as subjects
+    new_words: bool = False  # round 7: the synonyms made whole tokens, a share of every batch on them
+    context: bool = False  # round 8: phrases naming another emoji after the subject
+
+
 class CaptionDraws:
     """Which training emoji a batch holds and what their captions say, under every round's caption rules (the
     step each round began is kept in the run's state)."""
 
-    def __init__(self, run: Run, per_emoji: bool, compose: bool, everyday: bool, synonyms: bool, new_words: bool):
-        start_everyday_words(run, everyday, synonyms)
+    def __init__(self, run: Run, rules: CaptionRules):
+        start_everyday_words(run, rules.everyday, rules.synonyms)
         self.count = len(run.train)
-        self.weights = draw_weights(run, per_emoji)
+        self.weights = draw_weights(run, rules.per_emoji)
         self.fillers = everyday_fillers(run)
-        self.new_words = start_new_words(run, new_words, self.weights, HELD_OUT_SENTENCES, self.fillers)
+        self.context = context_phrases(run, rules.context)
+        self.new_words = start_new_words(run, rules.new_words, self.weights, HELD_OUT_SENTENCES, self.fillers,
+                                         self.context)
         self.captions = [without_held_out(choices, HELD_OUT_SENTENCES) for choices in run.caption_table()]
-        self.composing = composing_words(run, compose or run.everyday_words)
+        self.composing = composing_words(run, rules.compose or run.everyday_words)
 
     def draw(self, rng: np.random.Generator, batch: int, drop: float) -> tuple[np.ndarray, list[str]]:
         idx = rng.choice(self.count, batch, p=self.weights) if self.weights is not None else \
             rng.integers(0, self.count, batch)
         texts = [pick_training_caption(rng, self.captions[i], self.composing[i] if self.composing else None, drop,
-                                       HELD_OUT_SENTENCES, self.fillers) for i in idx]
+                                       HELD_OUT_SENTENCES, self.fillers, self.context) for i in idx]
         if self.new_words is not None:
             idx, texts = self.new_words.swap_in(rng, idx, texts, drop)
         return idx, texts
@@ -272,11 +305,7 @@ def train_ldm(
     seed: int = 0,
     on_checkpoint=None,
     decay_to: float | None = None,
-    per_emoji: bool = False,
-    compose: bool = False,
-    everyday: bool = False,
-    synonyms: bool = False,
-    new_words: bool = False,
+    rules: CaptionRules = CaptionRules(),
 ) -> None:
     run.vae.eval().requires_grad_(False)
     run.state["stage"] = "ldm"
@@ -286,7 +315,7 @@ def train_ldm(
         run.log(f"latent scaling factor {run.state['scaling_factor']:.4f}")
     scale = run.state["scaling_factor"]
     scheduler = noise_scheduler()
-    draws = CaptionDraws(run, per_emoji, compose, everyday, synonyms, new_words)  # may grow the text encoder
+    draws = CaptionDraws(run, rules)  # may grow the text encoder
     run.make_optimizer("ldm", lr)
     resumed = run.restore_optimizer("ldm")
     step0 = run.state["ldm_step"]
