@@ -155,6 +155,7 @@ A1111_KEYS = {
     "variation_strength": "Variation seed strength",
     "clip_skip": "Clip skip",
     "guidance_start": "Guidance start",  # ours (A1111 keeps a key it does not know in the text, and so do we)
+    "variety": "Variety",  # ours: CADS's noise scale (studio/engine/image/guidance.py)
 }
 _SEED_KEYS = ("Seed", "Variation seed")
 
@@ -307,8 +308,8 @@ def a1111_parameters(recipe: Recipe, extra: Mapping[str, Any] | None = None) -> 
         pairs.append(("Model hash", recipe.model_hash))
     if recipe.model:
         pairs.append(("Model", _model_name_out(recipe.model)))
-    for key in ("strength", "variation_seed", "variation_strength", "clip_skip", "guidance_start"):
-        if p.get(key) not in (None, "") and not (key == "guidance_start" and not p[key]):
+    for key in ("strength", "variation_seed", "variation_strength", "clip_skip", "guidance_start", "variety"):
+        if p.get(key) not in (None, "") and not (key in ("guidance_start", "variety") and not p[key]):
             pairs.append((A1111_KEYS[key], _number_text(p[key])))
     for key, read, label in (("loras", "lora_hashes", "Lora hashes"), ("embeddings", "ti_hashes", "TI hashes")):
         recorded = p.get(read) if isinstance(p.get(read), dict) else {}  # read from a file, not regenerated yet

@@ -57,7 +57,7 @@ MODES = [("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint"
          ("Sketch to picture", "translate")]
 IMAGE_FILES = "Images (*.png *.jpg *.jpeg *.webp)"
 # What an X/Y plot may vary (the engine checks the same list: studio.engine.image.generate.XY_AXES).
-XY_AXES = ["seed", "steps", "guidance", "guidance_start", "scheduler", "prompt", "negative_prompt", "width", "height",
+XY_AXES = ["seed", "steps", "guidance", "guidance_start", "variety", "scheduler", "prompt", "negative_prompt", "width", "height",
            "strength", "variation_seed", "variation_strength", "clip_skip"]
 NUMERIC_AXES = {"seed", "steps", "width", "height", "variation_seed", "clip_skip"}
 
@@ -67,7 +67,7 @@ def parse_axis_values(axis: str, text: str) -> list:
     parts = [p.strip() for p in text.split("|" if axis in ("prompt", "negative_prompt") else ",") if p.strip()]
     if axis in NUMERIC_AXES:
         return [int(float(p)) for p in parts]
-    if axis in ("guidance", "guidance_start", "strength", "variation_strength"):
+    if axis in ("guidance", "guidance_start", "variety", "strength", "variation_strength"):
         return [float(p) for p in parts]
     return parts
 
@@ -136,16 +136,21 @@ class ImagePanel(QWidget):
                                      tooltip="The share of the steps, from the first, drawn without guidance: later "
                                              "guidance keeps seeds apart and keeps the prompt's pull. 0 = guided "
                                              "throughout, as other tools do.")
+        variety = ParamSlider(v, "variety", "Variety", 0, 1, 0.05, 2,
+                              tooltip="Noise on the prompt in the first steps, gone by the middle ones (CADS): seeds "
+                                      "of one prompt differ more in layout. 0 = off, as other tools do; SD-style "
+                                      "models with guidance.")
         form.addWidget(steps)
         form.addWidget(guidance)
         form.addWidget(guidance_start)
+        form.addWidget(variety)
         schedulers = bound_combo(v, "scheduler", SCHEDULERS, "The sampler that walks from noise to image (those "
                                                               "that fit the picked model)")
         fit_schedulers(schedulers, v)
         scheduler_row = row("Scheduler", schedulers)
         form.addWidget(scheduler_row)
         # what a one-pass sketch translation doesn't use
-        self.denoising = (steps, guidance, guidance_start, scheduler_row)
+        self.denoising = (steps, guidance, guidance_start, variety, scheduler_row)
         form.addWidget(ParamSlider(v, "width", "Width", 64, 2048, 8, tooltip="Snapped to the model's multiple when generating."))
         form.addWidget(ParamSlider(v, "height", "Height", 64, 2048, 8, tooltip="Snapped to the model's multiple when generating."))
         self.size_fit = SizeFit(v)  # presets at the model's native size; a warning when far from it

@@ -17,7 +17,7 @@ from studio.core.recipe import MAX_SEED, RANDOM_SEED
 
 LIVE_KEY = "image.live"
 # The values whose change redraws the picture (the rest: mode, init image, batch count… are not live).
-LIVE_VALUES = frozenset({"prompt", "negative_prompt", "model", "seed", "steps", "guidance", "guidance_start",
+LIVE_VALUES = frozenset({"prompt", "negative_prompt", "model", "seed", "steps", "guidance", "guidance_start", "variety",
                          "scheduler", "width", "height", "variation_seed", "variation_strength", "clip_skip", "truncation",
                          "init_image"})  # Translate mode: each saved stroke of the sketch
 

@@ -247,10 +247,11 @@ def prompt_list(prompts: dict[str, tuple[str, ...]], per_class: int) -> list[tup
     ]
 
 
-def pipeline_draw(pipe, steps: int, guidance: float, guidance_start: float = 0.0):
+def pipeline_draw(pipe, steps: int, guidance: float, guidance_start: float = 0.0, variety: float = 0.0):
     """A diffusers pipeline as a draw function: (prompts, seeds) -> uint8 pictures. `guidance_start`: the share of
-    the steps drawn without guidance, as the app's "Guidance from" does (studio/engine/image/guidance.py)."""
-    from studio.engine.image.guidance import GuidanceInterval
+    the steps drawn without guidance, as the app's "Guidance from" does; `variety`: the app's Variety, noise on the
+    prompt's embedding in the first steps (both studio/engine/image/guidance.py)."""
+    from studio.engine.image.guidance import ConditionAnnealing, GuidanceInterval
 
     pipe.set_progress_bar_config(disable=True)
     interval = GuidanceInterval(guidance, guidance_start)
@@ -258,8 +259,15 @@ def pipeline_draw(pipe, steps: int, guidance: float, guidance_start: float = 0.0
     @torch.no_grad()
     def draw(prompts: list[str], seeds: list[int]) -> np.ndarray:
         generators = [torch.Generator().manual_seed(s) for s in seeds]
-        out = pipe(prompts, num_inference_steps=steps, guidance_scale=interval.initial_scale(), generator=generators,
-                   output_type="np", callback_on_step_end=interval if interval.active() else None).images
+        hook = interval if interval.active() else None
+        text = {"prompt": prompts}
+        if variety > 0:
+            hook = ConditionAnnealing(variety, seeds, steps, hook)
+            embeds, negative = pipe.encode_prompt(prompts, pipe._execution_device, 1, True)
+            text = {"prompt_embeds": hook.first_embeds(embeds, negative), "negative_prompt_embeds": negative}
+        out = pipe(**text, num_inference_steps=steps, guidance_scale=interval.initial_scale(), generator=generators,
+                   output_type="np", callback_on_step_end=hook,
+                   callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"] if variety > 0 else ["latents"]).images
         return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
 
     return draw
@@ -463,7 +471,7 @@ def reusable_scores(model_dir: Path, run_dir: Path, per_class: int, steps: int =
         return None
     same = (saved.get("model_hash") == content_hash(model_dir) and saved.get("images_per_class") == per_class
             and saved.get("steps") == steps and saved.get("guidance_scale") == guidance
-            and not saved.get("guidance_start"))
+            and not saved.get("guidance_start") and not saved.get("variety"))
     if not same:
         return None
     keep = ("prompt_adherence", *(f"{name}_adherence" for name in SENTENCE_SETS), "diversity_ratio",
@@ -472,10 +480,10 @@ def reusable_scores(model_dir: Path, run_dir: Path, per_class: int, steps: int =
 
 
 def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, log=print,
-             guidance_start: float = 0.0) -> dict:
+             guidance_start: float = 0.0, variety: float = 0.0) -> dict:
     classifier, real = real_reference(log)
-    scores, gen_x = evaluate_draw(pipeline_draw(pipe, steps, guidance, guidance_start), classifier, real, per_class,
-                                  log)
+    scores, gen_x = evaluate_draw(pipeline_draw(pipe, steps, guidance, guidance_start, variety), classifier, real,
+                                  per_class, log)
     per_class_scores = scores.pop("per_class")
     result = {
         "evaluated_ldm_step": getattr(pipe, "evaluated_ldm_step", None),
@@ -486,6 +494,7 @@ def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, 
         "steps": steps,
         "guidance_scale": guidance,
         "guidance_start": guidance_start,
+        "variety": variety,
         "frechet_distance_train_vs_heldout_floor": real["floor"],
         "vae_psnr_heldout_db": round(vae_psnr(pipe.vae, real["held_out_images"]), 2),
         **timings(pipe, steps),
@@ -513,13 +522,16 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=4.0)
     parser.add_argument("--guidance-start", type=float, default=0.0,
                         help="the share of the steps drawn without guidance (the Image panel's Guidance from)")
+    parser.add_argument("--variety", type=float, default=0.0,
+                        help="noise on the prompt's embedding in the first steps (the Image panel's Variety, CADS)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default <run dir>/eval.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     pipe = load_pipeline(args.model, args.run_dir)
-    result, generated = evaluate(pipe, args.per_class, args.steps, args.guidance, guidance_start=args.guidance_start)
+    result, generated = evaluate(pipe, args.per_class, args.steps, args.guidance, guidance_start=args.guidance_start,
+                                 variety=args.variety)
     if args.model is not None:  # which weights these are: a later evaluation may reuse the scores (reusable_scores)
         from studio.core.catalog import content_hash
 

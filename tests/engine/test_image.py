@@ -88,6 +88,47 @@ def test_the_first_guided_step_is_the_share_of_the_steps_run():
     assert first_guided_step(0.3, 15) == 4  # img2img at strength 0.75 runs 15 of 20 steps
 
 
+def test_variety_off_draws_as_before_and_on_varies_the_picture_and_its_recipe_remakes_it(tiny_bundle):
+    plain = pixels(generate_images(tiny_bundle, recipe(steps=4, seed=3))[0])
+    assert np.array_equal(plain, pixels(generate_images(tiny_bundle, recipe(steps=4, seed=3, variety=0.0))[0]))
+    varied = generate_artifacts(tiny_bundle, recipe(steps=4, seed=3, variety=0.5))[0]
+    assert not np.array_equal(plain, pixels(varied.payload))
+    assert varied.recipe.params["variety"] == 0.5
+    assert np.array_equal(pixels(varied.payload), pixels(generate_images(tiny_bundle, varied.recipe)[0]))
+    other_seed = pixels(generate_images(tiny_bundle, recipe(steps=4, seed=4, variety=0.5))[0])
+    assert not np.array_equal(other_seed, pixels(varied.payload))
+
+
+def test_variety_anneals_the_prompt_from_noise_to_clean_by_the_middle_steps():
+    import torch
+
+    from studio.engine.image.guidance import ConditionAnnealing, annealed_embedding, annealing_weight
+
+    assert [annealing_weight(r) for r in (1.0, 0.9, 0.75, 0.6, 0.2)] == [0.0, 0.0, 0.5, 1.0, 1.0]
+    clean = torch.randn(2, 7, 16) * 3 + 1
+    noisy = annealed_embedding(clean, 0.3, 0.75, [torch.Generator().manual_seed(s) for s in (1, 2)])
+    assert not torch.allclose(noisy, clean)
+    assert torch.allclose(noisy.mean((1, 2)), clean.mean((1, 2)), atol=1e-5)  # the scale the denoiser knows
+    assert torch.allclose(noisy.std((1, 2)), clean.std((1, 2)), atol=1e-4)
+    assert annealed_embedding(clean, 0.3, 0.5, []) is clean
+
+    class Pipe:
+        _num_timesteps = 10
+
+    negative = torch.zeros_like(clean)
+    annealing = ConditionAnnealing(0.3, [1, 2], 10)
+    first = annealing.first_embeds(clean, negative)
+    assert not torch.allclose(first, clean)
+    guided = {"prompt_embeds": torch.cat([negative, first])}
+    early = annealing(Pipe(), 1, 0, guided)["prompt_embeds"]  # for step 2: 0.8 of the way still to go
+    assert torch.equal(early[:2], negative) and not torch.allclose(early[2:], clean)
+    late = annealing(Pipe(), 4, 0, guided)["prompt_embeds"]  # for step 5: half the way left, the clean prompt
+    assert torch.equal(late, torch.cat([negative, clean]))
+    assert "prompt_embeds" not in annealing(Pipe(), 9, 0, guided)  # no step after the last
+    replay = ConditionAnnealing(0.3, [1, 2], 10)
+    assert torch.equal(replay.first_embeds(clean, negative), first)  # seeded: a recipe remakes its picture
+
+
 def test_random_seed_is_recorded(tiny_bundle):
     art = generate_artifacts(tiny_bundle, recipe(seed=-1))[0]
     assert art.recipe.seed >= 0

@@ -131,7 +131,7 @@ def full_recipe(**changes):
         model_hash="0123456789",
         seed=4242,
         params=dict(steps=20, guidance=7.5, width=64, height=48, scheduler="dpmpp_2m_karras", strength=0.6,
-                    variation_seed=9, variation_strength=0.25, guidance_start=0.3),
+                    variation_seed=9, variation_strength=0.25, guidance_start=0.3, variety=0.35),
         device="cpu",
         dtype="float32",
         parents=(3, 4),

@@ -160,6 +160,8 @@ def image_plan(recipe: Recipe, loras_available: list[str], uploads: Uploads = Up
     plan = Plan(graph.nodes, steps=steps)
     if recipe.param("guidance_start"):  # KSampler guides every step; the recipes below say what was run
         plan.notes.append("Guidance from is this app's own setting: the ComfyUI server guided every step.")
+    if recipe.param("variety"):
+        plan.notes.append("Variety is this app's own setting: the ComfyUI server drew without it.")
     count = max(1, int(recipe.param("batch_count", 1)))
     for index in range(count):
         seed = (int(recipe.seed) + index) % 2**64
@@ -194,6 +196,7 @@ def _picture_recipe(recipe: Recipe, mode: str, seed: int) -> Recipe:
     params = dict(recipe.params)
     params.update(batch_count=1, mode=mode)
     params.pop("guidance_start", None)
+    params.pop("variety", None)
     if mode == "txt2img":
         params.update(width=snap(params.get("width", 512)), height=snap(params.get("height", 512)))
         for key in ("strength", "init_image", "mask_image"):

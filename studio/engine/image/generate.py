@@ -32,7 +32,7 @@ from studio.core.interpolate import slerp
 from studio.core.jobs import Artifact, Cancelled, Job, Progress, Result, TaskContext, UserError
 from studio.core.recipe import MAX_SEED, SEED_LIMIT, Recipe
 from studio.engine.image import families, gan, translate
-from studio.engine.image.guidance import GuidanceInterval
+from studio.engine.image.guidance import ConditionAnnealing, GuidanceInterval
 from studio.engine.image.pipelines import ImageBundle, adapt_memory_to_size, load_image_pipeline
 from studio.engine.image.preview import StepWatcher, decode_latents
 from studio.engine.image.prompt_plan import PromptPlan, prepare, text_kwargs
@@ -110,6 +110,7 @@ def resolve_settings(bundle: ImageBundle, recipe: Recipe) -> dict[str, Any]:
         "steps": steps,
         "guidance": float(p.get("guidance", DEFAULTS.guidance)),
         "guidance_start": min(1.0, max(0.0, float(p.get("guidance_start") or DEFAULTS.guidance_start))),
+        "variety": min(1.0, max(0.0, float(p.get("variety") or DEFAULTS.variety))),
         "width": width,
         "height": height,
         "scheduler": scheduler,
@@ -247,7 +248,9 @@ def generate_one(
         kwargs["guidance_scale"] = hook.initial_scale()
     else:  # guided throughout (FLUX's guidance is an input of the model, not two branches: never delayed)
         hook = watcher
-    kwargs.update(callback_on_step_end=hook, callback_on_step_end_tensor_inputs=["latents"])
+    hook = with_variety(bundle, pipe, kwargs, settings, seed, hook, notes)
+    tensors = ["latents", "prompt_embeds"] if isinstance(hook, ConditionAnnealing) else ["latents"]
+    kwargs.update(callback_on_step_end=hook, callback_on_step_end_tensor_inputs=tensors)
     latents = pipe(**kwargs).images
     if watcher.interrupted or (cancelled is not None and cancelled()):
         raise Cancelled()
@@ -265,6 +268,34 @@ def generate_one(
         "preview_seconds": watcher.preview_seconds,
     }
     return image, info
+
+
+def varies(bundle, pipe) -> bool:
+    """Whether Variety (condition-annealed sampling) fits: an SD 1.x/2.x-style pipeline with two guidance branches
+    (a negative prompt). A few-step LCM has one branch, and its first of 2 steps would see noise alone; SDXL's pooled
+    embedding is not annealed, so SDXL is left out."""
+    return families.architecture(bundle.family) == "sd" and "negative_prompt_embeds" in _call_parameters(pipe)
+
+
+def with_variety(bundle, pipe, kwargs: dict, settings: dict, seed: int, hook, notes: list[str] | None):
+    """The hook that anneals the prompt's embedding (guidance.ConditionAnnealing) around `hook`, when Variety is on;
+    the prompt is then passed as embeddings, the first step's already noised."""
+    strength = float(settings.get("variety") or 0.0)
+    if strength <= 0:
+        return hook
+    if not varies(bundle, pipe):
+        if notes is not None:
+            notes.append("Variety works on SD 1.x/2.x-style models with guidance (the built-in emoji-ldm too); "
+                         "this model drew without it.")
+        return hook
+    if "prompt_embeds" not in kwargs:
+        prompt_embeds, negative_embeds = pipe.encode_prompt(
+            kwargs.pop("prompt"), pipe._execution_device, 1, True, kwargs.pop("negative_prompt", None),
+            clip_skip=kwargs.pop("clip_skip", None))
+        kwargs.update(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)
+    annealing = ConditionAnnealing(strength, [seed], settings["steps"], hook)
+    kwargs["prompt_embeds"] = annealing.first_embeds(kwargs["prompt_embeds"], kwargs["negative_prompt_embeds"])
+    return annealing
 
 
 def _output_recipe(bundle: ImageBundle, recipe: Recipe, settings: dict, seed: int, variation_seed,

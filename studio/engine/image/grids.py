@@ -145,6 +145,7 @@ PARAM_AXES = (
     "steps",
     "guidance",
     "guidance_start",
+    "variety",
     "scheduler",
     "width",
     "height",

@@ -40,3 +40,74 @@ class GuidanceInterval:
             steps = int(getattr(pipe, "_num_timesteps", 0) or 0)  # the steps actually run (img2img runs fewer)
             pipe._guidance_scale = self.scale if step + 1 >= first_guided_step(self.start, steps) else UNGUIDED
         return out
+
+
+# --- variety: condition-annealed sampling ------------------------------------------------------------------------
+
+# Sadat et al. 2024 ("CADS: Unleashing the diversity of diffusion models through condition-annealed sampling",
+# ICLR): guidance pulls every seed to the same picture because the prompt's embedding is the same at every step.
+# Noise on that embedding in the first steps, annealed away by the middle ones, lets the seeds choose different
+# layouts; the clean prompt then decides what they show. The paper's schedule: the embedding is noise alone while
+# more than ANNEALED_UNTIL of the way is left to go, clean once CLEAN_FROM is left, linear in between.
+ANNEALED_UNTIL = 0.9
+CLEAN_FROM = 0.6
+NOISE_SEED_OFFSET = 0x5EED  # the embedding's noise is not the starting latents' noise of the same seed
+
+
+def annealing_weight(remaining: float) -> float:
+    """γ: how much of the clean embedding a step sees, from the share of the way still to go (1 = the first step)."""
+    if remaining <= CLEAN_FROM:
+        return 1.0
+    if remaining >= ANNEALED_UNTIL:
+        return 0.0
+    return (ANNEALED_UNTIL - remaining) / (ANNEALED_UNTIL - CLEAN_FROM)
+
+
+def annealed_embedding(clean, strength: float, remaining: float, generators):
+    """√γ·y + s·√(1-γ)·n, rescaled to the clean embedding's mean and spread per prompt (CADS's ψ = 1), so the
+    text model's output keeps the scale the denoiser knows. One generator per prompt of the batch."""
+    import torch
+
+    gamma = annealing_weight(remaining)
+    if gamma >= 1.0 or strength <= 0:
+        return clean
+    noise = torch.stack([torch.randn(clean.shape[1:], generator=g, dtype=torch.float32) for g in generators])
+    noise = noise.to(clean.device, clean.dtype)
+    noisy = gamma**0.5 * clean + strength * (1 - gamma) ** 0.5 * noise
+    dims = tuple(range(1, clean.dim()))
+    spread = noisy.std(dims, keepdim=True).clamp_min(1e-6)
+    return (noisy - noisy.mean(dims, keepdim=True)) / spread * clean.std(dims, keepdim=True) + clean.mean(dims, keepdim=True)
+
+
+class ConditionAnnealing:
+    """Wraps a `callback_on_step_end` hook; gives the next step the prompt's embedding with its share of noise.
+
+    The pipeline must be given `prompt_embeds` (first_embeds: already annealed for step 0) and list "prompt_embeds"
+    in its callback tensors. The noise comes from its own generator seeded by the picture's seed, so a recipe
+    regenerates bit for bit.
+    """
+
+    def __init__(self, strength: float, seeds: list[int], steps: int, inner=None):
+        import torch
+
+        self.strength, self.steps, self.inner = strength, max(1, steps), inner
+        self.generators = [torch.Generator("cpu").manual_seed(int(seed) + NOISE_SEED_OFFSET) for seed in seeds]
+        self.clean = self.negative = None
+
+    def active(self) -> bool:
+        return self.strength > 0
+
+    def first_embeds(self, prompt_embeds, negative_embeds):
+        self.clean, self.negative = prompt_embeds, negative_embeds
+        return annealed_embedding(prompt_embeds, self.strength, 1.0, self.generators)
+
+    def __call__(self, pipe, step: int, timestep, tensors: dict) -> dict:
+        import torch
+
+        out = self.inner(pipe, step, timestep, tensors) if self.inner is not None else {}
+        steps = int(getattr(pipe, "_num_timesteps", 0) or self.steps)  # the steps actually run (img2img runs fewer)
+        if self.clean is not None and step + 1 < steps:
+            embeds = annealed_embedding(self.clean, self.strength, 1.0 - (step + 1) / steps, self.generators)
+            guided = tensors["prompt_embeds"].shape[0] == 2 * embeds.shape[0]  # [negative, prompt] under guidance
+            out["prompt_embeds"] = torch.cat([self.negative, embeds]) if guided else embeds
+        return out

@@ -38,6 +38,9 @@ class ImageSettings:
     # The share of the steps, from the first, run without guidance (studio/engine/image/guidance.py): 0 = guided
     # throughout (every other tool's way). Later guidance keeps the seeds apart; a model's defaults may set it.
     guidance_start: float = 0.0
+    # Variety (studio/engine/image/guidance.py, CADS): noise on the prompt's embedding in the first steps, annealed
+    # away by the middle ones, so seeds of one prompt differ in layout. 0 = off (every other tool's way).
+    variety: float = 0.0
     # The built-in model's native size (64 x 64 emoji); snapped to the model's multiple when generating.
     width: int = 64
     height: int = 64
@@ -106,14 +109,15 @@ ASPECTS = ((1, 1), (4, 3), (3, 4), (3, 2), (2, 3), (16, 9), (9, 16))
 
 def model_defaults(family: str, catalog_defaults: dict | None = None) -> dict:
     """The panel values a model of this family (and catalog entry) starts with."""
-    values = {"guidance_start": ImageSettings.guidance_start}  # a later model's pick must not inherit a delay
+    # a later model's pick must not inherit a delay or noise the previous model's defaults set
+    values = {"guidance_start": ImageSettings.guidance_start, "variety": ImageSettings.variety}
     values.update(FAMILY_DEFAULTS[family].values() if family in FAMILY_DEFAULTS else {})
     values.update({k: v for k, v in (catalog_defaults or {}).items() if k in _FITTED})
     return values
 
 
 # what a model's defaults may set
-_FITTED = ("width", "height", "steps", "guidance", "guidance_start", "scheduler", "clip_skip")
+_FITTED = ("width", "height", "steps", "guidance", "guidance_start", "variety", "scheduler", "clip_skip")
 
 
 def native_size(family: str, catalog_defaults: dict | None = None) -> tuple[int, int] | None:
