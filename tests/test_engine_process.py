@@ -133,3 +133,15 @@ def test_the_next_job_is_on_its_way_before_the_window_handles_the_end_of_the_las
     wait_for(qtbot, engine, second, JobEvent.FINISHED)
     assert running_when_first_ended and running_when_first_ended[0] is not None
     assert running_when_first_ended[0].id == second.id
+
+
+def test_the_reader_stops_quietly_when_the_window_has_gone(qtbot, tmp_path):
+    """At exit the engine's last words can reach a deleted QObject: the reader ends instead of raising."""
+    import shiboken6
+
+    config = EngineConfig(history_db=str(tmp_path / "h.sqlite3"), outputs_dir=str(tmp_path / "out"), threads=1)
+    engine = LocalEngine(config)
+    stale = engine._generation + 1  # a generation the window ignores: nothing restarts
+    assert engine._hand_over(stale, 0) is True
+    shiboken6.delete(engine)
+    assert engine._hand_over(stale, 0) is False

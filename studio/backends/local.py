@@ -196,12 +196,22 @@ class LocalEngine(QObject):
                 message = connection.recv()
             except (EOFError, OSError):
                 process.join(5.0)
-                self._received.emit(generation, process.exitcode if process.exitcode is not None else -1)
+                self._hand_over(generation, process.exitcode if process.exitcode is not None else -1)
                 return
             except Exception as exc:  # noqa: BLE001 - a message that can't be read must not end the reader
                 log.error("engine message unreadable: %s", exc)
                 continue
+            if not self._hand_over(generation, message):
+                return
+
+    def _hand_over(self, generation: int, message) -> bool:
+        """Queue a message for the GUI thread; False once this object is gone (the window closed while the engine
+        still spoke: the last messages have no one to go to, and a traceback at exit would only alarm)."""
+        try:
             self._received.emit(generation, message)
+        except RuntimeError:  # "Signal source has been deleted"
+            return False
+        return True
 
     # --- on the GUI thread ---------------------------------------------------------------------
 
