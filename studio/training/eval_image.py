@@ -504,6 +504,29 @@ def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, 
     return result, gen_x
 
 
+def sweep(pipe, settings: list[tuple[float, float, float]], per_class: int = 24, steps: int = 20, log=print) -> dict:
+    """Class-prompt adherence and diversity at each (guidance, guidance from, variety): how much pull each setting
+    trades for how much variety (the model card's table)."""
+    classifier, real = real_reference(log)
+    rows = []
+    for guidance, start, variety in settings:
+        images, labels, prompt_ids = generate_class_images(pipeline_draw(pipe, steps, guidance, start, variety), per_class)
+        scores = score_generated(classifier, images, labels, prompt_ids, real)
+        rows.append({"guidance": guidance, "guidance_start": start, "variety": variety,
+                     "adherence": scores["adherence"], "diversity_ratio": scores["diversity_ratio"],
+                     "diversity_ratio_group_prompts": group_prompt_diversity(scores["diversity"])})
+        log(json.dumps(rows[-1]))
+    return {"images_per_class": per_class, "steps": steps, "rows": rows}
+
+
+def sweep_setting(text: str) -> tuple[float, float, float]:
+    """ "GUIDANCE:FROM:VARIETY" (missing parts 0), e.g. 6:0.2:0.15."""
+    parts = [float(p) for p in text.split(":")]
+    if not 1 <= len(parts) <= 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: give guidance[:from[:variety]]")
+    return tuple(parts + [0.0] * (3 - len(parts)))
+
+
 def save_generated_grid(images: np.ndarray, per_class: int, path: Path) -> None:
     """One row per class (first 12 images), so the numbers can be checked by eye."""
     from PIL import Image
@@ -525,23 +548,35 @@ def main() -> None:
     parser.add_argument("--variety", type=float, default=0.0,
                         help="noise on the prompt's embedding in the first steps (the Image panel's Variety, CADS)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=None, help="JSON path (default <run dir>/eval.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON path (default <run dir>/eval.json, or sweep.json with --sweep)")
+    parser.add_argument("--sweep", type=sweep_setting, nargs="+", default=None, metavar="G:FROM:VARIETY",
+                        help="score only the class prompts at each of these settings (the model card's table)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     pipe = load_pipeline(args.model, args.run_dir)
+    if args.sweep:
+        write_result(sweep(pipe, args.sweep, args.per_class, args.steps), args.model,
+                     args.out or args.run_dir / "sweep.json")
+        return
     result, generated = evaluate(pipe, args.per_class, args.steps, args.guidance, guidance_start=args.guidance_start,
                                  variety=args.variety)
-    if args.model is not None:  # which weights these are: a later evaluation may reuse the scores (reusable_scores)
+    out = write_result(result, args.model, args.out or args.run_dir / "eval.json")
+    save_generated_grid(generated, args.per_class, out.with_name("eval_generated.png"))
+
+
+def write_result(result: dict, model: Path | None, out: Path) -> Path:
+    """The figures as JSON, with the hash of the weights they were made on (a card shows only its own weights')."""
+    if model is not None:  # which weights these are: a later evaluation may reuse the scores (reusable_scores)
         from studio.core.catalog import content_hash
 
-        result["model_hash"] = content_hash(args.model)
-    out = args.out or args.run_dir / "eval.json"
+        result["model_hash"] = content_hash(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    save_generated_grid(generated, args.per_class, out.with_name("eval_generated.png"))
     print(json.dumps(result, indent=2))
     print(f"wrote {out}")
+    return out
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import torch
 from studio.data import emoji as data_emoji
 from studio.data.emoji_words import LICENCE as LICENCE_CLDR
 from studio.training import run as run_files
-from studio.training.image_captions import COMPOSED_SHARE, write_vocab_and_merges
+from studio.training.image_captions import COMPOSED_SHARE, CONTEXT_SHARE, write_vocab_and_merges
 from studio.training.image_model import Sizes, count_params
 from studio.training.image_run import Run
 
@@ -99,7 +99,9 @@ def export(run_dir: Path, model_dir: Path) -> Path:
     plot_loss_curves(run.state["history"], tmp / "loss_curve.png")
     sample_sheet(pipe).save(tmp / "samples.png")
     evaluation = evaluation_of(run_dir / "eval.json", tmp)
-    (tmp / "MODEL_CARD.md").write_text(model_card(run, pipe, evaluation, run_files.folder_size(tmp)), encoding="utf-8")
+    sweep = evaluation_of(run_dir / "sweep.json", tmp)
+    (tmp / "MODEL_CARD.md").write_text(model_card(run, pipe, evaluation, run_files.folder_size(tmp), sweep),
+                                       encoding="utf-8")
     run_files.replace_folder(tmp, model_dir)
     print(f"exported {model_dir} ({run_files.folder_size(model_dir) / 1e6:.1f} MB)")
     return model_dir
@@ -117,7 +119,7 @@ def evaluation_of(eval_json: Path, weights: Path) -> dict | None:
     return evaluation if evaluation.get("model_hash") == content_hash(weights) else None
 
 
-def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
+def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int, sweep: dict | None = None) -> str:
     s = run.state
     hours = (s["seconds"]["vae"] + s["seconds"]["ldm"]) / 3600
     last_vae = next((h for h in reversed(s["history"]) if h["stage"] == "vae"), {})
@@ -143,8 +145,8 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
         "  a …`, `a cute …`, …; training/image_captions.py). 10 % empty (for CFG). The evaluation's sentences",
         "  (eval_image.PARAPHRASE_PROMPTS; set B, FRESH_SENTENCES, written before round 4; set C, UNSEEN_SENTENCES,",
         "  written before round 5 was scored; set D, BLIND_SENTENCES, written before round 6 was trained; set E,",
-        "  SEALED_SENTENCES, written before round 7 was built) are never",
-        "  among the training captions (a test checks).",
+        "  SEALED_SENTENCES, written before round 7 was built; set F, SPARE_SENTENCES, written before round 8 was",
+        "  built) are never among the training captions (a test checks).",
         "- Weights: licence as listed in assets/catalog.json; they are learnt from the OFL 1.1 glyphs above.",
         "",
         "## Architecture",
@@ -187,7 +189,7 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int) -> str:
         "",
         "## Evaluation",
     ]
-    lines += evaluation_lines(evaluation)
+    lines += evaluation_lines(evaluation) + sweep_lines(sweep)
     return "\n".join(lines) + "\n"
 
 
@@ -216,6 +218,11 @@ def training_rounds(s: dict) -> list[str]:
                      "made whole tokens (round 1's BPE cut `kitten` into `kit` + `ten`, a clock), each new embedding "
                      "started at the mean of the names of the emoji it stands for, and a quarter of every batch "
                      "captioned with one (studio/training/image_new_words.py).")
+    if "context_from" in s:
+        lines.append(f"- From LDM step {s['context_from']:,} (round 8): {CONTEXT_SHARE:.0%} of the composed captions "
+                     "go on after the subject to name another emoji (`a red heart in the snow`, `a pear with a "
+                     "rocket`); the picture stays the subject's. Nothing two words of a held-out sentence pair is "
+                     "trained together (image_captions.with_context).")
     if "decoder_shown_error_from" in s:
         lines.append(f"- Decoder stage: far-background term from decoder step {s.get('decoder_background_from', 0):,}, "
                      f"errors counted as the picture shows them from step {s['decoder_shown_error_from']:,} (the cyan "
@@ -242,11 +249,24 @@ def evaluation_lines(evaluation: dict | None) -> list[str]:
     if "per_class" in evaluation:
         lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences (set A) | fresh sentences "
                   "(set B) | unseen sentences (set C) | blind sentences (set D) | sealed sentences (set E) | "
-                  "diversity / real |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "spare sentences (set F) | diversity / real |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, row in evaluation["per_class"].items():
             lines.append(f"| {name} | {row.get('real', '')} | {row.get('generated', '')} | "
                          f"{row.get('paraphrases', '')} | {row.get('fresh_sentences', '')} | "
                          f"{row.get('unseen_sentences', '')} | {row.get('blind_sentences', '')} | "
-                         f"{row.get('sealed_sentences', '')} | {row.get('diversity', '')} |")
+                         f"{row.get('sealed_sentences', '')} | {row.get('spare_sentences', '')} | "
+                         f"{row.get('diversity', '')} |")
+    return lines
+
+
+def sweep_lines(sweep: dict | None) -> list[str]:
+    """The card's table of guidance settings (eval_image --sweep, on these very weights): pull against variety."""
+    if not sweep:
+        return []
+    lines = ["", "## Guidance, Guidance from and Variety (class prompts, 24 seeds x 10 classes, 20 steps)", "",
+             "| guidance | guidance from | variety | adherence | diversity / real | group prompts' diversity |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['guidance']:g} | {r['guidance_start']:g} | {r['variety']:g} | {r['adherence']} | "
+              f"{r['diversity_ratio']} | {r['diversity_ratio_group_prompts']} |" for r in sweep["rows"]]
     return lines

@@ -54,3 +54,21 @@ def test_a_card_shows_an_evaluation_only_of_the_weights_it_scored(tmp_path):
     (weights / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"round six")  # trained on since
     assert evaluation_of(scored, weights) is None
     assert evaluation_of(tmp_path / "missing.json", weights) is None
+
+
+def test_a_sweep_setting_reads_guidance_from_and_variety_and_the_card_tables_each_row():
+    import argparse
+
+    import pytest
+
+    from studio.training.image_export import sweep_lines
+
+    assert eval_image.sweep_setting("6:0.2:0.15") == (6.0, 0.2, 0.15)
+    assert eval_image.sweep_setting("5") == (5.0, 0.0, 0.0)
+    with pytest.raises(argparse.ArgumentTypeError):
+        eval_image.sweep_setting("1:2:3:4")
+    row = {"guidance": 6.0, "guidance_start": 0.2, "variety": 0.15, "adherence": 0.858, "diversity_ratio": 0.435,
+           "diversity_ratio_group_prompts": 0.948}
+    lines = sweep_lines({"rows": [row]})
+    assert lines[-1] == "| 6 | 0.2 | 0.15 | 0.858 | 0.435 | 0.948 |"
+    assert sweep_lines(None) == []
