@@ -90,13 +90,29 @@ def test_the_first_guided_step_is_the_share_of_the_steps_run():
 
 def test_variety_off_draws_as_before_and_on_varies_the_picture_and_its_recipe_remakes_it(tiny_bundle):
     plain = pixels(generate_images(tiny_bundle, recipe(steps=4, seed=3))[0])
-    assert np.array_equal(plain, pixels(generate_images(tiny_bundle, recipe(steps=4, seed=3, variety=0.0))[0]))
+    off = generate_artifacts(tiny_bundle, recipe(steps=4, seed=3, variety=0.0))[0]
+    assert np.array_equal(plain, pixels(off.payload)) and "variety" not in off.recipe.params
     varied = generate_artifacts(tiny_bundle, recipe(steps=4, seed=3, variety=0.5))[0]
     assert not np.array_equal(plain, pixels(varied.payload))
     assert varied.recipe.params["variety"] == 0.5
     assert np.array_equal(pixels(varied.payload), pixels(generate_images(tiny_bundle, varied.recipe)[0]))
     other_seed = pixels(generate_images(tiny_bundle, recipe(steps=4, seed=4, variety=0.5))[0])
     assert not np.array_equal(other_seed, pixels(varied.payload))
+
+
+def test_variety_is_left_out_of_few_step_lcm_sampling(tiny_bundle):
+    from diffusers import LCMScheduler
+
+    from studio.engine.image.generate import varies
+
+    pipe = tiny_bundle.pipe
+    assert varies(tiny_bundle, pipe)
+    original = pipe.scheduler
+    try:
+        pipe.scheduler = LCMScheduler.from_config(original.config)
+        assert not varies(tiny_bundle, pipe)
+    finally:
+        pipe.scheduler = original
 
 
 def test_variety_anneals_the_prompt_from_noise_to_clean_by_the_middle_steps():

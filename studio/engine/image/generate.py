@@ -271,10 +271,11 @@ def generate_one(
 
 
 def varies(bundle, pipe) -> bool:
-    """Whether Variety (condition-annealed sampling) fits: an SD 1.x/2.x-style pipeline with two guidance branches
-    (a negative prompt). A few-step LCM has one branch, and its first of 2 steps would see noise alone; SDXL's pooled
-    embedding is not annealed, so SDXL is left out."""
-    return families.architecture(bundle.family) == "sd" and "negative_prompt_embeds" in _call_parameters(pipe)
+    """Whether Variety (condition-annealed sampling) fits: an SD 1.x/2.x-style pipeline that takes embeddings, not
+    sampled by LCM (a few-step model's first of 2 steps decides the picture, and would see noise alone). SDXL's
+    pooled embedding is not annealed, so SDXL is left out."""
+    return families.architecture(bundle.family) == "sd" and "negative_prompt_embeds" in _call_parameters(pipe) \
+        and type(pipe.scheduler).__name__ != "LCMScheduler"
 
 
 def with_variety(bundle, pipe, kwargs: dict, settings: dict, seed: int, hook, notes: list[str] | None):
@@ -311,6 +312,8 @@ def _output_recipe(bundle: ImageBundle, recipe: Recipe, settings: dict, seed: in
     unused = {"txt2img": ("strength", "init_image", "mask_image"), "img2img": ("mask_image",), "inpaint": ()}
     for key in unused[settings["mode"]]:
         params.pop(key, None)  # e.g. a CLI's default strength would read as "Denoising strength" in A1111
+    if not settings.get("variety") or not varies(bundle, bundle.pipeline_for(settings["mode"])):
+        params.pop("variety", None)  # Variety took no effect (off, or a model it does not fit): say nothing
     if settings["variation_strength"] > 0 and _uses_our_noise(bundle, settings):
         params["variation_seed"] = variation_seed
     else:  # no variation took effect: say nothing (A1111 writes these keys only when used)
