@@ -278,8 +278,8 @@ def model_card(run: DistillRun, evaluation: dict | None) -> str:
         "- Data: emoji-ldm's training latents, each emoji drawn once whatever its skin tones, and its captions: round 2's",
         "  and, since its round 4, composed ones (`please draw a big red heart`), since its round 5 with words that name",
         "  nothing (`… for my cousin`) and flags' adjectives, since its round 6 with everyday synonyms (`puppy`), since",
-        "  its round 7 a quarter of every batch captioned with them, when the teacher learnt them (licences: see",
-        "  emoji-ldm's card).",
+        "  its round 7 a quarter of every batch captioned with them, since its round 8 with another emoji named after",
+        "  the subject (`a red heart in the snow`), when the teacher learnt them (licences: see emoji-ldm's card).",
         "- Rebuild: `python -m studio.training.image_distill train`, then `… export`.", "", "## Evaluation", "",
     ]
     if not evaluation:
