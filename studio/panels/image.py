@@ -57,8 +57,8 @@ MODES = [("Text to image", "txt2img"), ("Image to image", "img2img"), ("Inpaint"
          ("Sketch to picture", "translate")]
 IMAGE_FILES = "Images (*.png *.jpg *.jpeg *.webp)"
 # What an X/Y plot may vary (the engine checks the same list: studio.engine.image.generate.XY_AXES).
-XY_AXES = ["seed", "steps", "guidance", "guidance_start", "variety", "scheduler", "prompt", "negative_prompt", "width", "height",
-           "strength", "variation_seed", "variation_strength", "clip_skip"]
+XY_AXES = ["seed", "steps", "guidance", "guidance_start", "variety", "scheduler", "prompt", "negative_prompt", "width",
+           "height", "strength", "variation_seed", "variation_strength", "clip_skip"]
 NUMERIC_AXES = {"seed", "steps", "width", "height", "variation_seed", "clip_skip"}
 
 
@@ -139,7 +139,7 @@ class ImagePanel(QWidget):
         variety = ParamSlider(v, "variety", "Variety", 0, 1, 0.05, 2,
                               tooltip="Noise on the prompt in the first steps, gone by the middle ones (CADS): seeds "
                                       "of one prompt differ more in layout. 0 = off, as other tools do; SD-style "
-                                      "models with guidance.")
+                                      "models, not with LCM.")
         form.addWidget(steps)
         form.addWidget(guidance)
         form.addWidget(guidance_start)

@@ -48,7 +48,7 @@ from studio.training.image_stages import (
 
 def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_steps: int = VAE_STEPS,
           lr: float = 4e-4, decay_to: float | None = None, background_weight: float = BACKGROUND_WEIGHT,
-          rules: CaptionRules = CaptionRules()) -> None:
+          rules: CaptionRules | None = None) -> None:
     torch.set_num_threads(threads)
     log = run_files.make_logger(run_dir)
     deadline = time.time() + minutes * 60 if minutes else float("inf")
@@ -69,7 +69,7 @@ def train(run_dir: Path, stage: str, minutes: float | None, threads: int, vae_st
         train_decoder(run, deadline, on_samples=stage == "decoder-samples", background_weight=background_weight)
         return
     if stage in ("all", "ldm") and time.time() < deadline:
-        train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples, rules=rules)
+        train_ldm(run, deadline, lr=lr, decay_to=decay_to, on_checkpoint=save_samples, rules=rules or CaptionRules())
         save_samples(run)
 
 

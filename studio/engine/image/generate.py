@@ -286,8 +286,8 @@ def with_variety(bundle, pipe, kwargs: dict, settings: dict, seed: int, hook, no
         return hook
     if not varies(bundle, pipe):
         if notes is not None:
-            notes.append("Variety works on SD 1.x/2.x-style models with guidance (the built-in emoji-ldm too); "
-                         "this model drew without it.")
+            notes.append("Variety works on SD 1.x/2.x-style models sampled in many steps (the built-in emoji-ldm "
+                         "too), not with LCM; this picture was drawn without it.")
         return hook
     if "prompt_embeds" not in kwargs:
         prompt_embeds, negative_embeds = pipe.encode_prompt(

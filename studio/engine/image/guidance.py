@@ -94,9 +94,6 @@ class ConditionAnnealing:
         self.generators = [torch.Generator("cpu").manual_seed(int(seed) + NOISE_SEED_OFFSET) for seed in seeds]
         self.clean = self.negative = None
 
-    def active(self) -> bool:
-        return self.strength > 0
-
     def first_embeds(self, prompt_embeds, negative_embeds):
         self.clean, self.negative = prompt_embeds, negative_embeds
         return annealed_embedding(prompt_embeds, self.strength, 1.0, self.generators)
