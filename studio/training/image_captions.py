@@ -115,6 +115,8 @@ REQUESTS = (
     "{}, in emoji style", "just {}", "{} again", "maybe {}", "how about {}", "{}!",
 )
 ARTICLES = ("a", "the", "one", "")  # "a" becomes "an" before a vowel
+# The words composing adds to any emoji's caption: they name nothing (a synonym holding one is dropped)
+COMPOSING_WORDS = frozenset({*DESCRIBING, *(word for r in REQUESTS for word in re.findall(r"[a-z]+", r))})
 COMPOSED_SHARE = 0.35  # of the captions drawn once round 4 starts; the rest are the round-3 choices
 
 
@@ -201,12 +203,12 @@ def with_context(rng: np.random.Generator, caption: str, context: tuple[str, ...
     return None
 
 
+_NAMING_NOTHING = COMPOSING_WORDS | {"a", "an", "the", "one"}
+
+
 def content_words(text: str) -> frozenset[str]:
     """A text's words without articles and the composer's describing and request words."""
-    return frozenset(re.findall(r"[a-z0-9']+", text.lower())) - _COMPOSING_WORDS
-
-
-_COMPOSING_WORDS = frozenset({"a", "an", "the", "one", *DESCRIBING, *(w for r in REQUESTS for w in re.findall(r"[a-z]+", r))})
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower())) - _NAMING_NOTHING
 
 
 @functools.lru_cache(maxsize=4)
@@ -299,9 +301,8 @@ def with_synonyms(all_words: list[EmojiWords]) -> list[EmojiWords]:
     names = [SKIN_TONE.sub("", w.name).strip() for w in all_words]
     other_names = {n.lower() for w in all_words for n in (w.name, *w.aliases)}
     own = [{w.name, *w.aliases, *w.keywords} for w in all_words]
-    composing = set(DESCRIBING) | {word for r in REQUESTS for word in re.findall(r"[a-z]+", r)}
     found = everyday_synonyms(names, other_names, own)
-    return [dataclasses.replace(w, synonyms=tuple(s for s in found[i] if not set(s.split()) & composing))
+    return [dataclasses.replace(w, synonyms=tuple(s for s in found[i] if not set(s.split()) & COMPOSING_WORDS))
             for i, w in enumerate(all_words)]
 
 

@@ -142,7 +142,8 @@ class DistillRun:
 
 def teacher_learnt(teacher_dir: Path, round_key: str) -> bool:
     """Whether the teacher trained on a round's captions (its exported training state says when each began:
-    "everyday_words_from" for round 5, "synonyms_from" for round 6, "new_words_from" for round 7, "context_from" for round 8)."""
+    "everyday_words_from" for round 5, "synonyms_from" for round 6, "new_words_from" for round 7, "context_from"
+    for round 8)."""
     state = teacher_dir / "training_state.json"
     return state.exists() and round_key in json.loads(state.read_text(encoding="utf-8"))
 

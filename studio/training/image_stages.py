@@ -231,18 +231,18 @@ def start_everyday_words(run: Run, everyday: bool, synonyms: bool = False) -> No
         run.log(f"everyday synonyms ('puppy', 'burger', '3 o'clock') from ldm step {run.state['synonyms_from']}")
 
 
-def everyday_fillers(run: Run) -> tuple[str, ...]:
+def everyday_fillers(run: Run, all_words: list) -> tuple[str, ...]:
     """The filler words of round 5 on (none before): frequent English words no caption of any emoji uses, nor any
-    of the evaluation's sentences, so a caption with one can never be one of them."""
+    of the evaluation's sentences, so a caption with one can never be one of them. `all_words`: every emoji's."""
     if not run.everyday_words:
         return ()
-    fillers = filler_words(run.words(run.data), HELD_OUT_SENTENCES)
+    fillers = filler_words(all_words, HELD_OUT_SENTENCES)
     run.log(f"filler words ({len(fillers)}, e.g. {', '.join(fillers[:8])}) from ldm step "
             f"{run.state['everyday_words_from']}; flags say their country's adjective")
     return fillers
 
 
-def context_phrases(run: Run, context: bool) -> tuple[str, ...]:
+def context_phrases(run: Run, context: bool, all_words: list) -> tuple[str, ...]:
     """Round 8 on (needs round 5's fillers; the step it began is kept in the state): the subjects a context phrase
     can name, from every emoji's words."""
     if context and not run.everyday_words:
@@ -251,7 +251,7 @@ def context_phrases(run: Run, context: bool) -> tuple[str, ...]:
         run.state.setdefault("context_from", run.state["ldm_step"])
     if "context_from" not in run.state:
         return ()
-    found = context_subjects(run.words(run.data))
+    found = context_subjects(all_words)
     run.log(f"context phrases ({CONTEXT_SHARE:.0%} of composed captions, {len(found)} subjects, e.g. "
             f"'a red heart in the snow') from ldm step {run.state['context_from']}")
     return found
@@ -278,8 +278,9 @@ class CaptionDraws:
         start_everyday_words(run, rules.everyday, rules.synonyms)
         self.count = len(run.train)
         self.weights = draw_weights(run, rules.per_emoji)
-        self.fillers = everyday_fillers(run)
-        self.context = context_phrases(run, rules.context)
+        all_words = run.words(run.data) if run.everyday_words else []  # every emoji's, for fillers and context
+        self.fillers = everyday_fillers(run, all_words)
+        self.context = context_phrases(run, rules.context, all_words)
         self.new_words = start_new_words(run, rules.new_words, self.weights, HELD_OUT_SENTENCES, self.fillers,
                                          self.context)
         self.captions = [without_held_out(choices, HELD_OUT_SENTENCES) for choices in run.caption_table()]

@@ -61,10 +61,10 @@ def test_context_needs_the_everyday_words_round(tmp_path):
 
     run = Run(tmp_path, Sizes(), data_emoji.load_dataset(), log=lambda *_: None)
     with pytest.raises(ValueError, match="everyday words"):
-        context_phrases(run, True)
-    assert context_phrases(run, False) == ()
+        context_phrases(run, True, [PENGUIN, ICE])
+    assert context_phrases(run, False, [PENGUIN, ICE]) == ()
     run.state.update(everyday_words_from=10, ldm_step=25)
-    found = context_phrases(run, True)
+    found = context_phrases(run, True, [PENGUIN, ICE])
     assert run.state["context_from"] == 25 and "penguin" in found
     run.state["ldm_step"] = 90
-    assert context_phrases(run, False) == found and run.state["context_from"] == 25  # a rule once begun stays on
+    assert context_phrases(run, False, [PENGUIN, ICE]) == found and run.state["context_from"] == 25  # stays on
