@@ -128,12 +128,28 @@ SPARE_SENTENCES = {
     "hand": ("two hands pressed together praying", "a hand pointing up at the sky", "a call me hand sign"),
     "symbol": ("number 3", "a division sign", "a yin yang symbol"),
 }
+# Set G, written at the start of round 9's session (2026-12-07), before set F was looked at one sentence at a time
+# and before anything of round 9 was designed. From here on set F may guide design; set G is the honest measure.
+UNOPENED_SENTENCES = {
+    "face": ("a face sticking its tongue out", "a face with a medical mask on", "a thinking face with a hand on its chin"),
+    "heart": ("a heart with a bandage on it", "a heart growing bigger and bigger", "an orange heart for autumn"),
+    "flag": ("the chinese flag", "a greek flag on a boat", "the swiss flag on a mountain top"),
+    "animal": ("a koala hugging a tree", "a wolf howling at night", "a little hamster face"),
+    "food": ("a taco for dinner", "a wedge of cheese", "a bowl of green salad"),
+    "plant": ("a hibiscus flower on the beach", "a bunch of fresh herbs", "an evergreen tree on the hill"),
+    "vehicle": ("a motorbike on the road", "a blue delivery truck", "a rocket going to space"),
+    "clock": ("a clock showing four o'clock", "a clock at half past nine", "a mantel clock on the shelf"),
+    "hand": ("a hand saying stop", "the vulcan salute from star trek", "a hand writing with a pen"),
+    "symbol": ("a red triangle pointing up", "the number ten", "the sign for aries"),
+}
 SENTENCE_SETS = {"paraphrase": PARAPHRASE_PROMPTS, "fresh_sentence": FRESH_SENTENCES,
                  "unseen_sentence": UNSEEN_SENTENCES, "blind_sentence": BLIND_SENTENCES,
-                 "sealed_sentence": SEALED_SENTENCES, "spare_sentence": SPARE_SENTENCES}
+                 "sealed_sentence": SEALED_SENTENCES, "spare_sentence": SPARE_SENTENCES,
+                 "unopened_sentence": UNOPENED_SENTENCES}
 PER_CLASS_KEYS = {"paraphrase": "paraphrases", "fresh_sentence": "fresh_sentences",
                   "unseen_sentence": "unseen_sentences", "blind_sentence": "blind_sentences",
-                  "sealed_sentence": "sealed_sentences", "spare_sentence": "spare_sentences"}  # the card's columns
+                  "sealed_sentence": "sealed_sentences", "spare_sentence": "spare_sentences",
+                  "unopened_sentence": "unopened_sentences"}  # the card's columns
 CLASSES = data_emoji.EVAL_CLASSES
 
 

@@ -146,7 +146,7 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int, sweep: 
         "  (eval_image.PARAPHRASE_PROMPTS; set B, FRESH_SENTENCES, written before round 4; set C, UNSEEN_SENTENCES,",
         "  written before round 5 was scored; set D, BLIND_SENTENCES, written before round 6 was trained; set E,",
         "  SEALED_SENTENCES, written before round 7 was built; set F, SPARE_SENTENCES, written before round 8 was",
-        "  built) are never among the training captions (a test checks).",
+        "  built; set G, UNOPENED_SENTENCES, written before round 9 was designed) are never among the training captions (a test checks).",
         "- Weights: licence as listed in assets/catalog.json; they are learnt from the OFL 1.1 glyphs above.",
         "",
         "## Architecture",
@@ -249,13 +249,14 @@ def evaluation_lines(evaluation: dict | None) -> list[str]:
     if "per_class" in evaluation:
         lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences (set A) | fresh sentences "
                   "(set B) | unseen sentences (set C) | blind sentences (set D) | sealed sentences (set E) | "
-                  "spare sentences (set F) | diversity / real |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "spare sentences (set F) | unopened sentences (set G) | diversity / real |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, row in evaluation["per_class"].items():
             lines.append(f"| {name} | {row.get('real', '')} | {row.get('generated', '')} | "
                          f"{row.get('paraphrases', '')} | {row.get('fresh_sentences', '')} | "
                          f"{row.get('unseen_sentences', '')} | {row.get('blind_sentences', '')} | "
                          f"{row.get('sealed_sentences', '')} | {row.get('spare_sentences', '')} | "
+                         f"{row.get('unopened_sentences', '')} | "
                          f"{row.get('diversity', '')} |")
     return lines
 
