@@ -26,6 +26,7 @@ from studio.training.image_captions import (
     tokenize,
     without_held_out,
 )
+from studio.training.image_kin import KIN_SHARE, KinDraws
 from studio.training.image_model import ema_update, images_to_tensor, ldm_loss, noise_scheduler, psnr, vae_loss
 from studio.training.image_new_words import start_new_words
 from studio.training.image_run import Run
@@ -257,6 +258,20 @@ def context_phrases(run: Run, context: bool, all_words: list) -> tuple[str, ...]
     return found
 
 
+def kin_draws(run: Run, kin: bool, all_words: list, fillers: tuple[str, ...],
+              context: tuple[str, ...]) -> KinDraws | None:
+    """Round 9 on (the step it began is kept in the state): the held-out emoji's words on their subgroup's training
+    pictures (image_kin). `all_words`: every emoji's, held-out ones included."""
+    if kin:
+        run.state.setdefault("kin_from", run.state["ldm_step"])
+    if "kin_from" not in run.state:
+        return None
+    draws = KinDraws(run.data, all_words or run.words(run.data), HELD_OUT_SENTENCES, fillers, context)
+    run.log(f"kin captions ({KIN_SHARE:.0%} of every batch: {len(draws.words)} held-out emoji's words on their "
+            f"subgroup's training pictures, e.g. 'a {draws.words[0].name}') from ldm step {run.state['kin_from']}")
+    return draws
+
+
 @dataclass(frozen=True)
 class CaptionRules:
     """The rounds' caption rules a training session asks for; a rule once begun stays on (its first step is kept in
@@ -268,6 +283,7 @@ class CaptionRules:
     synonyms: bool = False  # round 6: everyday synonyms as subjects
     new_words: bool = False  # round 7: the synonyms made whole tokens, a share of every batch on them
     context: bool = False  # round 8: phrases naming another emoji after the subject
+    kin: bool = False  # round 9: the held-out emoji's words on training pictures of their subgroup
 
 
 class CaptionDraws:
@@ -285,6 +301,7 @@ class CaptionDraws:
                                          self.context)
         self.captions = [without_held_out(choices, HELD_OUT_SENTENCES) for choices in run.caption_table()]
         self.composing = composing_words(run, rules.compose or run.everyday_words)
+        self.kin = kin_draws(run, rules.kin, all_words, self.fillers, self.context)
 
     def draw(self, rng: np.random.Generator, batch: int, drop: float) -> tuple[np.ndarray, list[str]]:
         idx = rng.choice(self.count, batch, p=self.weights) if self.weights is not None else \
@@ -293,6 +310,8 @@ class CaptionDraws:
                                        HELD_OUT_SENTENCES, self.fillers, self.context) for i in idx]
         if self.new_words is not None:
             idx, texts = self.new_words.swap_in(rng, idx, texts, drop)
+        if self.kin is not None:
+            idx, texts = self.kin.swap_in(rng, idx, texts, drop)
         return idx, texts
 
 

@@ -1,0 +1,76 @@
+"""Round 9 of the image model: the words of the held-out emoji, taught as their kind.
+
+The evaluation holds out 10 % of the emoji (by name; data_emoji.is_held_out) so the Fréchet distance and the
+classifier's ceiling are measured on pictures the model never saw. Until round 9 that also kept their words out of
+every caption: "tractor", "hourglass", "croissant", "palm tree" and "three o'clock" meant nothing to the model, and
+a typed sentence naming one drew whatever its other words suggested (round 8 drew food for "a tractor on the farm",
+0 of 24; set C's "an hourglass" 0 of 24). A person who has never seen a tractor still knows it is a farm vehicle.
+
+Round 9 gives the model that much: KIN_SHARE of every batch is a held-out emoji's caption (its name, aliases,
+keywords and synonyms, in the same phrasings and compositions as any caption) on the picture of a *training* emoji
+of the same Unicode subgroup ("a tractor" on a car, a bus or a fire engine). The model learns the word's kind, never
+its look: no held-out picture, and no colour read off one, is used. The held-out pictures stay unseen, so the
+Fréchet distance still measures what it did.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from studio.data.emoji import SKIN_TONE
+from studio.data.emoji_words import HUE_NAMES
+from studio.training.image_captions import EmojiWords, caption_choices, pick_training_caption, without_held_out
+
+COLOUR_WORDS = frozenset({name for _, name in HUE_NAMES} | {"black", "grey", "white", "brown"})
+KIN_SHARE = 0.05  # of every batch, from round 9 on: about one held-out emoji in 20 draws, as it is in the data
+
+
+def kin_pairs(data, all_words: list[EmojiWords]) -> tuple[list[EmojiWords], list[np.ndarray]]:
+    """The held-out emoji's words (colour dropped: it is read off the held-out picture) and, for each, the
+    training-split indices of its subgroup's emoji. Skin-tone variants are left out on both sides: "medium skin
+    tone" said of another person's picture would teach the tones wrong, and each emoji then counts once. Emoji
+    whose subgroup has no training emoji are left out."""
+    toneless = np.array([not SKIN_TONE.search(name) for name in data.names])
+    train_index = np.cumsum(~data.held_out) - 1  # position of each training emoji within the training split
+    by_subgroup = collections.defaultdict(list)
+    for i in np.flatnonzero(~data.held_out & toneless):
+        by_subgroup[data.subgroups[i]].append(int(train_index[i]))
+    train_words = [all_words[i] for i in np.flatnonzero(~data.held_out)]
+    words, siblings = [], []
+    for i in np.flatnonzero(data.held_out & toneless):
+        kin = [j for j in by_subgroup[data.subgroups[i]] if colour_agrees(all_words[i].name, train_words[j].colour)]
+        if kin:
+            words.append(dataclasses.replace(all_words[i], colour=None))
+            siblings.append(np.array(kin))
+    return words, siblings
+
+
+def colour_agrees(name: str, colour: str | None) -> bool:
+    """Whether a training picture of `colour` may stand for an emoji called `name`: any, unless the name says a
+    colour ("purple heart", "white circle"), and then only that colour (read off the training picture), so the
+    colour words keep their meaning."""
+    said = COLOUR_WORDS & set(name.lower().split())
+    return not said or colour in said
+
+
+class KinDraws:
+    """Round 9's share of every batch: a held-out emoji's caption on a training emoji of its subgroup."""
+
+    def __init__(self, data, all_words: list[EmojiWords], avoid: frozenset[str], fillers: tuple[str, ...] = (),
+                 context: tuple[str, ...] = ()):
+        self.words, self.siblings = kin_pairs(data, all_words)
+        self.captions = [without_held_out(caption_choices(w), avoid) for w in self.words]
+        self.avoid, self.fillers, self.context = avoid, fillers, context
+
+    def swap_in(self, rng: np.random.Generator, idx: np.ndarray, texts: list[str], drop: float):
+        """KIN_SHARE of the batch replaced by kin draws (dropped to "" as often as any caption)."""
+        idx, texts = idx.copy(), list(texts)
+        for k in np.flatnonzero(rng.random(len(idx)) < KIN_SHARE):
+            held = int(rng.integers(len(self.words)))
+            idx[k] = int(rng.choice(self.siblings[held]))
+            texts[k] = pick_training_caption(rng, self.captions[held], self.words[held], drop, self.avoid,
+                                             self.fillers, self.context)
+        return idx, texts
