@@ -39,6 +39,7 @@ from studio.training.image_captions import (
     tokenize,
     without_held_out,
 )
+from studio.training.image_kin import KinDraws
 from studio.training.image_model import images_to_tensor, noise_scheduler
 from studio.training.image_new_words import NewWordDraws
 from studio.training.image_stages import HELD_OUT_SENTENCES
@@ -112,6 +113,9 @@ class DistillRun:
         # Round 7's share of every batch on the everyday words, when the teacher learnt them as whole tokens.
         self.new_words = NewWordDraws(words, self.draw_weights, HELD_OUT_SENTENCES, self.fillers, self.context) \
             if teacher_learnt(teacher_dir, "new_words_from") else None
+        # Round 9's held-out emoji's words on their subgroup's training pictures, when the teacher learnt them.
+        self.kin = KinDraws(data, all_words, HELD_OUT_SENTENCES, self.fillers, self.context) \
+            if teacher_learnt(teacher_dir, "kin_from") else None
         self.student = copy.deepcopy(self.teacher).train().requires_grad_(True)
         self.target = copy.deepcopy(self.teacher)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=LR, weight_decay=0.0)
@@ -143,7 +147,7 @@ class DistillRun:
 def teacher_learnt(teacher_dir: Path, round_key: str) -> bool:
     """Whether the teacher trained on a round's captions (its exported training state says when each began:
     "everyday_words_from" for round 5, "synonyms_from" for round 6, "new_words_from" for round 7, "context_from"
-    for round 8)."""
+    for round 8, "kin_from" for round 9)."""
     state = teacher_dir / "training_state.json"
     return state.exists() and round_key in json.loads(state.read_text(encoding="utf-8"))
 
@@ -155,6 +159,8 @@ def distill_step(run: DistillRun, rng: np.random.Generator, generator: torch.Gen
                                       run.context) for i in idx]
     if run.new_words is not None:
         idx, captions = run.new_words.swap_in(rng, idx, captions, CAPTION_DROP)
+    if run.kin is not None:
+        idx, captions = run.kin.swap_in(rng, idx, captions, CAPTION_DROP)
     z0 = run.mean[idx] + run.std[idx] * torch.randn(run.mean[idx].shape, generator=generator)
     text = run.encode(captions)
     n = torch.randint(0, SOLVER_STEPS, (BATCH,), generator=generator)

@@ -68,6 +68,8 @@ class KinDraws:
     def swap_in(self, rng: np.random.Generator, idx: np.ndarray, texts: list[str], drop: float):
         """KIN_SHARE of the batch replaced by kin draws (dropped to "" as often as any caption)."""
         idx, texts = idx.copy(), list(texts)
+        if not self.words:  # no held-out emoji has a training emoji of its subgroup (tiny data sets)
+            return idx, texts
         for k in np.flatnonzero(rng.random(len(idx)) < KIN_SHARE):
             held = int(rng.integers(len(self.words)))
             idx[k] = int(rng.choice(self.siblings[held]))

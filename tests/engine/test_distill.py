@@ -101,3 +101,30 @@ def test_a_round_seven_teacher_puts_a_share_of_every_batch_on_its_everyday_words
     assert np.isfinite(_step(run, 0))
     plain = image_distill.DistillRun(tmp_path / "plain", teacher_dir, data, log=lambda message: None)
     assert plain.new_words is None  # a teacher of an earlier round: batches as before
+
+
+@needs_font
+def test_a_round_nine_teacher_puts_held_out_emojis_words_on_their_kind(tmp_path, teacher, monkeypatch):
+    import json
+    import shutil
+
+    from studio.training import image_distill
+
+    monkeypatch.setattr(image_distill, "BATCH", 4)
+    torch.set_num_threads(1)
+    teacher_dir, _ = teacher
+    names = {"red heart", "sparkling heart", "grinning face", "pizza"}
+    data = data_emoji.render_dataset([e for e in data_emoji.list_emoji() if e.name in names])
+    data.held_out = np.array([name == "sparkling heart" for name in data.names])
+    shutil.copytree(teacher_dir, tmp_path / "teacher")
+    (tmp_path / "teacher" / "training_state.json").write_text(json.dumps({"kin_from": 0}), encoding="utf-8")
+    run = image_distill.DistillRun(tmp_path / "run", tmp_path / "teacher", data, log=lambda message: None)
+    assert [w.name for w in run.kin.words] == ["sparkling heart"]
+    idx, texts = run.kin.swap_in(np.random.default_rng(0), np.full(400, -1), [""] * 400, drop=0.0)
+    train = data.split(held_out=False)
+    assert {train.names[i] for i in idx[idx >= 0]} == {"red heart"}
+    said = {"sparkling", "heart", *run.kin.words[0].keywords}
+    assert all(any(word in t for word in said) for t in np.array(texts)[idx >= 0])
+    assert np.isfinite(_step(run, 0))
+    plain = image_distill.DistillRun(tmp_path / "plain", teacher_dir, data, log=lambda message: None)
+    assert plain.kin is None  # a teacher of an earlier round: batches as before
