@@ -283,7 +283,7 @@ def pipeline_draw(pipe, steps: int, guidance: float, guidance_start: float = 0.0
             text = {"prompt_embeds": hook.first_embeds(embeds, negative), "negative_prompt_embeds": negative}
         out = pipe(**text, num_inference_steps=steps, guidance_scale=interval.initial_scale(), generator=generators,
                    output_type="np", callback_on_step_end=hook,
-                   callback_on_step_end_tensor_inputs=["latents", "prompt_embeds"] if variety > 0 else ["latents"]).images
+                   callback_on_step_end_tensor_inputs=hook.tensor_inputs if variety > 0 else ["latents"]).images
         return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
 
     return draw

@@ -143,6 +143,17 @@ def test_variety_anneals_the_prompt_from_noise_to_clean_by_the_middle_steps():
     assert "prompt_embeds" not in annealing(Pipe(), 9, 0, guided)  # no step after the last
     replay = ConditionAnnealing(0.3, [1, 2], 10)
     assert torch.equal(replay.first_embeds(clean, negative), first)  # seeded: a recipe remakes its picture
+    assert replay.tensor_inputs == ["latents", "prompt_embeds"]
+    # SDXL: the pooled embedding is annealed too, with noise of its own (the prompt's draws stay as they were)
+    pooled, negative_pooled = torch.randn(2, 32), torch.zeros(2, 32)
+    xl = ConditionAnnealing(0.3, [1, 2], 10)
+    assert torch.equal(xl.first_embeds(clean, negative), first)
+    assert not torch.allclose(xl.first_pooled(pooled, negative_pooled), pooled)
+    assert xl.tensor_inputs == ["latents", "prompt_embeds", "add_text_embeds"]
+    both = {**guided, "add_text_embeds": torch.cat([negative_pooled, pooled])}
+    early = xl(Pipe(), 1, 0, both)["add_text_embeds"]
+    assert torch.equal(early[:2], negative_pooled) and not torch.allclose(early[2:], pooled)
+    assert torch.equal(xl(Pipe(), 4, 0, both)["add_text_embeds"], torch.cat([negative_pooled, pooled]))
 
 
 def test_random_seed_is_recorded(tiny_bundle):

@@ -215,6 +215,11 @@ def test_sdxl_folder_runs_every_mode(tmp_path, one_torch_thread):
         assert art.recipe.params["mode"] == mode and art.payload.size == (32, 32)
         assert np.array_equal(np.asarray(art.payload), np.asarray(generate_images(bundle, art.recipe)[0]))
         assert "XL" in type(bundle.pipeline_for(mode)).__name__
+    # Variety anneals SDXL's pooled embedding with the prompt's: it varies the picture, and its recipe remakes it
+    plain = np.asarray(generate_artifacts(bundle, RECIPE)[0].payload)
+    varied = generate_artifacts(bundle, RECIPE.with_params(variety=0.5))[0]
+    assert varied.recipe.params["variety"] == 0.5 and not np.array_equal(plain, np.asarray(varied.payload))
+    assert np.array_equal(np.asarray(varied.payload), np.asarray(generate_images(bundle, varied.recipe)[0]))
 
 
 def test_a_large_image_switches_on_tiling_for_the_loaded_model(tiny_sd_folder, tmp_path, monkeypatch):

@@ -249,7 +249,7 @@ def generate_one(
     else:  # guided throughout (FLUX's guidance is an input of the model, not two branches: never delayed)
         hook = watcher
     hook = with_variety(bundle, pipe, kwargs, settings, seed, hook, notes)
-    tensors = ["latents", "prompt_embeds"] if isinstance(hook, ConditionAnnealing) else ["latents"]
+    tensors = hook.tensor_inputs if isinstance(hook, ConditionAnnealing) else ["latents"]
     kwargs.update(callback_on_step_end=hook, callback_on_step_end_tensor_inputs=tensors)
     latents = pipe(**kwargs).images
     if watcher.interrupted or (cancelled is not None and cancelled()):
@@ -271,11 +271,12 @@ def generate_one(
 
 
 def varies(bundle, pipe) -> bool:
-    """Whether Variety (condition-annealed sampling) fits: an SD 1.x/2.x-style pipeline that takes embeddings, not
-    sampled by LCM (a few-step model's first of 2 steps decides the picture, and would see noise alone). SDXL's
-    pooled embedding is not annealed, so SDXL is left out."""
-    return families.architecture(bundle.family) == "sd" and "negative_prompt_embeds" in _call_parameters(pipe) \
-        and type(pipe.scheduler).__name__ != "LCMScheduler"
+    """Whether Variety (condition-annealed sampling) fits: an SD 1.x/2.x- or SDXL-style pipeline that takes
+    embeddings (SDXL: its pooled ones too), not sampled by LCM (a few-step model's first of 2 steps decides the
+    picture, and would see noise alone)."""
+    arch, takes = families.architecture(bundle.family), _call_parameters(pipe)
+    needs = {"sd": {"negative_prompt_embeds"}, "sdxl": {"negative_prompt_embeds", "negative_pooled_prompt_embeds"}}
+    return arch in needs and needs[arch] <= set(takes) and type(pipe.scheduler).__name__ != "LCMScheduler"
 
 
 def with_variety(bundle, pipe, kwargs: dict, settings: dict, seed: int, hook, notes: list[str] | None):
@@ -286,16 +287,21 @@ def with_variety(bundle, pipe, kwargs: dict, settings: dict, seed: int, hook, no
         return hook
     if not varies(bundle, pipe):
         if notes is not None:
-            notes.append("Variety works on SD 1.x/2.x-style models sampled in many steps (the built-in emoji-ldm "
-                         "too), not with LCM; this picture was drawn without it.")
+            notes.append("Variety works on SD 1.x/2.x and SDXL-style models sampled in many steps (the built-in "
+                         "emoji-ldm too), not with LCM; this picture was drawn without it.")
         return hook
     if "prompt_embeds" not in kwargs:
-        prompt_embeds, negative_embeds = pipe.encode_prompt(
-            kwargs.pop("prompt"), pipe._execution_device, 1, True, kwargs.pop("negative_prompt", None),
-            clip_skip=kwargs.pop("clip_skip", None))
-        kwargs.update(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds)
+        encoded = pipe.encode_prompt(prompt=kwargs.pop("prompt"), device=pipe._execution_device,
+                                     num_images_per_prompt=1, do_classifier_free_guidance=True,
+                                     negative_prompt=kwargs.pop("negative_prompt", None),
+                                     clip_skip=kwargs.pop("clip_skip", None))
+        kwargs.update(zip(("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds",
+                           "negative_pooled_prompt_embeds"), encoded, strict=False))  # SDXL's 4, SD's 2
     annealing = ConditionAnnealing(strength, [seed], settings["steps"], hook)
     kwargs["prompt_embeds"] = annealing.first_embeds(kwargs["prompt_embeds"], kwargs["negative_prompt_embeds"])
+    if kwargs.get("pooled_prompt_embeds") is not None:
+        kwargs["pooled_prompt_embeds"] = annealing.first_pooled(kwargs["pooled_prompt_embeds"],
+                                                                kwargs["negative_pooled_prompt_embeds"])
     return annealing
 
 

@@ -82,9 +82,10 @@ def annealed_embedding(clean, strength: float, remaining: float, generators):
 class ConditionAnnealing:
     """Wraps a `callback_on_step_end` hook; gives the next step the prompt's embedding with its share of noise.
 
-    The pipeline must be given `prompt_embeds` (first_embeds: already annealed for step 0) and list "prompt_embeds"
-    in its callback tensors. The noise comes from its own generator seeded by the picture's seed, so a recipe
-    regenerates bit for bit.
+    The pipeline must be given `prompt_embeds` (first_embeds: already annealed for step 0) and list `tensor_inputs`
+    in its callback tensors. SDXL's pooled embedding (the text's summary the UNet adds to its time embedding) is
+    annealed the same way, or it alone would pull every seed to one layout. The noise comes from its own generators
+    seeded by the picture's seed, so a recipe regenerates bit for bit.
     """
 
     def __init__(self, strength: float, seeds: list[int], steps: int, inner=None):
@@ -92,19 +93,41 @@ class ConditionAnnealing:
 
         self.strength, self.steps, self.inner = strength, max(1, steps), inner
         self.generators = [torch.Generator("cpu").manual_seed(int(seed) + NOISE_SEED_OFFSET) for seed in seeds]
-        self.clean = self.negative = None
+        # the pooled vector's noise has generators of its own: an SD 1.x picture draws exactly as it did without them
+        self.pooled_generators = [torch.Generator("cpu").manual_seed(int(seed) + NOISE_SEED_OFFSET + 1)
+                                  for seed in seeds]
+        self.clean = self.negative = self.pooled = self.negative_pooled = None
 
     def first_embeds(self, prompt_embeds, negative_embeds):
         self.clean, self.negative = prompt_embeds, negative_embeds
         return annealed_embedding(prompt_embeds, self.strength, 1.0, self.generators)
 
-    def __call__(self, pipe, step: int, timestep, tensors: dict) -> dict:
-        import torch
+    def first_pooled(self, pooled, negative_pooled):
+        """SDXL: the pooled embedding the first step sees; later steps get theirs through "add_text_embeds"."""
+        self.pooled, self.negative_pooled = pooled, negative_pooled
+        return annealed_embedding(pooled, self.strength, 1.0, self.pooled_generators)
 
+    @property
+    def tensor_inputs(self) -> list[str]:
+        return ["latents", "prompt_embeds"] + (["add_text_embeds"] if self.pooled is not None else [])
+
+    def __call__(self, pipe, step: int, timestep, tensors: dict) -> dict:
         out = self.inner(pipe, step, timestep, tensors) if self.inner is not None else {}
         steps = int(getattr(pipe, "_num_timesteps", 0) or self.steps)  # the steps actually run (img2img runs fewer)
         if self.clean is not None and step + 1 < steps:
-            embeds = annealed_embedding(self.clean, self.strength, 1.0 - (step + 1) / steps, self.generators)
-            guided = tensors["prompt_embeds"].shape[0] == 2 * embeds.shape[0]  # [negative, prompt] under guidance
-            out["prompt_embeds"] = torch.cat([self.negative, embeds]) if guided else embeds
+            remaining = 1.0 - (step + 1) / steps
+            out["prompt_embeds"] = _beside_negative(
+                annealed_embedding(self.clean, self.strength, remaining, self.generators), self.negative,
+                tensors["prompt_embeds"])
+            if self.pooled is not None:
+                out["add_text_embeds"] = _beside_negative(
+                    annealed_embedding(self.pooled, self.strength, remaining, self.pooled_generators),
+                    self.negative_pooled, tensors["add_text_embeds"])
         return out
+
+
+def _beside_negative(embeds, negative, current):
+    """[negative, prompt] when the pipeline runs both branches (guidance), else the prompt's alone."""
+    import torch
+
+    return torch.cat([negative, embeds]) if current.shape[0] == 2 * embeds.shape[0] else embeds
