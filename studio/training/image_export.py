@@ -246,6 +246,8 @@ def evaluation_lines(evaluation: dict | None) -> list[str]:
     lines = [f"- {k}: {v}" for k, v in evaluation.items() if not isinstance(v, (dict, list))]
     if "edge_tint" in evaluation:
         lines.append(tint_line(evaluation["edge_tint"]))
+    if "sentence_gap_pooled" in evaluation:
+        lines.append(gap_line(evaluation["sentence_gap_pooled"], evaluation["sentence_gap_newest_set"]))
     if "per_class" in evaluation:
         lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences (set A) | fresh sentences "
                   "(set B) | unseen sentences (set C) | blind sentences (set D) | sealed sentences (set E) | "
@@ -259,6 +261,16 @@ def evaluation_lines(evaluation: dict | None) -> list[str]:
                          f"{row.get('unopened_sentences', '')} | "
                          f"{row.get('diversity', '')} |")
     return lines
+
+
+def gap_line(pooled: dict, newest: dict) -> str:
+    """The typed sentences' gap to the class prompts, with its uncertainty (eval_image.sentence_gap)."""
+    def said(gap: dict) -> str:
+        return f"{gap['points']} points (95 % interval {gap['ci95'][0]} to {gap['ci95'][1]})"
+
+    return (f"- Typed sentences trail the class prompts by {said(pooled)} over all {pooled['sentences']} held-out "
+            f"sentences, and by {said(newest)} on the newest set alone ({newest['sentences']} sentences, written "
+            "before anything was designed from it). Resampled by prompt: a set of 30 alone is uncertain by about 6.")
 
 
 def sweep_lines(sweep: dict | None) -> list[str]:

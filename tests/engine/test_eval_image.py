@@ -72,3 +72,22 @@ def test_a_sweep_setting_reads_guidance_from_and_variety_and_the_card_tables_eac
     lines = sweep_lines({"rows": [row]})
     assert lines[-1] == "| 6 | 0.2 | 0.15 | 0.858 | 0.435 | 0.948 |"
     assert sweep_lines(None) == []
+
+
+def test_the_sentence_gap_is_resampled_by_prompt_and_pools_every_set_beside_the_newest():
+    from studio.training.image_export import gap_line
+
+    classes = np.array([1.0] * 36 + [0.0] * 4)  # 40 class prompts, 90 %
+    near = np.array([1.0] * 26 + [0.0] * 4)  # 30 sentences, 86.7 %
+    gap = eval_image.sentence_gap(classes, near)
+    assert gap["points"] == 3.3 and gap["sentences"] == 30
+    low, high = gap["ci95"]
+    assert low < 0 < 3.3 < high and high - low > 15  # 30 near-binary prompts: wide, as one set's score is
+    wide = eval_image.sentence_gap(np.tile(classes, 7), np.tile(near, 7))  # as many prompts, seven times over
+    assert wide["points"] == 3.3 and wide["ci95"][1] - wide["ci95"][0] < (high - low) / 2
+    far = {"a": {"prompt_hits": near}, "b": {"prompt_hits": np.array([1.0] * 18 + [0.0] * 12)}}
+    gaps = eval_image.sentence_gaps({"prompt_hits": classes}, far)
+    assert gaps["typed_sentence_adherence"] == 0.733 and gaps["sentence_gap_pooled"]["sentences"] == 60
+    assert gaps["sentence_gap_newest_set"]["set"] == "b" and gaps["sentence_gap_newest_set"]["points"] == 30.0
+    line = gap_line(gaps["sentence_gap_pooled"], gaps["sentence_gap_newest_set"])
+    assert "by 16.7 points" in line and "over all 60" in line
