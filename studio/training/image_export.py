@@ -14,6 +14,7 @@ from studio.data import emoji as data_emoji
 from studio.data.emoji_words import LICENCE as LICENCE_CLDR
 from studio.training import run as run_files
 from studio.training.image_captions import COMPOSED_SHARE, CONTEXT_SHARE, write_vocab_and_merges
+from studio.training.image_kin import KIN_SHARE
 from studio.training.image_model import Sizes, count_params
 from studio.training.image_run import Run
 
@@ -223,6 +224,11 @@ def training_rounds(s: dict) -> list[str]:
                      "go on after the subject to name another emoji (`a red heart in the snow`, `a pear with a "
                      "rocket`); the picture stays the subject's. Nothing two words of a held-out sentence pair is "
                      "trained together (image_captions.with_context).")
+    if "kin_from" in s:
+        lines.append(f"- From LDM step {s['kin_from']:,} (round 9): {KIN_SHARE:.0%} of every batch is a held-out emoji's "
+                     "caption (`a tractor`, `an hourglass`) on a training picture of its Unicode subgroup (a car, a "
+                     "clock): the word learns its kind, never its look. No held-out picture, nor a colour read off one, "
+                     "is used; a colour in the name picks pictures of that colour (studio/training/image_kin.py).")
     if "decoder_shown_error_from" in s:
         lines.append(f"- Decoder stage: far-background term from decoder step {s.get('decoder_background_from', 0):,}, "
                      f"errors counted as the picture shows them from step {s['decoder_shown_error_from']:,} (the cyan "
