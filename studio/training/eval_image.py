@@ -422,13 +422,13 @@ BOOTSTRAP_DRAWS = 4000
 def sentence_gap(class_hits: np.ndarray, sentence_hits: np.ndarray, seed: int = 0) -> dict:
     """How many points the typed sentences trail the class prompts, with a 95 % bootstrap interval.
 
-    The unit that varies is the prompt, not the picture: a sentence's seeds mostly agree (the model draws that
-    emoji or it does not), so 30 sentences give a set's score a standard error of about 6 points, and one set can
-    land 15 points from another by which emoji its writer happened to name. Both sides are resampled by prompt."""
+    The class prompts are the fixed list the goal is measured against; the sentences are a sample of what people
+    type, and the unit that varies is the sentence, not the picture: a sentence's seeds mostly agree (the model
+    draws that emoji or it does not), so 30 sentences give a set's score a standard error of about 6 points, and one
+    set can land 15 points from another by which emoji its writer happened to name. So sentences are resampled."""
     rng = np.random.default_rng(seed)
-    a = rng.choice(class_hits, (BOOTSTRAP_DRAWS, len(class_hits))).mean(axis=1)
-    b = rng.choice(sentence_hits, (BOOTSTRAP_DRAWS, len(sentence_hits))).mean(axis=1)
-    low, high = np.percentile(100 * (a - b), [2.5, 97.5])
+    resampled = rng.choice(sentence_hits, (BOOTSTRAP_DRAWS, len(sentence_hits))).mean(axis=1)
+    low, high = np.percentile(100 * (class_hits.mean() - resampled), [2.5, 97.5])
     return {"points": round(float(100 * (class_hits.mean() - sentence_hits.mean())), 1),
             "ci95": [round(float(low), 1), round(float(high), 1)], "sentences": len(sentence_hits)}
 

@@ -276,7 +276,7 @@ def gap_line(pooled: dict, newest: dict) -> str:
 
     return (f"- Typed sentences trail the class prompts by {said(pooled)} over all {pooled['sentences']} held-out "
             f"sentences, and by {said(newest)} on the newest set alone ({newest['sentences']} sentences, written "
-            "before anything was designed from it). Resampled by prompt: a set of 30 alone is uncertain by about 6.")
+            "before anything was designed from it). Sentences resampled: a set of 30 alone is uncertain by about 6.")
 
 
 def sweep_lines(sweep: dict | None) -> list[str]:

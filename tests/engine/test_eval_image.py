@@ -74,7 +74,7 @@ def test_a_sweep_setting_reads_guidance_from_and_variety_and_the_card_tables_eac
     assert sweep_lines(None) == []
 
 
-def test_the_sentence_gap_is_resampled_by_prompt_and_pools_every_set_beside_the_newest():
+def test_the_sentence_gap_is_resampled_by_sentence_and_pools_every_set_beside_the_newest():
     from studio.training.image_export import gap_line
 
     classes = np.array([1.0] * 36 + [0.0] * 4)  # 40 class prompts, 90 %
@@ -82,7 +82,7 @@ def test_the_sentence_gap_is_resampled_by_prompt_and_pools_every_set_beside_the_
     gap = eval_image.sentence_gap(classes, near)
     assert gap["points"] == 3.3 and gap["sentences"] == 30
     low, high = gap["ci95"]
-    assert low < 0 < 3.3 < high and high - low > 15  # 30 near-binary prompts: wide, as one set's score is
+    assert low < 0 < 3.3 < high and high - low > 15  # 30 near-binary sentences: wide, as one set's score is
     wide = eval_image.sentence_gap(np.tile(classes, 7), np.tile(near, 7))  # as many prompts, seven times over
     assert wide["points"] == 3.3 and wide["ci95"][1] - wide["ci95"][0] < (high - low) / 2
     far = {"a": {"prompt_hits": near}, "b": {"prompt_hits": np.array([1.0] * 18 + [0.0] * 12)}}
