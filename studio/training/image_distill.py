@@ -294,7 +294,7 @@ def model_card(run: DistillRun, evaluation: dict | None) -> str:
     lines += ["Scored by the project's classifier as emoji-ldm's card (studio/training/eval_image.py), same prompts and",
               "seeds, beside the 20-step teacher.", "",
               "| | " + " | ".join(evaluation["models"]) + " |", "| --- |" + " --- |" * len(evaluation["models"])]
-    from studio.training.eval_image import SENTENCE_SETS
+    from studio.training.eval_sentences import SENTENCE_SETS
 
     for key in ("prompt_adherence", *(f"{name}_adherence" for name in SENTENCE_SETS), "diversity_ratio",
                 "frechet_distance_generated_vs_heldout", "seconds_per_image"):

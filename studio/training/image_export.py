@@ -144,7 +144,7 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int, sweep: 
         "  the time, and otherwise a sentence: a subject (name, alias, a CLDR keyword such as `puppy` or `slice`, or a",
         "  colour read off the glyph with a keyword, `blue car`) in a phrasing (`a …`, `an emoji of a …`, `a picture of",
         "  a …`, `a cute …`, …; training/image_captions.py). 10 % empty (for CFG). The evaluation's sentences",
-        "  (eval_image.PARAPHRASE_PROMPTS; set B, FRESH_SENTENCES, written before round 4; set C, UNSEEN_SENTENCES,",
+        "  (eval_sentences.PARAPHRASE_PROMPTS; set B, FRESH_SENTENCES, written before round 4; set C, UNSEEN_SENTENCES,",
         "  written before round 5 was scored; set D, BLIND_SENTENCES, written before round 6 was trained; set E,",
         "  SEALED_SENTENCES, written before round 7 was built; set F, SPARE_SENTENCES, written before round 8 was",
         "  built; set G, UNOPENED_SENTENCES, written before round 9 was designed) are never among the training captions (a test checks).",

@@ -205,7 +205,7 @@ def draw_weights(run: Run, per_emoji: bool) -> np.ndarray | None:
 
 def held_out_sentences() -> frozenset[str]:
     """The evaluation's typed sentences, lower-cased: composed captions must never be one of them."""
-    from studio.training.eval_image import SENTENCE_SETS
+    from studio.training.eval_sentences import SENTENCE_SETS
 
     return frozenset(p.lower() for table in SENTENCE_SETS.values() for ps in table.values() for p in ps)
 

@@ -58,7 +58,8 @@ def test_captions_keep_the_first_rounds_forms_and_add_sentences():
 @pytest.mark.skipif(not data_emoji.FONT_PATH.exists(), reason="needs fonts-noto-color-emoji")
 def test_the_evaluations_typed_sentences_are_never_training_captions():
     from studio.data.emoji_words import read_cldr_keywords
-    from studio.training.eval_image import CLASS_PROMPTS, SENTENCE_SETS
+    from studio.training.eval_image import CLASS_PROMPTS
+    from studio.training.eval_sentences import SENTENCE_SETS
     from studio.training.image_captions import emoji_words
 
     data = data_emoji.load_dataset()
