@@ -303,7 +303,7 @@ def score_generated(classifier, images, labels, prompt_ids, real) -> dict:
     hits = pred == labels
     spread = diversity(feats, labels, prompt_ids, real["all_features"], real["all_labels"])
     return {
-        "adherence": round(float((pred == labels).mean()), 3),
+        "adherence": round(float(hits.mean()), 3),
         "per_class": adherence,
         "frechet_distance_vs_heldout": round(frechet_distance(feats, real["held_features"]), 2),
         "diversity_ratio": round(float(np.mean([v["ratio"] for v in spread.values()])), 3),
