@@ -267,8 +267,9 @@ def kin_draws(run: Run, kin: bool, all_words: list, fillers: tuple[str, ...],
     if "kin_from" not in run.state:
         return None
     draws = KinDraws(run.data, all_words or run.words(run.data), HELD_OUT_SENTENCES, fillers, context)
+    example = f", e.g. '{draws.words[0].name}'" if draws.words else ""
     run.log(f"kin captions ({KIN_SHARE:.0%} of every batch: {len(draws.words)} held-out emoji's words on their "
-            f"subgroup's training pictures, e.g. 'a {draws.words[0].name}') from ldm step {run.state['kin_from']}")
+            f"subgroup's training pictures{example}) from ldm step {run.state['kin_from']}")
     return draws
 
 

@@ -93,3 +93,20 @@ def test_kin_is_a_rule_that_stays_on(tmp_path):
     assert kin_draws(run, True, words, (), ()) is not None and run.state["kin_from"] == 40
     run.state["ldm_step"] = 90
     assert kin_draws(run, False, words, (), ()) is not None and run.state["kin_from"] == 40
+
+
+def test_kin_on_data_without_held_out_kin_changes_nothing(tmp_path):
+    from studio.data import emoji as data_emoji
+    from studio.training.image_model import Sizes
+    from studio.training.image_run import Run
+    from studio.training.image_stages import kin_draws
+
+    data, words = dataset()
+    data.held_out[:] = False
+    run = Run(tmp_path, Sizes(), data_emoji.load_dataset(), log=lambda *_: None)
+    run.data = data
+    run.state["ldm_step"] = 5
+    draws = kin_draws(run, True, words, (), ())
+    assert draws.words == []
+    idx, texts = draws.swap_in(np.random.default_rng(0), np.arange(8), ["kept"] * 8, drop=0.1)
+    assert list(idx) == list(range(8)) and texts == ["kept"] * 8
