@@ -448,27 +448,48 @@ def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, 
     return result, gen_x
 
 
-def sweep(pipe, settings: list[tuple[float, float, float]], per_class: int = 24, steps: int = 20, log=print) -> dict:
-    """Class-prompt adherence and diversity at each (guidance, guidance from, variety): how much pull each setting
-    trades for how much variety (the model card's table)."""
+def use_sampler(pipe, sampler: str, own_config) -> str:
+    """Switch the pipeline to the app's sampler `sampler` ("" = the model's own), rebuilt from the model's own
+    scheduler config as the Image panel does; returns the name the rows record."""
+    from studio.engine.image.schedulers import make_scheduler
+
+    pipe.scheduler = make_scheduler(sampler, own_config) if sampler else type(pipe.scheduler).from_config(own_config)
+    return sampler or "model's own"
+
+
+def sweep(pipe, settings: list[tuple[float, float, float, str]], per_class: int = 24, steps: int = 20,
+          log=print) -> dict:
+    """Class-prompt adherence and diversity at each (guidance, guidance from, variety, sampler): how much pull each
+    setting trades for how much variety (the model card's table)."""
     classifier, real = real_reference(log)
+    own_config = dict(pipe.scheduler.config)
     rows = []
-    for guidance, start, variety in settings:
+    for guidance, start, variety, sampler in settings:
+        used = use_sampler(pipe, sampler, own_config)
         images, labels, prompt_ids = generate_class_images(pipeline_draw(pipe, steps, guidance, start, variety), per_class)
         scores = score_generated(classifier, images, labels, prompt_ids, real)
-        rows.append({"guidance": guidance, "guidance_start": start, "variety": variety,
+        rows.append({"guidance": guidance, "guidance_start": start, "variety": variety, "sampler": used,
                      "adherence": scores["adherence"], "diversity_ratio": scores["diversity_ratio"],
                      "diversity_ratio_group_prompts": group_prompt_diversity(scores["diversity"])})
         log(json.dumps(rows[-1]))
     return {"images_per_class": per_class, "steps": steps, "rows": rows}
 
 
-def sweep_setting(text: str) -> tuple[float, float, float]:
-    """ "GUIDANCE:FROM:VARIETY" (missing parts 0), e.g. 6:0.2:0.15."""
-    parts = [float(p) for p in text.split(":")]
-    if not 1 <= len(parts) <= 3:
-        raise argparse.ArgumentTypeError(f"{text!r}: give guidance[:from[:variety]]")
-    return tuple(parts + [0.0] * (3 - len(parts)))
+def sweep_setting(text: str) -> tuple[float, float, float, str]:
+    """ "GUIDANCE:FROM:VARIETY:SAMPLER" (missing numbers 0, missing sampler the model's own), e.g. 6:0.2:0.15 or
+    8:0.2:0.15:euler_a."""
+    from studio.engine.image.settings import SCHEDULERS
+
+    parts = text.split(":")
+    sampler = parts.pop() if len(parts) == 4 else ""
+    if not 1 <= len(parts) <= 3 or (sampler and sampler not in SCHEDULERS):
+        raise argparse.ArgumentTypeError(f"{text!r}: give guidance[:from[:variety[:sampler]]], a sampler of "
+                                         f"{', '.join(SCHEDULERS)}")
+    try:
+        numbers = [float(p) for p in parts]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return (*numbers, *[0.0] * (3 - len(numbers)), sampler)
 
 
 def save_generated_grid(images: np.ndarray, per_class: int, path: Path) -> None:
@@ -494,7 +515,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default <run dir>/eval.json, or sweep.json with --sweep)")
-    parser.add_argument("--sweep", type=sweep_setting, nargs="+", default=None, metavar="G:FROM:VARIETY",
+    parser.add_argument("--sweep", type=sweep_setting, nargs="+", default=None, metavar="G:FROM:VARIETY[:SAMPLER]",
                         help="score only the class prompts at each of these settings (the model card's table)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

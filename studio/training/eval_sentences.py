@@ -1,4 +1,4 @@
-"""The evaluation's typed sentences: seven held-out sets of 30, written the way people type, for the ten classes.
+"""The evaluation's typed sentences: eight held-out sets of 30, written the way people type, for the ten classes.
 
 No training caption is one of them (tests/engine/test_emoji_captions.py checks; image_stages.HELD_OUT_SENTENCES keeps
 the composers off them). Each set was written before the round it measures; see each set's comment.
@@ -104,11 +104,29 @@ UNOPENED_SENTENCES = {
     "hand": ("a hand saying stop", "the vulcan salute from star trek", "a hand writing with a pen"),
     "symbol": ("a red triangle pointing up", "the number ten", "the sign for aries"),
 }
+# Set H, written at the start of round 10's session (2026-12-07), before round 10 was trained or scored; round 10
+# (a wider share of round 9's kin captions) was designed from round 9's check of held-out words by name, not from
+# any set's sentences. Set G was only ever looked at per class; set H is the honest measure of round 10. Two
+# sentences were first written as training captions ("the flag of portugal", "a star of david") and were lengthened.
+UNTOUCHED_SENTENCES = {
+    "face": ("a yawning face at bedtime", "a face with a monocle looking closely",
+             "a face keeping a secret with its mouth zipped"),
+    "heart": ("a pink heart for mother's day", "two hearts going round and round", "a light blue heart for a baby boy"),
+    "flag": ("portugal's flag on a football shirt", "a dutch flag for king's day", "the argentinian flag at the world cup"),
+    "animal": ("a giraffe with a long neck", "a parrot that can talk", "a sleepy sloth hanging from a branch"),
+    "food": ("a bowl of popcorn at the movies", "a stack of pancakes with syrup", "a fresh coconut"),
+    "plant": ("a lotus flower floating on a pond", "a fallen leaf in autumn", "a wilted flower that needs water"),
+    "vehicle": ("a sailboat on the lake", "a steam train puffing smoke", "a flying saucer from space"),
+    "clock": ("a stopwatch for the race", "a clock showing seven o'clock", "a clock at half past one"),
+    "hand": ("a hand pinching its fingers together", "two hands making a heart", "a hand with its palm facing down"),
+    "symbol": ("the number zero", "the shuffle button on my playlist", "a star of david for hanukkah"),
+}
 SENTENCE_SETS = {"paraphrase": PARAPHRASE_PROMPTS, "fresh_sentence": FRESH_SENTENCES,
                  "unseen_sentence": UNSEEN_SENTENCES, "blind_sentence": BLIND_SENTENCES,
                  "sealed_sentence": SEALED_SENTENCES, "spare_sentence": SPARE_SENTENCES,
-                 "unopened_sentence": UNOPENED_SENTENCES}
+                 "unopened_sentence": UNOPENED_SENTENCES, "untouched_sentence": UNTOUCHED_SENTENCES}
 PER_CLASS_KEYS = {"paraphrase": "paraphrases", "fresh_sentence": "fresh_sentences",
                   "unseen_sentence": "unseen_sentences", "blind_sentence": "blind_sentences",
                   "sealed_sentence": "sealed_sentences", "spare_sentence": "spare_sentences",
-                  "unopened_sentence": "unopened_sentences"}  # the card's columns
+                  "unopened_sentence": "unopened_sentences",
+                  "untouched_sentence": "untouched_sentences"}  # the card's columns

@@ -14,7 +14,7 @@ from studio.data import emoji as data_emoji
 from studio.data.emoji_words import LICENCE as LICENCE_CLDR
 from studio.training import run as run_files
 from studio.training.image_captions import COMPOSED_SHARE, CONTEXT_SHARE, write_vocab_and_merges
-from studio.training.image_kin import KIN_SHARE
+from studio.training.image_kin import KIN_SHARE, WIDE_KIN_SHARE
 from studio.training.image_model import Sizes, count_params
 from studio.training.image_run import Run
 
@@ -229,6 +229,9 @@ def training_rounds(s: dict) -> list[str]:
                      "caption (`a tractor`, `an hourglass`) on a training picture of its Unicode subgroup (a car, a "
                      "clock): the word learns its kind, never its look. No held-out picture, nor a colour read off one, "
                      "is used; a colour in the name picks pictures of that colour (studio/training/image_kin.py).")
+    if "wide_kin_from" in s:
+        lines.append(f"- From LDM step {s['wide_kin_from']:,} (round 10): the kin captions take {WIDE_KIN_SHARE:.0%} of "
+                     "every batch (round 9's share taught none of the words checked by name).")
     if "decoder_shown_error_from" in s:
         lines.append(f"- Decoder stage: far-background term from decoder step {s.get('decoder_background_from', 0):,}, "
                      f"errors counted as the picture shows them from step {s['decoder_shown_error_from']:,} (the cyan "
@@ -284,8 +287,10 @@ def sweep_lines(sweep: dict | None) -> list[str]:
     if not sweep:
         return []
     lines = ["", "## Guidance, Guidance from and Variety (class prompts, 24 seeds x 10 classes, 20 steps)", "",
-             "| guidance | guidance from | variety | adherence | diversity / real | group prompts' diversity |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['guidance']:g} | {r['guidance_start']:g} | {r['variety']:g} | {r['adherence']} | "
-              f"{r['diversity_ratio']} | {r['diversity_ratio_group_prompts']} |" for r in sweep["rows"]]
+             "| sampler | guidance | guidance from | variety | adherence | diversity / real | group prompts' diversity |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    own = "model's own"  # rows from before the sweep named samplers used the model's own
+    lines += [f"| {r.get('sampler', own)} | {r['guidance']:g} | {r['guidance_start']:g} | {r['variety']:g} | "
+              f"{r['adherence']} | {r['diversity_ratio']} | {r['diversity_ratio_group_prompts']} |"
+              for r in sweep["rows"]]
     return lines

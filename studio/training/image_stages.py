@@ -26,7 +26,7 @@ from studio.training.image_captions import (
     tokenize,
     without_held_out,
 )
-from studio.training.image_kin import KIN_SHARE, KinDraws
+from studio.training.image_kin import KIN_SHARE, KinDraws, kin_share
 from studio.training.image_model import ema_update, images_to_tensor, ldm_loss, noise_scheduler, psnr, vae_loss
 from studio.training.image_new_words import start_new_words
 from studio.training.image_run import Run
@@ -259,17 +259,22 @@ def context_phrases(run: Run, context: bool, all_words: list) -> tuple[str, ...]
 
 
 def kin_draws(run: Run, kin: bool, all_words: list, fillers: tuple[str, ...],
-              context: tuple[str, ...]) -> KinDraws | None:
+              context: tuple[str, ...], wide_kin: bool = False) -> KinDraws | None:
     """Round 9 on (the step it began is kept in the state): the held-out emoji's words on their subgroup's training
-    pictures (image_kin). `all_words`: every emoji's, held-out ones included."""
-    if kin:
+    pictures (image_kin); round 10 on, a wider share of every batch. `all_words`: every emoji's, held-out ones
+    included."""
+    if kin or wide_kin:
         run.state.setdefault("kin_from", run.state["ldm_step"])
+    if wide_kin:
+        run.state.setdefault("wide_kin_from", run.state["ldm_step"])
     if "kin_from" not in run.state:
         return None
-    draws = KinDraws(run.data, all_words or run.words(run.data), HELD_OUT_SENTENCES, fillers, context)
+    share = kin_share(run.state)
+    draws = KinDraws(run.data, all_words or run.words(run.data), HELD_OUT_SENTENCES, fillers, context, share)
     example = f", e.g. '{draws.words[0].name}'" if draws.words else ""
-    run.log(f"kin captions ({KIN_SHARE:.0%} of every batch: {len(draws.words)} held-out emoji's words on their "
-            f"subgroup's training pictures{example}) from ldm step {run.state['kin_from']}")
+    widened = f", {share:.0%} from ldm step {run.state['wide_kin_from']}" if "wide_kin_from" in run.state else ""
+    run.log(f"kin captions ({len(draws.words)} held-out emoji's words on their subgroup's training "
+            f"pictures{example}): {KIN_SHARE:.0%} of every batch from ldm step {run.state['kin_from']}{widened}")
     return draws
 
 
@@ -285,6 +290,7 @@ class CaptionRules:
     new_words: bool = False  # round 7: the synonyms made whole tokens, a share of every batch on them
     context: bool = False  # round 8: phrases naming another emoji after the subject
     kin: bool = False  # round 9: the held-out emoji's words on training pictures of their subgroup
+    wide_kin: bool = False  # round 10: round 9's kin captions on a wider share of every batch
 
 
 class CaptionDraws:
@@ -302,7 +308,7 @@ class CaptionDraws:
                                          self.context)
         self.captions = [without_held_out(choices, HELD_OUT_SENTENCES) for choices in run.caption_table()]
         self.composing = composing_words(run, rules.compose or run.everyday_words)
-        self.kin = kin_draws(run, rules.kin, all_words, self.fillers, self.context)
+        self.kin = kin_draws(run, rules.kin, all_words, self.fillers, self.context, rules.wide_kin)
 
     def draw(self, rng: np.random.Generator, batch: int, drop: float) -> tuple[np.ndarray, list[str]]:
         idx = rng.choice(self.count, batch, p=self.weights) if self.weights is not None else \

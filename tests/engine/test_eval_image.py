@@ -63,14 +63,17 @@ def test_a_sweep_setting_reads_guidance_from_and_variety_and_the_card_tables_eac
 
     from studio.training.image_export import sweep_lines
 
-    assert eval_image.sweep_setting("6:0.2:0.15") == (6.0, 0.2, 0.15)
-    assert eval_image.sweep_setting("5") == (5.0, 0.0, 0.0)
-    with pytest.raises(argparse.ArgumentTypeError):
-        eval_image.sweep_setting("1:2:3:4")
+    assert eval_image.sweep_setting("6:0.2:0.15") == (6.0, 0.2, 0.15, "")
+    assert eval_image.sweep_setting("5") == (5.0, 0.0, 0.0, "")
+    assert eval_image.sweep_setting("8:0.2:0.15:euler_a") == (8.0, 0.2, 0.15, "euler_a")
+    for bad in ("1:2:3:4", "1:2:3:nosuch", "six", "1:2:3:4:5"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            eval_image.sweep_setting(bad)
     row = {"guidance": 6.0, "guidance_start": 0.2, "variety": 0.15, "adherence": 0.858, "diversity_ratio": 0.435,
            "diversity_ratio_group_prompts": 0.948}
-    lines = sweep_lines({"rows": [row]})
-    assert lines[-1] == "| 6 | 0.2 | 0.15 | 0.858 | 0.435 | 0.948 |"
+    assert sweep_lines({"rows": [row]})[-1] == "| model's own | 6 | 0.2 | 0.15 | 0.858 | 0.435 | 0.948 |"
+    lines = sweep_lines({"rows": [row | {"sampler": "euler_a"}]})
+    assert lines[-1] == "| euler_a | 6 | 0.2 | 0.15 | 0.858 | 0.435 | 0.948 |"
     assert sweep_lines(None) == []
 
 

@@ -110,3 +110,24 @@ def test_kin_on_data_without_held_out_kin_changes_nothing(tmp_path):
     assert draws.words == []
     idx, texts = draws.swap_in(np.random.default_rng(0), np.arange(8), ["kept"] * 8, drop=0.1)
     assert list(idx) == list(range(8)) and texts == ["kept"] * 8
+
+
+def test_round_10_widens_the_kin_share_and_the_wider_share_stays_on(tmp_path):
+    from studio.data import emoji as data_emoji
+    from studio.training.image_kin import KIN_SHARE, WIDE_KIN_SHARE
+    from studio.training.image_model import Sizes
+    from studio.training.image_run import Run
+    from studio.training.image_stages import kin_draws
+
+    data, words = dataset()
+    run = Run(tmp_path, Sizes(), data_emoji.load_dataset(), log=lambda *_: None)
+    run.data = data
+    run.state["ldm_step"] = 40
+    assert kin_draws(run, True, words, (), ()).share == KIN_SHARE
+    run.state["ldm_step"] = 90
+    widened = kin_draws(run, False, words, (), (), wide_kin=True)
+    assert widened.share == WIDE_KIN_SHARE and run.state["kin_from"] == 40 and run.state["wide_kin_from"] == 90
+    run.state["ldm_step"] = 120
+    assert kin_draws(run, False, words, (), ()).share == WIDE_KIN_SHARE  # a later session that leaves it out
+    idx, _ = widened.swap_in(np.random.default_rng(1), np.full(4000, -1), ["kept"] * 4000, drop=0.1)
+    assert 0.13 < (idx >= 0).mean() < 0.17
