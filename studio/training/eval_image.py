@@ -448,12 +448,12 @@ def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, 
     return result, gen_x
 
 
-def use_sampler(pipe, sampler: str, own_config) -> str:
-    """Switch the pipeline to the app's sampler `sampler` ("" = the model's own), rebuilt from the model's own
-    scheduler config as the Image panel does; returns the name the rows record."""
+def use_sampler(pipe, sampler: str, own) -> str:
+    """Switch the pipeline to the app's sampler `sampler`, rebuilt from the config of `own` (the model's own
+    scheduler) as the Image panel does, or back to `own` itself for ""; returns the name the rows record."""
     from studio.engine.image.schedulers import make_scheduler
 
-    pipe.scheduler = make_scheduler(sampler, own_config) if sampler else type(pipe.scheduler).from_config(own_config)
+    pipe.scheduler = make_scheduler(sampler, own.config) if sampler else own
     return sampler or "model's own"
 
 
@@ -462,10 +462,10 @@ def sweep(pipe, settings: list[tuple[float, float, float, str]], per_class: int 
     """Class-prompt adherence and diversity at each (guidance, guidance from, variety, sampler): how much pull each
     setting trades for how much variety (the model card's table)."""
     classifier, real = real_reference(log)
-    own_config = dict(pipe.scheduler.config)
+    own = pipe.scheduler
     rows = []
     for guidance, start, variety, sampler in settings:
-        used = use_sampler(pipe, sampler, own_config)
+        used = use_sampler(pipe, sampler, own)
         images, labels, prompt_ids = generate_class_images(pipeline_draw(pipe, steps, guidance, start, variety), per_class)
         scores = score_generated(classifier, images, labels, prompt_ids, real)
         rows.append({"guidance": guidance, "guidance_start": start, "variety": variety, "sampler": used,

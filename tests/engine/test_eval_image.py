@@ -94,3 +94,17 @@ def test_the_sentence_gap_is_resampled_by_sentence_and_pools_every_set_beside_th
     assert gaps["sentence_gap_newest_set"]["set"] == "b" and gaps["sentence_gap_newest_set"]["points"] == 30.0
     line = gap_line(gaps["sentence_gap_pooled"], gaps["sentence_gap_newest_set"])
     assert "by 16.7 points" in line and "over all 60" in line
+
+
+def test_a_sweep_row_switches_to_the_apps_sampler_and_back_to_the_models_own():
+    from types import SimpleNamespace
+
+    from diffusers import DPMSolverMultistepScheduler
+
+    own = DPMSolverMultistepScheduler(prediction_type="v_prediction", timestep_spacing="trailing")
+    pipe = SimpleNamespace(scheduler=own)
+    assert eval_image.use_sampler(pipe, "euler_a", own) == "euler_a"
+    assert type(pipe.scheduler).__name__ == "EulerAncestralDiscreteScheduler"
+    assert pipe.scheduler.config.prediction_type == "v_prediction"  # the model's own training settings kept
+    assert eval_image.use_sampler(pipe, "", own) == "model's own"
+    assert type(pipe.scheduler) is DPMSolverMultistepScheduler and pipe.scheduler.config.timestep_spacing == "trailing"
