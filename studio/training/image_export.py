@@ -13,6 +13,7 @@ import torch
 from studio.data import emoji as data_emoji
 from studio.data.emoji_words import LICENCE as LICENCE_CLDR
 from studio.training import run as run_files
+from studio.training.eval_sentences import PER_CLASS_KEYS
 from studio.training.image_captions import COMPOSED_SHARE, CONTEXT_SHARE, write_vocab_and_merges
 from studio.training.image_kin import KIN_SHARE, WIDE_KIN_SHARE
 from studio.training.image_model import Sizes, count_params
@@ -147,7 +148,8 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int, sweep: 
         "  (eval_sentences.PARAPHRASE_PROMPTS; set B, FRESH_SENTENCES, written before round 4; set C, UNSEEN_SENTENCES,",
         "  written before round 5 was scored; set D, BLIND_SENTENCES, written before round 6 was trained; set E,",
         "  SEALED_SENTENCES, written before round 7 was built; set F, SPARE_SENTENCES, written before round 8 was",
-        "  built; set G, UNOPENED_SENTENCES, written before round 9 was designed) are never among the training captions (a test checks).",
+        "  built; set G, UNOPENED_SENTENCES, written before round 9 was designed; set H, UNTOUCHED_SENTENCES, written",
+        "  before round 10 was trained) are never among the training captions (a test checks).",
         "- Weights: licence as listed in assets/catalog.json; they are learnt from the OFL 1.1 glyphs above.",
         "",
         "## Architecture",
@@ -258,17 +260,20 @@ def evaluation_lines(evaluation: dict | None) -> list[str]:
     if "sentence_gap_pooled" in evaluation:
         lines.append(gap_line(evaluation["sentence_gap_pooled"], evaluation["sentence_gap_newest_set"]))
     if "per_class" in evaluation:
-        lines += ["", "| class | ceiling (held-out real) | class prompts | typed sentences (set A) | fresh sentences "
-                  "(set B) | unseen sentences (set C) | blind sentences (set D) | sealed sentences (set E) | "
-                  "spare sentences (set F) | unopened sentences (set G) | diversity / real |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for name, row in evaluation["per_class"].items():
-            lines.append(f"| {name} | {row.get('real', '')} | {row.get('generated', '')} | "
-                         f"{row.get('paraphrases', '')} | {row.get('fresh_sentences', '')} | "
-                         f"{row.get('unseen_sentences', '')} | {row.get('blind_sentences', '')} | "
-                         f"{row.get('sealed_sentences', '')} | {row.get('spare_sentences', '')} | "
-                         f"{row.get('unopened_sentences', '')} | "
-                         f"{row.get('diversity', '')} |")
+        lines += per_class_table(evaluation["per_class"])
+    return lines
+
+
+def per_class_table(per_class: dict) -> list[str]:
+    """One row per class: the classifier's ceiling, the class prompts, each sentence set (A, B, ... in the order
+    they were written) and the diversity."""
+    columns = [("real", "ceiling (held-out real)"), ("generated", "class prompts")]
+    columns += [(key, f"{'typed sentences' if name == 'paraphrase' else key.replace('_', ' ')} (set {chr(65 + i)})")
+                for i, (name, key) in enumerate(PER_CLASS_KEYS.items())]
+    columns.append(("diversity", "diversity / real"))
+    lines = ["", "| class | " + " | ".join(label for _, label in columns) + " |", "|" + " --- |" * (len(columns) + 1)]
+    for name, row in per_class.items():
+        lines.append(f"| {name} | " + " | ".join(str(row.get(key, "")) for key, _ in columns) + " |")
     return lines
 
 

@@ -108,3 +108,18 @@ def test_a_sweep_row_switches_to_the_apps_sampler_and_back_to_the_models_own():
     assert pipe.scheduler.config.prediction_type == "v_prediction"  # the model's own training settings kept
     assert eval_image.use_sampler(pipe, "", own) == "model's own"
     assert type(pipe.scheduler) is DPMSolverMultistepScheduler and pipe.scheduler.config.timestep_spacing == "trailing"
+
+
+def test_the_cards_per_class_table_has_a_column_for_every_sentence_set_in_the_order_written():
+    from studio.training.eval_sentences import PER_CLASS_KEYS
+    from studio.training.image_export import per_class_table
+
+    row = {"real": 0.9, "generated": 1.0, "paraphrases": 0.75, "untouched_sentences": 0.5, "diversity": 0.3}
+    blank, header, rule, line = per_class_table({"face": row})
+    labels = [cell.strip() for cell in header.strip("|").split("|")]
+    assert labels[:4] == ["class", "ceiling (held-out real)", "class prompts", "typed sentences (set A)"]
+    assert labels[-2:] == ["untouched sentences (set H)", "diversity / real"] and len(labels) == len(PER_CLASS_KEYS) + 4
+    assert rule.count("---") == len(labels)
+    cells = [cell.strip() for cell in line.strip("|").split("|")]
+    assert cells[:4] == ["face", "0.9", "1.0", "0.75"] and cells[-2:] == ["0.5", "0.3"]
+    assert cells[4] == ""  # a set this evaluation did not score stays empty
