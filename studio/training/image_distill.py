@@ -39,7 +39,7 @@ from studio.training.image_captions import (
     tokenize,
     without_held_out,
 )
-from studio.training.image_kin import KIN_SHARE, WIDE_KIN_SHARE, KinDraws
+from studio.training.image_kin import KinDraws, kin_share
 from studio.training.image_model import images_to_tensor, noise_scheduler
 from studio.training.image_new_words import NewWordDraws
 from studio.training.image_stages import HELD_OUT_SENTENCES
@@ -116,8 +116,7 @@ class DistillRun:
         # Round 9's held-out emoji's words on their subgroup's training pictures, when the teacher learnt them.
         # (and round 10's wider share of them).
         self.kin = KinDraws(data, all_words, HELD_OUT_SENTENCES, self.fillers, self.context,
-                            WIDE_KIN_SHARE if teacher_learnt(teacher_dir, "wide_kin_from") else KIN_SHARE) \
-            if teacher_learnt(teacher_dir, "kin_from") else None
+                            kin_share(teacher_state(teacher_dir))) if teacher_learnt(teacher_dir, "kin_from") else None
         self.student = copy.deepcopy(self.teacher).train().requires_grad_(True)
         self.target = copy.deepcopy(self.teacher)
         self.optimizer = torch.optim.AdamW(self.student.parameters(), lr=LR, weight_decay=0.0)
@@ -150,8 +149,13 @@ def teacher_learnt(teacher_dir: Path, round_key: str) -> bool:
     """Whether the teacher trained on a round's captions (its exported training state says when each began:
     "everyday_words_from" for round 5, "synonyms_from" for round 6, "new_words_from" for round 7, "context_from"
     for round 8, "kin_from" for round 9, "wide_kin_from" for round 10)."""
+    return round_key in teacher_state(teacher_dir)
+
+
+def teacher_state(teacher_dir: Path) -> dict:
+    """The teacher's exported training state ({} for a folder without one)."""
     state = teacher_dir / "training_state.json"
-    return state.exists() and round_key in json.loads(state.read_text(encoding="utf-8"))
+    return json.loads(state.read_text(encoding="utf-8")) if state.exists() else {}
 
 
 def distill_step(run: DistillRun, rng: np.random.Generator, generator: torch.Generator) -> float:

@@ -104,11 +104,12 @@ def test_a_round_seven_teacher_puts_a_share_of_every_batch_on_its_everyday_words
 
 
 @needs_font
-def test_a_round_nine_teacher_puts_held_out_emojis_words_on_their_kind(tmp_path, teacher, monkeypatch):
+def test_a_round_nine_or_ten_teacher_puts_held_out_emojis_words_on_their_kind(tmp_path, teacher, monkeypatch):
     import json
     import shutil
 
     from studio.training import image_distill
+    from studio.training.image_kin import KIN_SHARE, WIDE_KIN_SHARE
 
     monkeypatch.setattr(image_distill, "BATCH", 4)
     torch.set_num_threads(1)
@@ -126,5 +127,10 @@ def test_a_round_nine_teacher_puts_held_out_emojis_words_on_their_kind(tmp_path,
     said = {"sparkling", "heart", *run.kin.words[0].keywords}
     assert all(any(word in t for word in said) for t in np.array(texts)[idx >= 0])
     assert np.isfinite(_step(run, 0))
+    assert run.kin.share == KIN_SHARE
     plain = image_distill.DistillRun(tmp_path / "plain", teacher_dir, data, log=lambda message: None)
     assert plain.kin is None  # a teacher of an earlier round: batches as before
+    (tmp_path / "teacher" / "training_state.json").write_text(json.dumps({"kin_from": 0, "wide_kin_from": 9}),
+                                                              encoding="utf-8")
+    wide = image_distill.DistillRun(tmp_path / "wide", tmp_path / "teacher", data, log=lambda message: None)
+    assert wide.kin.share == WIDE_KIN_SHARE  # a round-10 teacher's wider share
