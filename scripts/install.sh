@@ -24,6 +24,8 @@ DEBIAN_PACKAGES=(
   fortune-anarchism fortunes-bofh-excuses dict-devil dict-foldoc
   # words people use for emoji (CLDR keywords): the image models' captions
   unicode-cldr-core
+  # a second hand: EmojiOne 2.2's pictures of the same emoji (emoji-ldm round 11, its two-hand evaluation)
+  ruby-gemojione
 )
 
 if command -v apt-get >/dev/null 2>&1; then

@@ -3,8 +3,10 @@
   python -m studio.training.eval_image                      the current training checkpoint (EMA weights)
   python -m studio.training.eval_image --model models/emoji-ldm   an exported diffusers folder
 
-1. A small CNN learns the ~10 curated visual classes (face, heart, flag, ...) on the training split.
-   Its accuracy on held-out real emoji is the ceiling for what generated images can score.
+1. A small CNN learns the ~10 curated visual classes (face, heart, flag, ...) on the training split
+   (studio/training/eval_classifier.py). Its accuracy on held-out real emoji is the ceiling for what generated
+   images can score. `--hands both` also scores the same pictures with one trained on Noto's and EmojiOne's
+   pictures, against both hands' real emoji (for a model trained on both, round 11).
 2. Prompt adherence: >= 20 images per class from class prompts; the share the classifier puts in the asked class.
 3. Fréchet distance between the classifier's penultimate features of generated and held-out real images
    (with real-train vs real-held-out as the floor, since the held-out set is small).
@@ -21,11 +23,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 from studio.data import emoji as data_emoji
-from studio.training import run as run_files
+from studio.training.eval_classifier import (
+    CLASSES,
+    HANDS,
+    classify,
+    frechet_distance,
+    mean_pairwise_distance,
+    per_class_accuracy,
+    real_reference,
+)
 from studio.training.eval_sentences import PER_CLASS_KEYS, SENTENCE_SETS
 from studio.training.image_model import Sizes, images_to_tensor, psnr
 from studio.training.image_run import Run, default_run_dir
@@ -46,91 +54,6 @@ CLASS_PROMPTS = {
 GROUP_PROMPTS = ("face smiling", "heart", "country flag", "animal mammal", "animal bird", "food fruit", "plant flower",
                  "transport ground", "time", "geometric")
 # The held-out typed sentences, seven sets of 30: eval_sentences.SENTENCE_SETS.
-CLASSES = data_emoji.EVAL_CLASSES
-
-
-class EmojiClassifier(nn.Module):
-    """Four strided convolutions and a linear head; `features` is the 128-d vector used for Fréchet distance."""
-
-    def __init__(self, n_classes: int = len(CLASSES), width: int = 32):
-        super().__init__()
-        chans = [3, width, width * 2, width * 4, width * 4]
-        layers = []
-        for c_in, c_out in zip(chans, chans[1:], strict=False):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.SiLU()]
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(chans[-1], n_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x).mean(dim=(2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-def labelled(data: data_emoji.EmojiDataset) -> tuple[np.ndarray, np.ndarray]:
-    """Images that belong to an evaluation class, and their class indices."""
-    classes = data.classes()
-    keep = [i for i, c in enumerate(classes) if c is not None]
-    return data.images[keep], np.array([CLASSES.index(classes[i]) for i in keep])
-
-
-def shift(images: torch.Tensor, generator: torch.Generator, max_px: int = 4) -> torch.Tensor:
-    """Random translation on a white border: the only augmentation that changes no label (no flips, no colours)."""
-    padded = F.pad(images, (max_px,) * 4, value=1.0)
-    dx, dy = torch.randint(0, 2 * max_px + 1, (2,), generator=generator).tolist()
-    return padded[:, :, dy : dy + images.shape[2], dx : dx + images.shape[3]]
-
-
-def train_classifier(
-    images: np.ndarray, labels: np.ndarray, steps: int = 800, batch: int = 64, seed: int = 0, log=print
-) -> EmojiClassifier:
-    """Class-balanced sampling: hearts (~25) and hands (~280) count the same."""
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = EmojiClassifier()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    counts = np.bincount(labels, minlength=len(CLASSES))
-    weights = 1.0 / counts[labels]
-    weights /= weights.sum()
-    x_all = images_to_tensor(images)
-    model.train()
-    for step in range(steps):
-        run_files.set_learning_rate(optimizer, run_files.cosine(step / steps, 2e-3))
-        idx = rng.choice(len(labels), batch, p=weights)
-        x = shift(x_all[idx], generator)
-        loss = F.cross_entropy(model(x), torch.from_numpy(labels[idx]))
-        run_files.optimise(optimizer, loss, clip=None)
-        if step % 200 == 0:
-            log(f"classifier step {step} loss {loss.item():.3f}")
-    return model.eval()
-
-
-@torch.no_grad()
-def classify(model: EmojiClassifier, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted class indices, features) for uint8 images."""
-    x = images_to_tensor(images)
-    feats = torch.cat([model.features(x[i : i + 256]) for i in range(0, len(x), 256)])
-    return model.head(feats).argmax(1).numpy(), feats.numpy().astype(np.float64)
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """||mu_a - mu_b||^2 + Tr(Sa + Sb - 2 (Sa^1/2 Sb Sa^1/2)^1/2), with symmetric square roots by eigh."""
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-
-    def sqrt_psd(m: np.ndarray) -> np.ndarray:
-        w, v = np.linalg.eigh((m + m.T) / 2)
-        return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-    root_a = sqrt_psd(sa)
-    cross = sqrt_psd(root_a @ sb @ root_a)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * np.trace(cross))
-
-
-def per_class_accuracy(pred: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    return {c: round(float((pred[labels == k] == k).mean()), 3) for k, c in enumerate(CLASSES) if (labels == k).any()}
 
 
 def load_pipeline(model_dir: Path | None, run_dir: Path):
@@ -238,15 +161,6 @@ def edge_tint(images: np.ndarray, column: int = 62, reference: int = 60) -> dict
             "visible_above": VISIBLE_TINT}
 
 
-def mean_pairwise_distance(features: np.ndarray) -> float:
-    """Mean Euclidean distance over all pairs (0 for fewer than two)."""
-    if len(features) < 2:
-        return 0.0
-    diff = features[:, None, :] - features[None, :, :]
-    dist = np.sqrt((diff**2).sum(-1))
-    return float(dist[np.triu_indices(len(features), 1)].mean())
-
-
 def diversity(features: np.ndarray, labels: np.ndarray, prompt_ids: np.ndarray, real_features: np.ndarray,
               real_labels: np.ndarray) -> dict[str, dict[str, float]]:
     """Per class: mean pairwise feature distance among images of one prompt (different seeds), against the same
@@ -340,25 +254,18 @@ def sentence_gaps(classes: dict, sets: dict) -> dict:
                 "set": newest}}
 
 
-def real_reference(log=print) -> tuple[EmojiClassifier, dict]:
-    """The classifier, trained on the training split, and its view of the real emoji."""
-    data = data_emoji.load_dataset()
-    train_x, train_y = labelled(data.split(held_out=False))
-    held_x, held_y = labelled(data.split(held_out=True))
-    classifier = train_classifier(train_x, train_y, log=log)
-    held_pred, held_feats = classify(classifier, held_x)
-    _, train_feats = classify(classifier, train_x)
-    log(f"classifier: held-out accuracy {(held_pred == held_y).mean():.3f} on {len(held_y)} real emoji")
-    real = {
-        "held_features": held_feats,
-        "all_features": np.concatenate([train_feats, held_feats]),
-        "all_labels": np.concatenate([train_y, held_y]),
-        "ceiling": round(float((held_pred == held_y).mean()), 3),
-        "ceiling_per_class": per_class_accuracy(held_pred, held_y),
-        "floor": round(frechet_distance(train_feats, held_feats), 2),
-        "held_out_images": data.split(held_out=True).images,
-    }
-    return classifier, real
+def remembered(draw):
+    """`draw` that keeps every picture by (prompt, seed): a second reference scores the same pictures undrawn."""
+    kept: dict[tuple[str, int], np.ndarray] = {}
+
+    def draw_once(prompts: list[str], seeds: list[int]) -> np.ndarray:
+        missing = [(p, s) for p, s in zip(prompts, seeds, strict=True) if (p, s) not in kept]
+        if missing:
+            fresh = draw([p for p, _ in missing], [s for _, s in missing])
+            kept.update(zip(missing, fresh, strict=True))
+        return np.stack([kept[(p, s)] for p, s in zip(prompts, seeds, strict=True)])
+
+    return draw_once
 
 
 def group_prompt_diversity(spread: dict) -> float:
@@ -424,10 +331,12 @@ def reusable_scores(model_dir: Path, run_dir: Path, per_class: int, steps: int =
 
 
 def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, log=print,
-             guidance_start: float = 0.0, variety: float = 0.0) -> dict:
+             guidance_start: float = 0.0, variety: float = 0.0, hands: str = "noto") -> dict:
+    """The figures against Noto's real emoji; with `hands="both"` also, on the very same pictures, against Noto's and
+    EmojiOne's (under "two_hands")."""
     classifier, real = real_reference(log)
-    scores, gen_x = evaluate_draw(pipeline_draw(pipe, steps, guidance, guidance_start, variety), classifier, real,
-                                  per_class, log)
+    draw = remembered(pipeline_draw(pipe, steps, guidance, guidance_start, variety))
+    scores, gen_x = evaluate_draw(draw, classifier, real, per_class, log)
     per_class_scores = scores.pop("per_class")
     result = {
         "evaluated_ldm_step": getattr(pipe, "evaluated_ldm_step", None),
@@ -445,6 +354,11 @@ def evaluate(pipe, per_class: int = 24, steps: int = 20, guidance: float = 4.0, 
         "torch_threads": torch.get_num_threads(),
         "per_class": per_class_scores,
     }
+    if hands == "both":
+        classifier, real = real_reference(log, hands)
+        two, _ = evaluate_draw(draw, classifier, real, per_class, log)
+        result["two_hands"] = {"ceiling_heldout_accuracy": real["ceiling"], "ceiling_per_hand": real["ceiling_per_hand"],
+                               "frechet_distance_train_vs_heldout_floor": real["floor"], **two}
     return result, gen_x
 
 
@@ -458,21 +372,26 @@ def use_sampler(pipe, sampler: str, own) -> str:
 
 
 def sweep(pipe, settings: list[tuple[float, float, float, str]], per_class: int = 24, steps: int = 20,
-          log=print) -> dict:
+          log=print, hands: str = "noto") -> dict:
     """Class-prompt adherence and diversity at each (guidance, guidance from, variety, sampler): how much pull each
-    setting trades for how much variety (the model card's table)."""
-    classifier, real = real_reference(log)
+    setting trades for how much variety (the model card's table). `hands="both"`: each row also scored, on the same
+    pictures, against both hands (under "two_hands")."""
+    references = [real_reference(log)] + ([real_reference(log, hands)] if hands == "both" else [])
     own = pipe.scheduler
     rows = []
     for guidance, start, variety, sampler in settings:
         used = use_sampler(pipe, sampler, own)
         images, labels, prompt_ids = generate_class_images(pipeline_draw(pipe, steps, guidance, start, variety), per_class)
-        scores = score_generated(classifier, images, labels, prompt_ids, real)
+        scored = [score_generated(classifier, images, labels, prompt_ids, real) for classifier, real in references]
         rows.append({"guidance": guidance, "guidance_start": start, "variety": variety, "sampler": used,
-                     "adherence": scores["adherence"], "diversity_ratio": scores["diversity_ratio"],
-                     "diversity_ratio_group_prompts": group_prompt_diversity(scores["diversity"])})
+                     **sweep_scores(scored[0])} | ({"two_hands": sweep_scores(scored[1])} if len(scored) > 1 else {}))
         log(json.dumps(rows[-1]))
     return {"images_per_class": per_class, "steps": steps, "rows": rows}
+
+
+def sweep_scores(scores: dict) -> dict:
+    return {"adherence": scores["adherence"], "diversity_ratio": scores["diversity_ratio"],
+            "diversity_ratio_group_prompts": group_prompt_diversity(scores["diversity"])}
 
 
 def sweep_setting(text: str) -> tuple[float, float, float, str]:
@@ -512,6 +431,9 @@ def main() -> None:
                         help="the share of the steps drawn without guidance (the Image panel's Guidance from)")
     parser.add_argument("--variety", type=float, default=0.0,
                         help="noise on the prompt's embedding in the first steps (the Image panel's Variety, CADS)")
+    parser.add_argument("--hands", choices=HANDS, default="noto",
+                        help="both: also score the same pictures against Noto's and EmojiOne's real emoji, with a "
+                        "classifier trained on both (a model trained on both hands, round 11)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default <run dir>/eval.json, or sweep.json with --sweep)")
@@ -522,11 +444,11 @@ def main() -> None:
     torch.manual_seed(0)
     pipe = load_pipeline(args.model, args.run_dir)
     if args.sweep:
-        write_result(sweep(pipe, args.sweep, args.per_class, args.steps), args.model,
+        write_result(sweep(pipe, args.sweep, args.per_class, args.steps, hands=args.hands), args.model,
                      args.out or args.run_dir / "sweep.json")
         return
     result, generated = evaluate(pipe, args.per_class, args.steps, args.guidance, guidance_start=args.guidance_start,
-                                 variety=args.variety)
+                                 variety=args.variety, hands=args.hands)
     out = write_result(result, args.model, args.out or args.run_dir / "eval.json")
     save_generated_grid(generated, args.per_class, out.with_name("eval_generated.png"))
 

@@ -110,6 +110,9 @@ def main() -> None:
                         "captioning training pictures of the same Unicode subgroup (5 %% of every batch)")
     parser.add_argument("--wide-kin", action="store_true",
                         help="round 10: round 9's kin captions on 15 %% of every batch")
+    parser.add_argument("--second-hand", action="store_true",
+                        help="round 11: EmojiOne's picture of the same emoji (Debian ruby-gemojione) on half of the "
+                        "draws of each emoji it draws, under the same captions, so one name has two right pictures")
     parser.add_argument("--background-weight", type=float, default=BACKGROUND_WEIGHT,
                         help="decoder stages: weight of the far-background term (the cyan column's fix)")
     parser.add_argument("--run-dir", type=Path, default=default_run_dir())
@@ -121,7 +124,7 @@ def main() -> None:
         parser.error("--context phrases join round 5's composed captions: give --everyday-words too")
     if args.command == "train":
         rules = CaptionRules(args.per_emoji, args.compose, args.everyday_words, args.synonyms, args.new_words,
-                             args.context, args.kin, args.wide_kin)
+                             args.context, args.kin, args.wide_kin, args.second_hand)
         train(args.run_dir, args.stage, args.minutes, args.threads, args.vae_steps, args.lr, args.decay_to,
               args.background_weight, rules)
     elif args.command == "export":

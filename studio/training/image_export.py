@@ -11,10 +11,12 @@ from pathlib import Path
 import torch
 
 from studio.data import emoji as data_emoji
+from studio.data import emoji_hands
 from studio.data.emoji_words import LICENCE as LICENCE_CLDR
 from studio.training import run as run_files
 from studio.training.eval_sentences import PER_CLASS_KEYS
 from studio.training.image_captions import COMPOSED_SHARE, CONTEXT_SHARE, write_vocab_and_merges
+from studio.training.image_hands import SECOND_HAND_SHARE
 from studio.training.image_kin import KIN_SHARE, WIDE_KIN_SHARE
 from studio.training.image_model import Sizes, count_params
 from studio.training.image_run import Run
@@ -150,7 +152,9 @@ def model_card(run: Run, pipe, evaluation: dict | None, size_bytes: int, sweep: 
         "  SEALED_SENTENCES, written before round 7 was built; set F, SPARE_SENTENCES, written before round 8 was",
         "  built; set G, UNOPENED_SENTENCES, written before round 9 was designed; set H, UNTOUCHED_SENTENCES, written",
         "  before round 10 was trained) are never among the training captions (a test checks).",
-        "- Weights: licence as listed in assets/catalog.json; they are learnt from the OFL 1.1 glyphs above.",
+        *second_hand_data_lines(s),
+        "- Weights: licence as listed in assets/catalog.json; they are learnt from the OFL 1.1 glyphs above"
+        + (" and the CC BY-SA 4.0 pictures below it." if "second_hand_from" in s else "."),
         "",
         "## Architecture",
         f"- VAE `AutoencoderKL` {run.sizes.vae_channels}: 64x64x3 -> 16x16x4, {count_params(pipe.vae) / 1e6:.2f} M "
@@ -234,11 +238,22 @@ def training_rounds(s: dict) -> list[str]:
     if "wide_kin_from" in s:
         lines.append(f"- From LDM step {s['wide_kin_from']:,} (round 10): the kin captions take {WIDE_KIN_SHARE:.0%} of "
                      "every batch (round 9's share taught none of the words checked by name).")
+    if "second_hand_from" in s:
+        lines.append(f"- From LDM step {s['second_hand_from']:,} (round 11): a second hand. Of the draws of an emoji "
+                     f"EmojiOne also draws, {SECOND_HAND_SHARE:.0%} take EmojiOne's picture under the same caption, so "
+                     "a prompt naming one emoji has two right pictures and the seed picks (image_hands.py).")
     if "decoder_shown_error_from" in s:
         lines.append(f"- Decoder stage: far-background term from decoder step {s.get('decoder_background_from', 0):,}, "
                      f"errors counted as the picture shows them from step {s['decoder_shown_error_from']:,} (the cyan "
                      "line's fix: image_stages.train_decoder).")
     return lines
+
+
+def second_hand_data_lines(s: dict) -> list[str]:
+    if "second_hand_from" not in s:
+        return []
+    return [f"- {emoji_hands.LICENCE}: 64x64 PNGs matched to the emoji above by code point, on white, shrunk to",
+            "  Noto's extent; each keeps its emoji's split, so a held-out emoji is unseen in both hands (round 11)."]
 
 
 def tint_line(tint: dict) -> str:
@@ -261,7 +276,21 @@ def evaluation_lines(evaluation: dict | None) -> list[str]:
         lines.append(gap_line(evaluation["sentence_gap_pooled"], evaluation["sentence_gap_newest_set"]))
     if "per_class" in evaluation:
         lines += per_class_table(evaluation["per_class"])
+    if "two_hands" in evaluation:
+        lines += two_hand_lines(evaluation["two_hands"])
     return lines
+
+
+def two_hand_lines(two: dict) -> list[str]:
+    """The same pictures scored against both hands' real emoji, by a classifier trained on both (eval_image
+    --hands both): a model drawing EmojiOne's heart is right, which the Noto classifier cannot always see."""
+    hands = two["ceiling_per_hand"]
+    lines = ["", "### Against both hands (the same pictures; a classifier trained on Noto's and EmojiOne's training "
+             f"emoji, held-out accuracy {hands['noto']} on Noto's, {hands['emojione']} on EmojiOne's)", ""]
+    lines += [f"- {k}: {v}" for k, v in two.items() if not isinstance(v, (dict, list))]
+    if "sentence_gap_pooled" in two:
+        lines.append(gap_line(two["sentence_gap_pooled"], two["sentence_gap_newest_set"]))
+    return lines + per_class_table(two["per_class"])
 
 
 def per_class_table(per_class: dict) -> list[str]:
@@ -297,5 +326,10 @@ def sweep_lines(sweep: dict | None) -> list[str]:
     own = "model's own"  # rows from before the sweep named samplers used the model's own
     lines += [f"| {r.get('sampler', own)} | {r['guidance']:g} | {r['guidance_start']:g} | {r['variety']:g} | "
               f"{r['adherence']} | {r['diversity_ratio']} | {r['diversity_ratio_group_prompts']} |"
+              + (" {adherence} | {diversity_ratio} | {diversity_ratio_group_prompts} |".format(**r["two_hands"])
+                 if "two_hands" in r else "")
               for r in sweep["rows"]]
+    if any("two_hands" in r for r in sweep["rows"]):  # the same pictures against both hands (eval_image --hands both)
+        lines[3] += " adherence, both hands | diversity, both hands | group prompts' diversity, both hands |"
+        lines[4] += " --- | --- | --- |"
     return lines

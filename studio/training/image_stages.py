@@ -26,6 +26,7 @@ from studio.training.image_captions import (
     tokenize,
     without_held_out,
 )
+from studio.training.image_hands import second_hand_draws
 from studio.training.image_kin import KIN_SHARE, KinDraws, kin_share
 from studio.training.image_model import ema_update, images_to_tensor, ldm_loss, noise_scheduler, psnr, vae_loss
 from studio.training.image_new_words import start_new_words
@@ -291,6 +292,7 @@ class CaptionRules:
     context: bool = False  # round 8: phrases naming another emoji after the subject
     kin: bool = False  # round 9: the held-out emoji's words on training pictures of their subgroup
     wide_kin: bool = False  # round 10: round 9's kin captions on a wider share of every batch
+    second_hand: bool = False  # round 11: EmojiOne's picture of the same emoji on half of its draws
 
 
 class CaptionDraws:
@@ -343,6 +345,7 @@ def train_ldm(
     scale = run.state["scaling_factor"]
     scheduler = noise_scheduler()
     draws = CaptionDraws(run, rules)  # may grow the text encoder
+    hands = second_hand_draws(run, rules.second_hand)
     run.make_optimizer("ldm", lr)
     resumed = run.restore_optimizer("ldm")
     step0 = run.state["ldm_step"]
@@ -364,7 +367,10 @@ def train_ldm(
             rate = run_files.cosine((time.time() - started) / (deadline - started), lr, decay_to) * rate / lr
         run_files.set_learning_rate(run.optimizer, rate)
         idx, texts = draws.draw(rng, batch, caption_drop)
-        latents = (mean[idx] + std[idx] * torch.randn(mean[idx].shape, generator=generator)) * scale
+        means, stds = mean[idx], std[idx]
+        if hands is not None:
+            means, stds, _ = hands.swap(rng, idx, means, stds)
+        latents = (means + stds * torch.randn(means.shape, generator=generator)) * scale
         ids = tokenize(run.tokenizer, texts)
         loss = ldm_loss(run.unet, run.text_encoder, scheduler, latents, ids, generator)
         run_files.optimise(run.optimizer, loss)

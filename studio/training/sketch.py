@@ -98,18 +98,18 @@ def translate(generator: SketchGenerator, sketch_images: np.ndarray, seed: int =
 def evaluate(run: SketchRun) -> dict:
     """Held-out emoji, sketched (hand-drawn style, fixed seed), translated, and classified by the project's
     classifier: does a sketch of a heart come back a heart? Beside the classifier on the real held-out emoji."""
-    from studio.training import eval_image
+    from studio.training import eval_classifier
 
     data = data_emoji.load_dataset()
-    classifier, real = eval_image.real_reference()
+    classifier, real = eval_classifier.real_reference()
     held = data.split(held_out=True)
-    images, labels = eval_image.labelled(held)
+    images, labels = eval_classifier.labelled(held)
     drawn = np.concatenate([translate(run.G, sketches(images[i : i + 64], 7 + i)) for i in range(0, len(images), 64)])
-    pred, _ = eval_image.classify(classifier, drawn)
-    sketch_only, _ = eval_image.classify(classifier, sketches(images, 7))
+    pred, _ = eval_classifier.classify(classifier, drawn)
+    sketch_only, _ = eval_classifier.classify(classifier, sketches(images, 7))
     return {"step": run.state["step"], "held_out_sketches": int(len(labels)),
             "class_kept": round(float((pred == labels).mean()), 3),
-            "class_kept_per_class": eval_image.per_class_accuracy(pred, labels),
+            "class_kept_per_class": eval_classifier.per_class_accuracy(pred, labels),
             "classifier_on_the_sketches_themselves": round(float((sketch_only == labels).mean()), 3),
             "classifier_on_real_held_out": real["ceiling"],
             "l1_to_real_held_out": round(float(np.abs(drawn.astype(float) - images.astype(float)).mean() / 255), 4)}

@@ -123,3 +123,21 @@ def test_the_cards_per_class_table_has_a_column_for_every_sentence_set_in_the_or
     cells = [cell.strip() for cell in line.strip("|").split("|")]
     assert cells[:4] == ["face", "0.9", "1.0", "0.75"] and cells[-2:] == ["0.5", "0.3"]
     assert cells[4] == ""  # a set this evaluation did not score stays empty
+
+
+def test_the_card_shows_the_two_hand_scores_beside_notos_in_the_text_and_the_sweep_table():
+    from studio.training.image_export import evaluation_lines, sweep_lines
+
+    row = {"guidance": 5.0, "guidance_start": 0.0, "variety": 0.0, "adherence": 0.8, "diversity_ratio": 0.3,
+           "diversity_ratio_group_prompts": 0.6}
+    two = {"adherence": 0.88, "diversity_ratio": 0.45, "diversity_ratio_group_prompts": 0.7}
+    lines = sweep_lines({"rows": [row | {"two_hands": two}, row]})
+    assert lines[3].endswith("| group prompts' diversity, both hands |") and lines[4].count("---") == 10
+    assert lines[5].endswith("| 0.6 | 0.88 | 0.45 | 0.7 |") and lines[6].endswith("| 0.3 | 0.6 |")
+    assert all("both hands" not in line for line in sweep_lines({"rows": [row]}))
+    evaluation = {"prompt_adherence": 0.8, "per_class": {"face": {"generated": 0.8}},
+                  "two_hands": {"ceiling_per_hand": {"noto": 0.9, "emojione": 0.88}, "prompt_adherence": 0.86,
+                                "diversity_ratio": 0.41, "per_class": {"face": {"generated": 0.9}}}}
+    text = "\n".join(evaluation_lines(evaluation))
+    assert "0.9 on Noto's, 0.88 on EmojiOne's" in text and "- diversity_ratio: 0.41" in text
+    assert text.index("- prompt_adherence: 0.8") < text.index("Against both hands") < text.index("| face |  | 0.9 |")
