@@ -34,6 +34,7 @@ import torch
 from studio.data import emoji as data_emoji
 from studio.training import run as run_files
 from studio.training.image_export import export, save_samples
+from studio.training.image_hands import SECOND_HAND_SHARE
 from studio.training.image_model import Sizes, count_params
 from studio.training.image_run import Run, default_model_dir, default_run_dir
 from studio.training.image_stages import (
@@ -110,9 +111,10 @@ def main() -> None:
                         "captioning training pictures of the same Unicode subgroup (5 %% of every batch)")
     parser.add_argument("--wide-kin", action="store_true",
                         help="round 10: round 9's kin captions on 15 %% of every batch")
-    parser.add_argument("--second-hand", action="store_true",
-                        help="round 11: EmojiOne's picture of the same emoji (Debian ruby-gemojione) on half of the "
-                        "draws of each emoji it draws, under the same captions, so one name has two right pictures")
+    parser.add_argument("--second-hand", type=float, nargs="?", const=SECOND_HAND_SHARE, default=0.0,
+                        metavar="SHARE", help="round 11: EmojiOne's picture of the same emoji (Debian ruby-gemojione) "
+                        "on SHARE (default %(const)s) of the draws of each emoji it draws, under the same captions, "
+                        "so one name has two right pictures; once begun it stays on at the share last given")
     parser.add_argument("--background-weight", type=float, default=BACKGROUND_WEIGHT,
                         help="decoder stages: weight of the far-background term (the cyan column's fix)")
     parser.add_argument("--run-dir", type=Path, default=default_run_dir())

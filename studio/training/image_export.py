@@ -16,7 +16,7 @@ from studio.data.emoji_words import LICENCE as LICENCE_CLDR
 from studio.training import run as run_files
 from studio.training.eval_sentences import PER_CLASS_KEYS
 from studio.training.image_captions import COMPOSED_SHARE, CONTEXT_SHARE, write_vocab_and_merges
-from studio.training.image_hands import SECOND_HAND_SHARE
+from studio.training.image_hands import second_hand_shares
 from studio.training.image_kin import KIN_SHARE, WIDE_KIN_SHARE
 from studio.training.image_model import Sizes, count_params
 from studio.training.image_run import Run
@@ -239,9 +239,10 @@ def training_rounds(s: dict) -> list[str]:
         lines.append(f"- From LDM step {s['wide_kin_from']:,} (round 10): the kin captions take {WIDE_KIN_SHARE:.0%} of "
                      "every batch (round 9's share taught none of the words checked by name).")
     if "second_hand_from" in s:
+        shares = ", ".join(f"{share:.0%} from step {step:,}" for step, share in second_hand_shares(s))
         lines.append(f"- From LDM step {s['second_hand_from']:,} (round 11): a second hand. Of the draws of an emoji "
-                     f"EmojiOne also draws, {SECOND_HAND_SHARE:.0%} take EmojiOne's picture under the same caption, so "
-                     "a prompt naming one emoji has two right pictures and the seed picks (image_hands.py).")
+                     f"EmojiOne also draws, a share take EmojiOne's picture under the same caption ({shares}), so a "
+                     "prompt naming one emoji has two right pictures and the seed picks (image_hands.py).")
     if "decoder_shown_error_from" in s:
         lines.append(f"- Decoder stage: far-background term from decoder step {s.get('decoder_background_from', 0):,}, "
                      f"errors counted as the picture shows them from step {s['decoder_shown_error_from']:,} (the cyan "

@@ -15,6 +15,7 @@ import torch
 from studio.data import emoji_hands
 
 SECOND_HAND_SHARE = 0.5  # of the draws of an emoji both hands draw: the data holds both pictures equally
+# A higher share for a while lets the second hand catch up on the ~770 draws each Noto picture has had.
 
 
 class SecondHandDraws:
@@ -39,12 +40,26 @@ class SecondHandDraws:
         return mean, std, int(swap.sum())
 
 
-def second_hand_draws(run, on: bool) -> SecondHandDraws | None:
-    """The run's second-hand draws once round 11 began (its step is kept in the state), else None."""
-    if on:
+def second_hand_shares(state: dict) -> list[list[float]]:
+    """[[ldm step, share], ...]: the share of the second hand's draws from each step on (a run begun before the
+    share could be set took SECOND_HAND_SHARE)."""
+    if "second_hand_from" not in state:
+        return []
+    return state.get("second_hand_shares") or [[state["second_hand_from"], SECOND_HAND_SHARE]]
+
+
+def second_hand_draws(run, share: float = 0.0) -> SecondHandDraws | None:
+    """The run's second-hand draws once round 11 began (its step is kept in the state), else None. `share` > 0
+    begins it or sets a new share from this step on; 0 keeps the share last set."""
+    if share > 0:
         run.state.setdefault("second_hand_from", run.state["ldm_step"])
+        shares = second_hand_shares(run.state)
+        if shares[-1][1] != share:
+            shares.append([run.state["ldm_step"], share])
+        run.state["second_hand_shares"] = shares
     if "second_hand_from" not in run.state:
         return None
+    share = second_hand_shares(run.state)[-1][1]
     indices, pictures = emoji_hands.load_second_hand(run.data)
     train_index = np.cumsum(~run.data.held_out) - 1
     in_train = ~run.data.held_out[indices]
@@ -56,5 +71,5 @@ def second_hand_draws(run, on: bool) -> SecondHandDraws | None:
                                  images=pictures[in_train][order])
     mean, std = run.encode_latents(second)
     run.log(f"second hand: {int(has_second.sum())} of {len(run.train)} training emoji also drawn by EmojiOne, "
-            f"{SECOND_HAND_SHARE:.0%} of their draws take that picture, from ldm step {run.state['second_hand_from']}")
-    return SecondHandDraws(has_second, mean, std)
+            f"{share:.0%} of their draws take that picture (shares by ldm step: {second_hand_shares(run.state)})")
+    return SecondHandDraws(has_second, mean, std, share)

@@ -292,7 +292,7 @@ class CaptionRules:
     context: bool = False  # round 8: phrases naming another emoji after the subject
     kin: bool = False  # round 9: the held-out emoji's words on training pictures of their subgroup
     wide_kin: bool = False  # round 10: round 9's kin captions on a wider share of every batch
-    second_hand: bool = False  # round 11: EmojiOne's picture of the same emoji on half of its draws
+    second_hand: float = 0.0  # round 11: the share of an emoji's draws that take EmojiOne's picture (0: as before)
 
 
 class CaptionDraws:

@@ -141,3 +141,12 @@ def test_the_card_shows_the_two_hand_scores_beside_notos_in_the_text_and_the_swe
     text = "\n".join(evaluation_lines(evaluation))
     assert "0.9 on Noto's, 0.88 on EmojiOne's" in text and "- diversity_ratio: 0.41" in text
     assert text.index("- prompt_adherence: 0.8") < text.index("Against both hands") < text.index("| face |  | 0.9 |")
+
+
+def test_the_card_says_which_share_of_the_draws_the_second_hand_took_from_which_step():
+    from studio.training.image_export import second_hand_data_lines, training_rounds
+
+    state = {"second_hand_from": 58106, "second_hand_shares": [[58106, 0.5], [60010, 0.75]]}
+    line = next(line for line in training_rounds(state) if "round 11" in line)
+    assert "(50% from step 58,106, 75% from step 60,010)" in line
+    assert "EmojiOne 2.2" in second_hand_data_lines(state)[0] and second_hand_data_lines({}) == []

@@ -102,17 +102,21 @@ def test_round_11_starts_at_its_step_uses_only_training_pictures_and_stays_on(tm
     run = Run(tmp_path / "run", Sizes.tiny(), handful, log=lambda message: None)
     run.build()
     run.state["ldm_step"] = 30
-    assert image_hands.second_hand_draws(run, on=False) is None  # before round 11: Noto alone
-    draws = image_hands.second_hand_draws(run, on=True)
-    assert run.state["second_hand_from"] == 30
+    assert image_hands.second_hand_draws(run) is None  # before round 11: Noto alone
+    draws = image_hands.second_hand_draws(run, 0.5)
+    assert run.state["second_hand_from"] == 30 and draws.share == 0.5
     names = [run.train.names[i] for i in np.flatnonzero(draws.position >= 0)]
     assert names == sorted(names, key=run.train.names.index) and set(names) == {"red heart", "france"}
     assert draws.mean.shape == (2, 4, 16, 16)
     heart = draws.mean[draws.position[run.train.names.index("red heart")]]
     assert not torch.allclose(heart, run.encode_latents(run.train)[0][run.train.names.index("red heart")])
     run.state["ldm_step"] = 60
-    assert image_hands.second_hand_draws(run, on=False) is not None  # a later session that leaves the flag out
+    assert image_hands.second_hand_draws(run, 0.75).share == 0.75  # a catch-up share from here
+    run.state["ldm_step"] = 90
+    assert image_hands.second_hand_draws(run).share == 0.75  # a later session that leaves the flag out
     assert run.state["second_hand_from"] == 30
+    assert image_hands.second_hand_shares(run.state) == [[30, 0.5], [60, 0.75]]
+    assert image_hands.second_hand_shares({"second_hand_from": 7}) == [[7, image_hands.SECOND_HAND_SHARE]]
 
 
 def test_a_remembered_draw_draws_each_prompt_and_seed_once():
