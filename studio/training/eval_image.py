@@ -53,7 +53,7 @@ CLASS_PROMPTS = {
 # The class prompts that name a Unicode group or subgroup rather than one emoji: their seeds should differ.
 GROUP_PROMPTS = ("face smiling", "heart", "country flag", "animal mammal", "animal bird", "food fruit", "plant flower",
                  "transport ground", "time", "geometric")
-# The held-out typed sentences, seven sets of 30: eval_sentences.SENTENCE_SETS.
+# The held-out typed sentences, eight sets of 30: eval_sentences.SENTENCE_SETS.
 
 
 def load_pipeline(model_dir: Path | None, run_dir: Path):
