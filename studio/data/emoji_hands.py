@@ -9,6 +9,7 @@ held-out emoji stays unseen in either hand.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,9 @@ def load_second_hand(data: data_emoji.EmojiDataset, cache_path: Path | None = No
     np.savez_compressed(tmp, indices=indices, images=images, chars=np.array([data.chars[i] for i in indices], str))
     tmp.replace(path)
     return indices, images
+
+
+def second_hand_data(data: data_emoji.EmojiDataset) -> tuple[np.ndarray, data_emoji.EmojiDataset]:
+    """(indices into `data`, EmojiOne's pictures as a data set of those entries: names, groups, held-out split)."""
+    indices, pictures = load_second_hand(data)
+    return indices, dataclasses.replace(data.subset(indices), images=pictures)

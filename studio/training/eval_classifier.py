@@ -6,14 +6,13 @@ space Fréchet distance and diversity are measured in (studio/training/eval_imag
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from studio.data import emoji as data_emoji
+from studio.data import emoji_hands
 from studio.training import run as run_files
 from studio.training.image_model import images_to_tensor
 
@@ -117,20 +116,12 @@ HANDS = ("noto", "both")  # the real data an evaluation measures against: Noto a
 TWO_HAND_CLASSIFIER_STEPS = 2000  # twice the pictures in two styles: 800 steps left EmojiOne's held-out at 60 %
 
 
-def second_hand_data(data: data_emoji.EmojiDataset) -> data_emoji.EmojiDataset:
-    """EmojiOne's pictures as a data set of the same entries (names, groups, held-out split)."""
-    from studio.data import emoji_hands
-
-    indices, pictures = emoji_hands.load_second_hand(data)
-    return dataclasses.replace(data.subset(indices), images=pictures)
-
-
 def real_reference(log=print, hands: str = "noto") -> tuple[EmojiClassifier, dict]:
     """The classifier, trained on the training split, and its view of the real emoji: Noto's alone, or with
     `hands="both"` Noto's and EmojiOne's (a model trained on both hands is judged by a classifier that knows both,
     against real data that holds both)."""
     data = data_emoji.load_dataset()
-    sets = [data] if hands == "noto" else [data, second_hand_data(data)]
+    sets = [data] if hands == "noto" else [data, emoji_hands.second_hand_data(data)[1]]
     train = [labelled(d.split(held_out=False)) for d in sets]
     held = [labelled(d.split(held_out=True)) for d in sets]
     train_x, train_y = (np.concatenate(parts) for parts in zip(*train, strict=True))

@@ -7,8 +7,6 @@ Only training-split pictures are used; the held-out emoji stay unseen in both ha
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import torch
 
@@ -60,16 +58,12 @@ def second_hand_draws(run, share: float = 0.0) -> SecondHandDraws | None:
     if "second_hand_from" not in run.state:
         return None
     share = second_hand_shares(run.state)[-1][1]
-    indices, pictures = emoji_hands.load_second_hand(run.data)
+    indices, pictures = emoji_hands.second_hand_data(run.data)
     train_index = np.cumsum(~run.data.held_out) - 1
-    in_train = ~run.data.held_out[indices]
     has_second = np.zeros(len(run.train), bool)
-    has_second[train_index[indices[in_train]]] = True
-    # encode in training order, so row k of the latents is the k-th training emoji that has a second picture
-    order = np.argsort(train_index[indices[in_train]])
-    second = dataclasses.replace(run.train.subset(train_index[indices[in_train]][order]),
-                                 images=pictures[in_train][order])
-    mean, std = run.encode_latents(second)
+    has_second[train_index[indices[~run.data.held_out[indices]]]] = True
+    # in data order, so row k of the latents is the k-th training emoji that has a second picture
+    mean, std = run.encode_latents(pictures.split(held_out=False))
     run.log(f"second hand: {int(has_second.sum())} of {len(run.train)} training emoji also drawn by EmojiOne, "
             f"{share:.0%} of their draws take that picture (shares by ldm step: {second_hand_shares(run.state)})")
     return SecondHandDraws(has_second, mean, std, share)
